@@ -1,0 +1,51 @@
+# tcpactor — build, run, test. See README.md.
+GO        ?= go
+BIN       := $(CURDIR)/.bin
+ACTOR_DIR  = $(shell $(GO) list -m -f '{{.Dir}}' github.com/asynkron/protoactor-go)/actor
+PROTOS    := $(wildcard proto/tcpactor/v1/*.proto)
+LISTEN    ?= 127.0.0.1:7070
+
+.PHONY: all build run test test-short proto proto-check bench lint fmt-check vet
+
+all: build
+
+build:
+	$(GO) build ./...
+	$(GO) build -o $(BIN)/tcpactor ./cmd/tcpactor
+
+## run: the main job — an echo server on $(LISTEN); try it with `nc 127.0.0.1 7070`.
+run: build
+	$(BIN)/tcpactor serve --listen $(LISTEN)
+
+## test: formatting, vet, and every test with the race detector.
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: fmt-check vet
+
+## proto: regenerate messages/ from proto/ (protoc from Debian's protobuf-compiler).
+proto:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	protoc -I proto -I $(ACTOR_DIR) --plugin=protoc-gen-go=$(BIN)/protoc-gen-go \
+		--go_out=. --go_opt=module=github.com/tcpactor/tcpactor $(PROTOS:proto/%=%)
+
+## proto-check: fail when the committed generated code is stale.
+proto-check:
+	@tmp=$$(mktemp -d); cp -r messages $$tmp/; \
+	$(MAKE) --no-print-directory proto >/dev/null; \
+	if ! diff -r $$tmp/messages messages >/dev/null; then \
+		diff -ru $$tmp/messages messages | head -40; cp -r $$tmp/messages/. messages/; rm -rf $$tmp; \
+		echo "generated code in messages/ is stale: run make proto and commit"; exit 1; fi; \
+	rm -rf $$tmp; echo "proto-check: messages/ is current"
+
+## bench: tcpactor against a plain net.Listener server, side by side.
+bench: build
+	$(BIN)/tcpactor bench

@@ -1,0 +1,76 @@
+package actors
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/tcpactor/tcpactor/messages"
+)
+
+// Defaults, as in Qt (pending queue, backlog) and in DESIGN.md (data path).
+const (
+	DefaultMaxPendingConnections = 30       // QTcpServer::maxPendingConnections()
+	DefaultBacklog               = 50       // QTcpServer::listenBacklogSize()
+	DefaultReadChunkSize         = 32 << 10 // bytes per Received
+	DefaultInitialCredit         = 4        // Received messages granted with a claim
+	DefaultWriteQueueBytes       = 1 << 20  // bytes queued before Write fails
+	acceptBackoffMin             = 5 * time.Millisecond
+	acceptBackoffMax             = time.Second
+)
+
+// IncomingConnectionFunc is QTcpServer::incomingConnection(): it sees every
+// accepted connection before a ConnectionActor is made of it. It returns the
+// connection to use — conn itself, a wrapper (TLS, PROXY header) or a
+// replacement — or an error to reject it, in which case the server closes
+// conn. It runs in a goroutine of its own, never in the accept loop nor in the
+// actor, so it may block (read a header, shake hands); ctx is cancelled when
+// the server stops, and conn is closed then too.
+type IncomingConnectionFunc func(ctx context.Context, conn net.Conn) (net.Conn, error)
+
+// ServerOptions are the Go-side settings of a ServerActor. The zero value is
+// Qt's defaults.
+type ServerOptions struct {
+	// MaxPendingConnections is the initial setMaxPendingConnections(); 0 means 30.
+	MaxPendingConnections int
+	// Backlog is the listen backlog when Listen does not give one; 0 means 50.
+	Backlog int
+	// MaxConnections caps live connections (Ranch's max_connections): at the
+	// cap the server stops accepting until one ends. 0 means no cap.
+	MaxConnections int
+	// IncomingConnection, when set, is the incomingConnection() hook.
+	IncomingConnection IncomingConnectionFunc
+	// Connection configures every ConnectionActor the server makes.
+	Connection ConnectionConfig
+}
+
+// ConnectionConfig configures a ConnectionActor. The zero value uses the
+// defaults above and the owner-actor model.
+type ConnectionConfig struct {
+	// ReadChunkSize is the most bytes one Received carries; 0 means 32 KiB.
+	ReadChunkSize int
+	// InitialCredit is the credit a claim grants when it names none; 0 means 4.
+	InitialCredit int
+	// WriteQueueBytes bounds the bytes queued for writing; 0 means 1 MiB.
+	WriteQueueBytes int
+	// IdleTimeout closes a connection with SocketTimeoutError when nothing is
+	// read or written for this long. 0 means none.
+	IdleTimeout time.Duration
+	// ReadTimeout closes a connection with SocketTimeoutError when the owner
+	// has credit but the peer sends nothing for this long. 0 means none.
+	ReadTimeout time.Duration
+	// Handler, when set, serves each connection inside its ConnectionActor
+	// (Ranch's model) instead of queueing it for an owner actor.
+	Handler HandlerFactory
+}
+
+// ConnectionInfoOf describes a just-accepted connection without touching the
+// socket beyond its cached addresses.
+func ConnectionInfoOf(conn net.Conn, id uint64) *messages.ConnectionInfo {
+	la, lp := messages.HostPort(conn.LocalAddr())
+	ra, rp := messages.HostPort(conn.RemoteAddr())
+	return &messages.ConnectionInfo{
+		Id: id, LocalAddress: la, LocalPort: lp, PeerAddress: ra, PeerPort: rp,
+		State: messages.SocketState_SOCKET_STATE_CONNECTED,
+	}
+}

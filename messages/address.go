@@ -1,0 +1,79 @@
+package messages
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// The special host addresses of Qt's QHostAddress::SpecialAddress that a
+// Listen may name instead of an IP literal.
+const (
+	AddressAny           = "Any"           // dual stack: IPv6 "::" accepting IPv4 too
+	AddressAnyIPv4       = "AnyIPv4"       // 0.0.0.0
+	AddressAnyIPv6       = "AnyIPv6"       // :: (IPv6 only)
+	AddressLocalHost     = "LocalHost"     // 127.0.0.1
+	AddressLocalHostIPv6 = "LocalHostIPv6" // ::1
+)
+
+// ListenAddr is a parsed Listen address: what to pass to net.ListenConfig.
+type ListenAddr struct {
+	Network string // "tcp" (dual stack), "tcp4" or "tcp6"
+	Host    string // IP literal, "" for the dual-stack wildcard
+}
+
+// ParseListenAddress turns a Listen address (IP literal or special name,
+// case-insensitive; "" means Any) into a network and host for net.Listen.
+// A malformed address returns a SocketAddressNotAvailable error.
+func ParseListenAddress(address string) (ListenAddr, *Error) {
+	switch strings.ToLower(strings.TrimSpace(address)) {
+	case "", "any":
+		return ListenAddr{Network: "tcp", Host: ""}, nil
+	case "anyipv4":
+		return ListenAddr{Network: "tcp4", Host: "0.0.0.0"}, nil
+	case "anyipv6":
+		return ListenAddr{Network: "tcp6", Host: "::"}, nil
+	case "localhost":
+		return ListenAddr{Network: "tcp4", Host: "127.0.0.1"}, nil
+	case "localhostipv6":
+		return ListenAddr{Network: "tcp6", Host: "::1"}, nil
+	}
+	ip, err := netip.ParseAddr(address)
+	if err != nil {
+		return ListenAddr{}, NewError(SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE,
+			"malformed address %q: want an IP literal or one of Any, AnyIPv4, AnyIPv6, LocalHost, LocalHostIPv6", address)
+	}
+	if ip.Zone() != "" && !ip.Is6() {
+		return ListenAddr{}, NewError(SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE, "malformed address %q", address)
+	}
+	if ip.Is4() || ip.Is4In6() {
+		return ListenAddr{Network: "tcp4", Host: ip.Unmap().String()}, nil
+	}
+	return ListenAddr{Network: "tcp6", Host: ip.String()}, nil
+}
+
+// HostPort splits a net.Addr of a TCP socket into Qt's address string and
+// port. IPv4-mapped IPv6 addresses are reported as IPv4, as Qt does.
+func HostPort(a net.Addr) (string, uint32) {
+	if a == nil {
+		return "", 0
+	}
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return ap.Addr().Unmap().WithZone(ap.Addr().Zone()).String(), uint32(ap.Port())
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return a.String(), 0
+	}
+	return ap.Addr().Unmap().String(), uint32(ap.Port())
+}
+
+// FormatPort checks a Listen port: Qt's ports are 16-bit.
+func FormatPort(port uint32) (string, *Error) {
+	if port > 65535 {
+		return "", NewError(SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE, "port %d out of range 0-65535", port)
+	}
+	return fmt.Sprint(port), nil
+}

@@ -1,0 +1,74 @@
+package messages
+
+import "fmt"
+
+// qtCodes maps each SocketError to the value of Qt's
+// QAbstractSocket::SocketError.
+var qtCodes = map[SocketError]int{
+	SocketError_SOCKET_ERROR_NONE:                          -1,
+	SocketError_SOCKET_ERROR_CONNECTION_REFUSED:            0,
+	SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED:            1,
+	SocketError_SOCKET_ERROR_HOST_NOT_FOUND:                2,
+	SocketError_SOCKET_ERROR_SOCKET_ACCESS:                 3,
+	SocketError_SOCKET_ERROR_SOCKET_RESOURCE:               4,
+	SocketError_SOCKET_ERROR_SOCKET_TIMEOUT:                5,
+	SocketError_SOCKET_ERROR_DATAGRAM_TOO_LARGE:            6,
+	SocketError_SOCKET_ERROR_NETWORK:                       7,
+	SocketError_SOCKET_ERROR_ADDRESS_IN_USE:                8,
+	SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE:  9,
+	SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION:  10,
+	SocketError_SOCKET_ERROR_UNFINISHED_SOCKET_OPERATION:   11,
+	SocketError_SOCKET_ERROR_PROXY_AUTHENTICATION_REQUIRED: 12,
+	SocketError_SOCKET_ERROR_SSL_HANDSHAKE_FAILED:          13,
+	SocketError_SOCKET_ERROR_PROXY_CONNECTION_REFUSED:      14,
+	SocketError_SOCKET_ERROR_PROXY_CONNECTION_CLOSED:       15,
+	SocketError_SOCKET_ERROR_PROXY_CONNECTION_TIMEOUT:      16,
+	SocketError_SOCKET_ERROR_PROXY_NOT_FOUND:               17,
+	SocketError_SOCKET_ERROR_PROXY_PROTOCOL:                18,
+	SocketError_SOCKET_ERROR_OPERATION:                     19,
+	SocketError_SOCKET_ERROR_SSL_INTERNAL:                  20,
+	SocketError_SOCKET_ERROR_SSL_INVALID_USER_DATA:         21,
+	SocketError_SOCKET_ERROR_TEMPORARY:                     22,
+	SocketError_SOCKET_ERROR_UNKNOWN:                       -1,
+}
+
+// QtCode returns the numeric value Qt's QAbstractSocket::SocketError gives
+// this error. NONE and UNKNOWN both give -1 (UnknownSocketError), which is
+// what QTcpServer::serverError() reports before any error happened.
+func QtCode(e SocketError) int {
+	if c, ok := qtCodes[e]; ok {
+		return c
+	}
+	return -1
+}
+
+// NewError builds an Error with a formatted readable text.
+func NewError(code SocketError, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Failed reports whether e carries a failure (not absent, not NONE).
+func (e *Error) Failed() bool {
+	return e != nil && e.Code != SocketError_SOCKET_ERROR_NONE
+}
+
+// Err returns e as a Go error, or nil when e carries no failure.
+func (e *Error) Err() error {
+	if !e.Failed() {
+		return nil
+	}
+	return &SocketErr{Code: e.Code, Text: e.Message}
+}
+
+// SocketErr is an Error as a Go error value; errors.As finds its code.
+type SocketErr struct {
+	Code SocketError
+	Text string
+}
+
+func (e *SocketErr) Error() string {
+	if e.Text == "" {
+		return e.Code.String()
+	}
+	return e.Text
+}
