@@ -1,6 +1,12 @@
 package messages
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+)
 
 // qtCodes maps each SocketError to the value of Qt's
 // QAbstractSocket::SocketError.
@@ -71,4 +77,48 @@ func (e *SocketErr) Error() string {
 		return e.Code.String()
 	}
 	return e.Text
+}
+
+// FromError maps a Go socket error to Qt's SocketError with a readable text
+// (Qt's own wording, then the system's). nil gives nil.
+func FromError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var se *SocketErr
+	if errors.As(err, &se) {
+		return &Error{Code: se.Code, Message: se.Text}
+	}
+	code, text := SocketError_SOCKET_ERROR_UNKNOWN, "Unknown error"
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		switch errno {
+		case syscall.EADDRINUSE:
+			code, text = SocketError_SOCKET_ERROR_ADDRESS_IN_USE, "The bound address is already in use"
+		case syscall.EADDRNOTAVAIL:
+			code, text = SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE, "The address is not available"
+		case syscall.EACCES, syscall.EPERM:
+			code, text = SocketError_SOCKET_ERROR_SOCKET_ACCESS, "The address is protected"
+		case syscall.EAFNOSUPPORT, syscall.EPROTONOSUPPORT, syscall.EOPNOTSUPP:
+			code, text = SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION, "Unsupported socket operation"
+		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
+			code, text = SocketError_SOCKET_ERROR_SOCKET_RESOURCE, "Out of resources"
+		case syscall.ECONNRESET, syscall.EPIPE, syscall.ECONNABORTED:
+			code, text = SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED, "The remote host closed the connection"
+		case syscall.ECONNREFUSED:
+			code, text = SocketError_SOCKET_ERROR_CONNECTION_REFUSED, "Connection refused"
+		case syscall.ETIMEDOUT:
+			code, text = SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "Socket operation timed out"
+		case syscall.ENETDOWN, syscall.ENETUNREACH, syscall.EHOSTUNREACH:
+			code, text = SocketError_SOCKET_ERROR_NETWORK, "Network unreachable"
+		case syscall.EAGAIN:
+			code, text = SocketError_SOCKET_ERROR_TEMPORARY, "Resource temporarily unavailable"
+		}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		code, text = SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "Socket operation timed out"
+	case errors.Is(err, net.ErrClosed):
+		code, text = SocketError_SOCKET_ERROR_OPERATION, "The socket is closed"
+	}
+	return &Error{Code: code, Message: text + ": " + err.Error()}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/goleak"
@@ -18,10 +19,20 @@ func QuietLogger(*actor.ActorSystem) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// SystemOptions make an actor system quiet. The dead-letter throttle starts a
+// goroutine that lives for one throttle interval after a dead letter (1 s by
+// default); a short interval lets goleak see it end instead of ignoring it.
+func SystemOptions() []actor.ConfigOption {
+	return []actor.ConfigOption{
+		actor.WithLoggerFactory(QuietLogger),
+		actor.WithDeadLetterThrottleInterval(10 * time.Millisecond),
+	}
+}
+
 // NewSystem starts a quiet actor system and shuts it down when t ends.
 func NewSystem(t testing.TB) *actor.ActorSystem {
 	t.Helper()
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(QuietLogger))
+	sys := actor.NewActorSystem(SystemOptions()...)
 	t.Cleanup(sys.Shutdown)
 	return sys
 }

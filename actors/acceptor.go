@@ -1,0 +1,142 @@
+package actors
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// acceptGate is the accept credit between a ServerActor and its accept
+// goroutine (Akka's ResumeAccepting(batchSize), Ranch's go-ahead). The actor
+// sets how many connections it can still take; the goroutine accepts only
+// while fewer than that are on their way to the actor. When the actor lowers
+// the allowance under what an Accept in progress needs, the Accept is
+// interrupted through the listener's deadline, so a full queue or a pause
+// stops accepting at once and the kernel backlog holds the rest.
+type acceptGate struct {
+	mu        sync.Mutex
+	cond      sync.Cond
+	ln        *net.TCPListener
+	allowance int  // connections the actor can still take
+	inflight  int  // accepted (or being accepted), not yet taken by the actor
+	accepting bool // the goroutine is inside Accept
+	closed    bool
+	stop      chan struct{} // closed with the gate: ends a back-off sleep
+}
+
+func newAcceptGate(ln *net.TCPListener) *acceptGate {
+	g := &acceptGate{ln: ln, stop: make(chan struct{})}
+	g.cond.L = &g.mu
+	return g
+}
+
+// setAllowance is called by the actor whenever its limits or counts change.
+func (g *acceptGate) setAllowance(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.allowance = n
+	if g.accepting && g.inflight > g.allowance {
+		// The Accept in progress is no longer covered: wake it.
+		_ = g.ln.SetDeadline(time.Unix(1, 0))
+	}
+	g.cond.Broadcast()
+}
+
+// taken is called by the actor for each accepted connection it receives.
+func (g *acceptGate) taken() {
+	g.mu.Lock()
+	g.inflight--
+	g.mu.Unlock()
+}
+
+// close ends the gate: the goroutine stops waiting and sleeping.
+func (g *acceptGate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed = true
+		close(g.stop)
+		g.cond.Broadcast()
+	}
+}
+
+// enter blocks the accept goroutine until it may call Accept once; false
+// means the gate is closed.
+func (g *acceptGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for !g.closed && g.inflight >= g.allowance {
+		g.cond.Wait()
+	}
+	if g.closed {
+		return false
+	}
+	g.inflight++
+	g.accepting = true
+	_ = g.ln.SetDeadline(time.Time{})
+	return true
+}
+
+// leave records the end of an Accept; ok reports whether it produced a
+// connection that is now on its way to the actor.
+func (g *acceptGate) leave(ok bool) {
+	g.mu.Lock()
+	g.accepting = false
+	if !ok {
+		g.inflight--
+	}
+	g.mu.Unlock()
+}
+
+// sleep waits d unless the gate closes first.
+func (g *acceptGate) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-g.stop:
+		return false
+	}
+}
+
+// Messages from the accept goroutine to its ServerActor (local only).
+type (
+	acceptedConn struct {
+		gen  uint64
+		conn net.Conn
+	}
+	acceptFailed struct {
+		gen     uint64
+		err     error
+		backoff time.Duration
+	}
+)
+
+// acceptLoop accepts while the gate allows and hands each connection to the
+// actor. Listener closed: return. Allowance withdrawn (deadline): wait again.
+// Anything else (EMFILE and friends): report, back off 5 ms doubling to 1 s,
+// go on.
+func acceptLoop(ln *net.TCPListener, gate *acceptGate, gen uint64, send func(any)) {
+	var backoff time.Duration
+	for gate.enter() {
+		conn, err := ln.Accept()
+		gate.leave(err == nil)
+		switch {
+		case err == nil:
+			backoff = 0
+			send(&acceptedConn{gen: gen, conn: conn})
+		case errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		default:
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			send(&acceptFailed{gen: gen, err: err, backoff: backoff})
+			if !gate.sleep(backoff) {
+				return
+			}
+		}
+	}
+}

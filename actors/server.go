@@ -1,0 +1,606 @@
+package actors
+
+import (
+	"context"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/messages"
+)
+
+// ServerActor is QTcpServer as an actor. It owns the listening socket (through
+// its accept goroutine), the queue of pending connections, and the
+// subscribers of its newConnection() and acceptError() signals. Every request
+// of the proto's ServerActor section is answered exactly once.
+//
+// Each accepted socket becomes a ConnectionActor spawned at the top level, not
+// as a child: as in Qt, closing or stopping the server closes the unclaimed
+// connections and leaves the claimed ones to their owners.
+type ServerActor struct {
+	opts ServerOptions
+
+	// listening state; ln == nil when not listening
+	ln       *net.TCPListener
+	adopted  *os.File // the descriptor handed over by SetSocketDescriptor
+	gate     *acceptGate
+	gen      uint64 // bumps with every listen, so stale accepts are recognised
+	address  string
+	port     uint32
+	fd       int64
+	backlog  int
+	maxConns int
+
+	maxPending  int
+	paused      bool
+	proxy       *messages.NetworkProxy
+	lastErr     *messages.Error
+	pending     []pendingConn
+	live        map[string]*actor.PID // every connection this server watches
+	inHook      map[uint64]net.Conn   // accepted, in the incomingConnection hook
+	hookCtx     context.Context
+	hookCancel  context.CancelFunc
+	subscribers map[string]*actor.PID
+	waiters     map[uint64]*waiter
+	nextID      uint64 // connection ids and waiter ids
+	accepted    uint64
+	acceptErrs  uint64
+}
+
+type pendingConn struct {
+	pid  *actor.PID
+	info *messages.ConnectionInfo
+}
+
+// waiter is a WaitForNewConnection not answered yet.
+type waiter struct {
+	replyTo *actor.PID
+	timer   *time.Timer
+}
+
+// Local messages the server sends itself.
+type (
+	hookDone struct {
+		id   uint64
+		conn net.Conn
+		err  error
+	}
+	waitExpired struct{ id uint64 }
+)
+
+// NewServer returns the Props of a ServerActor with the given options.
+func NewServer(opts ServerOptions) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return newServerActor(opts) })
+}
+
+func newServerActor(opts ServerOptions) *ServerActor {
+	s := &ServerActor{
+		opts:        opts,
+		fd:          -1,
+		maxPending:  opts.MaxPendingConnections,
+		proxy:       &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_DEFAULT},
+		live:        map[string]*actor.PID{},
+		inHook:      map[uint64]net.Conn{},
+		subscribers: map[string]*actor.PID{},
+		waiters:     map[uint64]*waiter{},
+	}
+	if s.maxPending <= 0 {
+		s.maxPending = DefaultMaxPendingConnections
+	}
+	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Receive dispatches each message to a short named method.
+func (s *ServerActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.Listen:
+		ctx.Respond(s.listen(ctx, m))
+	case *messages.SetSocketDescriptor:
+		ctx.Respond(s.setSocketDescriptor(ctx, m))
+	case *messages.Close:
+		s.close(ctx)
+		ctx.Respond(&messages.Closed{})
+	case *messages.GetStatus:
+		ctx.Respond(s.status())
+	case *messages.NextPendingConnection:
+		ctx.Respond(s.nextPending(ctx, m))
+	case *messages.SetMaxPendingConnections:
+		ctx.Respond(s.setMaxPending(m))
+	case *messages.WaitForNewConnection:
+		s.waitForNewConnection(ctx, m)
+	case *messages.AddPendingConnection:
+		ctx.Respond(s.addPending(ctx, m))
+	case *messages.SetProxy:
+		ctx.Respond(s.setProxy(m))
+	case *messages.PauseAccepting:
+		s.paused = true
+		s.updateAllowance()
+		ctx.Respond(&messages.Ack{})
+	case *messages.ResumeAccepting:
+		s.paused = false
+		s.updateAllowance()
+		ctx.Respond(&messages.Ack{})
+	case *messages.Subscribe:
+		ctx.Respond(s.subscribe(ctx, m.Subscriber))
+	case *messages.Unsubscribe:
+		ctx.Respond(s.unsubscribe(ctx, m.Subscriber))
+	case *acceptedConn:
+		s.onAccepted(ctx, m)
+	case *acceptFailed:
+		s.onAcceptFailed(ctx, m)
+	case *hookDone:
+		s.onHookDone(ctx, m)
+	case *waitExpired:
+		s.onWaitExpired(ctx, m.id)
+	case *actor.Terminated:
+		s.onTerminated(m.Who)
+	case *actor.Stopping:
+		s.shutdown(ctx)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// listen, setSocketDescriptor, close
+
+func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.ListenResult {
+	if s.ln != nil {
+		return s.listenFailed(messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"already listening on %s", net.JoinHostPort(s.address, itoa(s.port))))
+	}
+	addr, e := messages.ParseListenAddress(m.Address)
+	if e != nil {
+		return s.listenFailed(e)
+	}
+	port, e := messages.FormatPort(m.Port)
+	if e != nil {
+		return s.listenFailed(e)
+	}
+	backlog, maxConns, e := s.listenOptions(m.Options)
+	if e != nil {
+		return s.listenFailed(e)
+	}
+	if e := s.proxyCanListen(); e != nil {
+		return s.listenFailed(e)
+	}
+	l, err := net.Listen(addr.Network, net.JoinHostPort(addr.Host, port))
+	if err != nil {
+		return s.listenFailed(messages.FromError(err))
+	}
+	ln := l.(*net.TCPListener)
+	if err := setBacklog(ln, backlog); err != nil {
+		ln.Close()
+		return s.listenFailed(messages.FromError(err))
+	}
+	return s.startListening(ctx, ln, nil, backlog, maxConns)
+}
+
+// listenOptions validates Listen.options against the server's defaults.
+func (s *ServerActor) listenOptions(o *messages.ListenOptions) (backlog, maxConns int, e *messages.Error) {
+	backlog, maxConns = s.opts.Backlog, s.opts.MaxConnections
+	if backlog <= 0 {
+		backlog = DefaultBacklog
+	}
+	if o == nil {
+		return backlog, maxConns, nil
+	}
+	switch {
+	case o.Backlog < 0:
+		return 0, 0, invalid("backlog %d is negative", o.Backlog)
+	case o.MaxConnections < 0:
+		return 0, 0, invalid("max_connections %d is negative", o.MaxConnections)
+	}
+	if o.Backlog > 0 {
+		backlog = int(o.Backlog)
+	}
+	if o.MaxConnections > 0 {
+		maxConns = int(o.MaxConnections)
+	}
+	return backlog, maxConns, nil
+}
+
+func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSocketDescriptor) *messages.ListenResult {
+	if s.ln != nil {
+		return s.listenFailed(messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"already listening on %s", net.JoinHostPort(s.address, itoa(s.port))))
+	}
+	ln, f, e := adoptListener(m.SocketDescriptor)
+	if e != nil {
+		return s.listenFailed(e)
+	}
+	backlog, maxConns, _ := s.listenOptions(nil)
+	return s.startListening(ctx, ln, f, backlog, maxConns)
+}
+
+func (s *ServerActor) startListening(ctx actor.Context, ln *net.TCPListener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
+	s.ln, s.adopted, s.backlog, s.maxConns = ln, adopted, backlog, maxConns
+	s.address, s.port = messages.HostPort(ln.Addr())
+	s.fd = listenerFD(ln)
+	if fd, ok := adoptedFD(adopted); ok {
+		s.fd = fd // as Qt: the descriptor given, not Go's duplicate
+	}
+	s.gen++
+	s.gate = newAcceptGate(ln)
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	go acceptLoop(ln, s.gate, s.gen, func(msg any) { root.Send(self, msg) })
+	s.updateAllowance()
+	return &messages.ListenResult{Ok: true, Address: s.address, Port: s.port}
+}
+
+func (s *ServerActor) listenFailed(e *messages.Error) *messages.ListenResult {
+	s.lastErr = e
+	return &messages.ListenResult{Error: e}
+}
+
+// close is QTcpServer::close(): unclaimed connections first, then the
+// listener. Claimed connections live on.
+func (s *ServerActor) close(ctx actor.Context) {
+	for _, p := range s.pending {
+		ctx.Stop(p.pid)
+	}
+	s.pending = nil
+	for id, c := range s.inHook {
+		c.Close()
+		delete(s.inHook, id)
+	}
+	if s.ln != nil {
+		s.gate.close()
+		s.ln.Close()
+		if s.adopted != nil {
+			s.adopted.Close()
+		}
+	}
+	s.ln, s.adopted, s.gate = nil, nil, nil
+	s.address, s.port, s.fd = "", 0, -1
+	s.answerWaiters(ctx, &messages.WaitResult{Error: notListening()})
+}
+
+// shutdown runs when the actor stops: nothing it owns may outlive it.
+func (s *ServerActor) shutdown(ctx actor.Context) {
+	s.close(ctx)
+	s.hookCancel()
+}
+
+// ---------------------------------------------------------------------------
+// accepting
+
+// updateAllowance tells the accept goroutine how many more connections the
+// server can take now: none while paused, otherwise what both the pending
+// queue and the live-connection cap leave room for.
+func (s *ServerActor) updateAllowance() {
+	if s.gate == nil {
+		return
+	}
+	n := 0
+	if !s.paused {
+		n = s.maxPending - len(s.pending) - len(s.inHook)
+		if s.opts.Connection.Handler != nil {
+			n = s.maxPending // handled connections never wait in the queue
+		}
+		if s.maxConns > 0 {
+			n = min(n, s.maxConns-len(s.live)-len(s.inHook))
+		}
+	}
+	s.gate.setAllowance(max(n, 0))
+}
+
+func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
+	if m.gen != s.gen || s.gate == nil {
+		m.conn.Close() // accepted just before a close
+		return
+	}
+	s.gate.taken()
+	s.accepted++
+	s.nextID++
+	id := s.nextID
+	if hook := s.opts.IncomingConnection; hook != nil {
+		s.inHook[id] = m.conn
+		self, root, hctx := ctx.Self(), ctx.ActorSystem().Root, s.hookCtx
+		go func() {
+			c, err := hook(hctx, m.conn)
+			root.Send(self, &hookDone{id: id, conn: c, err: err})
+		}()
+		return
+	}
+	s.admit(ctx, id, m.conn)
+	s.updateAllowance()
+}
+
+func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
+	raw, ok := s.inHook[m.id]
+	if !ok { // the server closed while the hook ran
+		closeBoth(m.conn, nil)
+		return
+	}
+	delete(s.inHook, m.id)
+	if m.err != nil || m.conn == nil {
+		closeBoth(m.conn, raw)
+	} else {
+		s.admit(ctx, m.id, m.conn)
+	}
+	s.updateAllowance()
+}
+
+// admit makes a ConnectionActor of conn, queues it (or lets its local handler
+// serve it) and publishes NewConnection.
+func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
+	info := ConnectionInfoOf(conn, id)
+	info.Server = ctx.Self()
+	pid := ctx.ActorSystem().Root.SpawnPrefix(NewConnection(conn, id, ctx.Self(), s.opts.Connection), "conn")
+	ctx.Watch(pid)
+	s.live[pid.String()] = pid
+	if s.opts.Connection.Handler == nil {
+		s.pending = append(s.pending, pendingConn{pid: pid, info: info})
+	}
+	s.announce(ctx, pid, info)
+}
+
+// announce is the newConnection() signal, and wakes the waiters.
+func (s *ServerActor) announce(ctx actor.Context, pid *actor.PID, info *messages.ConnectionInfo) {
+	ev := &messages.NewConnection{Server: ctx.Self(), Connection: pid, Pending: int32(len(s.pending)), Info: info}
+	for _, sub := range s.subscribers {
+		ctx.Send(sub, ev)
+	}
+	if len(s.pending) > 0 {
+		s.answerWaiters(ctx, &messages.WaitResult{Available: true})
+	}
+}
+
+func (s *ServerActor) onAcceptFailed(ctx actor.Context, m *acceptFailed) {
+	if m.gen != s.gen {
+		return
+	}
+	s.acceptErrs++
+	s.lastErr = messages.FromError(m.err)
+	ev := &messages.AcceptError{Server: ctx.Self(), Error: s.lastErr}
+	for _, sub := range s.subscribers {
+		ctx.Send(sub, ev)
+	}
+}
+
+// onTerminated forgets a connection or a subscriber that stopped, wherever it
+// ran (a lost node reports its actors as terminated too).
+func (s *ServerActor) onTerminated(who *actor.PID) {
+	key := who.String()
+	delete(s.subscribers, key)
+	if _, ok := s.live[key]; !ok {
+		return
+	}
+	delete(s.live, key)
+	for i, p := range s.pending {
+		if p.pid.Equal(who) {
+			s.pending = append(s.pending[:i], s.pending[i+1:]...)
+			break
+		}
+	}
+	s.updateAllowance()
+}
+
+// ---------------------------------------------------------------------------
+// the pending queue
+
+func (s *ServerActor) nextPending(ctx actor.Context, m *messages.NextPendingConnection) *messages.PendingConnection {
+	owner := m.Owner
+	if owner == nil {
+		owner = ctx.Sender()
+	}
+	switch {
+	case owner == nil:
+		return &messages.PendingConnection{Error: invalid("no owner: name one or send the request with a sender")}
+	case m.Options.GetInitialCredit() < 0:
+		return &messages.PendingConnection{Error: invalid("initial_credit %d is negative", m.Options.GetInitialCredit())}
+	case len(s.pending) == 0:
+		return &messages.PendingConnection{}
+	}
+	p := s.pending[0]
+	s.pending = s.pending[1:]
+	// SetOwner is queued at the connection before the caller can learn its
+	// PID, so it is the first thing the connection hears about its owner.
+	ctx.Send(p.pid, &messages.SetOwner{Owner: owner, Options: m.Options})
+	s.updateAllowance()
+	return &messages.PendingConnection{Connection: p.pid, Info: p.info}
+}
+
+func (s *ServerActor) setMaxPending(m *messages.SetMaxPendingConnections) *messages.Ack {
+	if m.Max < 1 {
+		return &messages.Ack{Error: invalid("max pending connections must be at least 1, got %d", m.Max)}
+	}
+	s.maxPending = int(m.Max)
+	s.updateAllowance()
+	return &messages.Ack{}
+}
+
+func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnection) *messages.Ack {
+	pid := m.Connection
+	switch {
+	case pid == nil || pid.Id == "":
+		return &messages.Ack{Error: invalid("no connection given")}
+	case s.isPending(pid):
+		return &messages.Ack{Error: invalid("connection %s is already pending", pid)}
+	}
+	ctx.Watch(pid)
+	s.live[pid.String()] = pid
+	info := &messages.ConnectionInfo{Server: ctx.Self()}
+	s.pending = append(s.pending, pendingConn{pid: pid, info: info})
+	s.updateAllowance()
+	s.announce(ctx, pid, info)
+	return &messages.Ack{}
+}
+
+func (s *ServerActor) isPending(pid *actor.PID) bool {
+	for _, p := range s.pending {
+		if p.pid.Equal(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---------------------------------------------------------------------------
+// waitForNewConnection: the waiter is kept, never blocked on.
+
+func (s *ServerActor) waitForNewConnection(ctx actor.Context, m *messages.WaitForNewConnection) {
+	switch {
+	case m.TimeoutMs < -1:
+		ctx.Respond(&messages.WaitResult{Error: invalid("timeout_ms %d: want -1 (no time-out), 0 (poll) or more", m.TimeoutMs)})
+	case s.ln == nil:
+		ctx.Respond(&messages.WaitResult{Error: notListening()})
+	case len(s.pending) > 0:
+		ctx.Respond(&messages.WaitResult{Available: true})
+	case m.TimeoutMs == 0:
+		ctx.Respond(&messages.WaitResult{TimedOut: true})
+	case ctx.Sender() == nil:
+		// Nobody to answer: nothing to wait for.
+	default:
+		s.nextID++
+		id := s.nextID
+		w := &waiter{replyTo: ctx.Sender()}
+		if m.TimeoutMs > 0 {
+			self, root := ctx.Self(), ctx.ActorSystem().Root
+			w.timer = time.AfterFunc(time.Duration(m.TimeoutMs)*time.Millisecond, func() {
+				root.Send(self, &waitExpired{id: id})
+			})
+		}
+		s.waiters[id] = w
+	}
+}
+
+func (s *ServerActor) onWaitExpired(ctx actor.Context, id uint64) {
+	if w, ok := s.waiters[id]; ok {
+		delete(s.waiters, id)
+		ctx.Send(w.replyTo, &messages.WaitResult{TimedOut: true})
+	}
+}
+
+func (s *ServerActor) answerWaiters(ctx actor.Context, r *messages.WaitResult) {
+	for id, w := range s.waiters {
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+		ctx.Send(w.replyTo, r)
+		delete(s.waiters, id)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// proxy, subscribers, status
+
+func (s *ServerActor) setProxy(m *messages.SetProxy) *messages.Ack {
+	p := m.Proxy
+	if p == nil {
+		return &messages.Ack{Error: invalid("no proxy given")}
+	}
+	switch p.Type {
+	case messages.ProxyType_PROXY_TYPE_DEFAULT, messages.ProxyType_PROXY_TYPE_NO_PROXY:
+		s.proxy = p
+		return &messages.Ack{}
+	case messages.ProxyType_PROXY_TYPE_SOCKS5, messages.ProxyType_PROXY_TYPE_HTTP,
+		messages.ProxyType_PROXY_TYPE_HTTP_CACHING, messages.ProxyType_PROXY_TYPE_FTP_CACHING:
+		return &messages.Ack{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
+			"Operation on socket is not supported: a %s proxy cannot listen", p.Type)}
+	}
+	return &messages.Ack{Error: invalid("unknown proxy type %d", int32(p.Type))}
+}
+
+// proxyCanListen holds for every proxy SetProxy accepts; it is the place
+// where listening through a SOCKS5 proxy will plug in.
+func (s *ServerActor) proxyCanListen() *messages.Error { return nil }
+
+func (s *ServerActor) subscribe(ctx actor.Context, sub *actor.PID) *messages.Ack {
+	if sub == nil {
+		sub = ctx.Sender()
+	}
+	if sub == nil || sub.Id == "" {
+		return &messages.Ack{Error: invalid("no subscriber: name one or send the request with a sender")}
+	}
+	if _, ok := s.subscribers[sub.String()]; !ok {
+		s.subscribers[sub.String()] = sub
+		ctx.Watch(sub)
+	}
+	return &messages.Ack{}
+}
+
+func (s *ServerActor) unsubscribe(ctx actor.Context, sub *actor.PID) *messages.Ack {
+	if sub == nil {
+		sub = ctx.Sender()
+	}
+	if sub == nil || sub.Id == "" {
+		return &messages.Ack{Error: invalid("no subscriber: name one or send the request with a sender")}
+	}
+	if _, ok := s.subscribers[sub.String()]; ok {
+		delete(s.subscribers, sub.String())
+		if _, conn := s.live[sub.String()]; !conn {
+			ctx.Unwatch(sub)
+		}
+	}
+	return &messages.Ack{}
+}
+
+func (s *ServerActor) status() *messages.ServerStatus {
+	return &messages.ServerStatus{
+		Listening:             s.ln != nil,
+		Address:               s.address,
+		Port:                  s.port,
+		Error:                 s.lastErr,
+		MaxPendingConnections: int32(s.maxPending),
+		HasPendingConnections: len(s.pending) > 0,
+		SocketDescriptor:      s.fd,
+		Proxy:                 s.proxy,
+		Pending:               int32(len(s.pending)),
+		Active:                int32(len(s.live) + len(s.inHook)),
+		AcceptedTotal:         s.accepted,
+		Paused:                s.paused,
+		Backlog:               int32(s.backlog),
+		MaxConnections:        int32(s.maxConns),
+		AcceptErrors:          s.acceptErrs,
+	}
+}
+
+// ---------------------------------------------------------------------------
+// helpers
+
+func invalid(format string, args ...any) *messages.Error {
+	return messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION, "invalid argument: "+format, args...)
+}
+
+func notListening() *messages.Error {
+	return messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION, "the server is not listening")
+}
+
+func closeBoth(a, b net.Conn) {
+	if a != nil {
+		a.Close()
+	}
+	if b != nil && b != a {
+		b.Close()
+	}
+}
+
+func itoa(p uint32) string {
+	s, _ := messages.FormatPort(p)
+	return s
+}
+
+// setBacklog applies the listen backlog: Linux lets listen(2) be called again
+// on a listening socket to change it.
+func setBacklog(ln *net.TCPListener, backlog int) error {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil {
+		return err
+	}
+	return lerr
+}
+
+func listenerFD(ln *net.TCPListener) int64 {
+	fd := int64(-1)
+	if rc, err := ln.SyscallConn(); err == nil {
+		_ = rc.Control(func(f uintptr) { fd = int64(f) })
+	}
+	return fd
+}
