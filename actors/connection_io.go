@@ -1,0 +1,153 @@
+package actors
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tcpactor/tcpactor/messages"
+)
+
+// errWouldBlock is a non-blocking read or write that found the socket not
+// ready.
+var errWouldBlock = errors.New("tcpactor: operation would block")
+
+// reader is the goroutine that reads a connection: one read per permit the
+// actor gives it (one permit per credit, one at a time), so it never reads
+// ahead of the owner's demand. While it waits for the peer it holds no
+// buffer: it waits for readability first, and only then takes a pooled one.
+type reader struct {
+	conn    net.Conn
+	raw     syscall.RawConn // nil: plain blocking reads (wrapped connections)
+	size    int
+	timeout time.Duration
+	permit  <-chan struct{}
+	done    <-chan struct{}
+	send    func(any)
+	hot     bool // the last read filled its buffer: more is likely waiting
+	poll    rawIO
+}
+
+func (r *reader) run() {
+	for {
+		select {
+		case <-r.permit:
+		case <-r.done:
+			return
+		}
+		res := r.read()
+		r.send(res)
+		if res.err != nil {
+			return // EOF, error or closed: the actor ends the connection
+		}
+	}
+}
+
+// read returns n > 0 bytes, or an error (io.EOF when the peer sent FIN).
+func (r *reader) read() *readResult {
+	if r.timeout > 0 {
+		_ = r.conn.SetReadDeadline(time.Now().Add(r.timeout))
+	}
+	if r.raw == nil {
+		buf := getBuf(r.size)
+		n, err := r.conn.Read(*buf)
+		return newReadResult(buf, n, err)
+	}
+	for range 1000 {
+		if !r.hot {
+			if err := r.poll.waitReadable(r.raw); err != nil {
+				return &readResult{err: err}
+			}
+		}
+		buf := getBuf(r.size)
+		n, err := r.poll.readNow(r.raw, *buf)
+		if err == errWouldBlock {
+			putBuf(buf)
+			r.hot = false
+			continue
+		}
+		r.hot = n == len(*buf)
+		return newReadResult(buf, n, err)
+	}
+	// Readable a thousand times yet nothing to read: fall back to a plain read.
+	buf := getBuf(r.size)
+	n, err := r.conn.Read(*buf)
+	return newReadResult(buf, n, err)
+}
+
+func newReadResult(buf *[]byte, n int, err error) *readResult {
+	if n <= 0 {
+		putBuf(buf)
+		if err == nil {
+			err = io.EOF
+		}
+		return &readResult{err: err}
+	}
+	return &readResult{buf: buf, n: n, err: err}
+}
+
+// Read buffers come from one pool per chunk size.
+var bufPools sync.Map // int → *sync.Pool
+
+func getBuf(size int) *[]byte {
+	p, ok := bufPools.Load(size)
+	if !ok {
+		p, _ = bufPools.LoadOrStore(size, &sync.Pool{New: func() any {
+			b := make([]byte, size)
+			return &b
+		}})
+	}
+	return p.(*sync.Pool).Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	if b == nil {
+		return
+	}
+	if p, ok := bufPools.Load(cap(*b)); ok {
+		*b = (*b)[:cap(*b)]
+		p.(*sync.Pool).Put(b)
+	}
+}
+
+// takeBuf turns n read bytes into a slice an owner may keep. A mostly full
+// buffer is handed over as it is (the pool makes another); a mostly empty
+// one is copied to the exact size and goes back to the pool.
+func takeBuf(b *[]byte, n int) []byte {
+	if n >= cap(*b)/2 {
+		return (*b)[:n:n]
+	}
+	out := make([]byte, n)
+	copy(out, *b)
+	putBuf(b)
+	return out
+}
+
+// socketError maps a read or write error to Qt's SocketError. It returns nil
+// for io.EOF (the peer's FIN is not an error) and code NONE for a socket we
+// closed ourselves.
+func socketError(err error) *messages.Error {
+	var errno syscall.Errno
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		return nil
+	case errors.Is(err, net.ErrClosed):
+		return &messages.Error{Message: err.Error()}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "socket operation timed out")
+	case errors.As(err, &errno):
+		switch errno {
+		case syscall.ECONNRESET, syscall.EPIPE, syscall.ECONNABORTED:
+			// As Qt: a reset or a broken pipe is RemoteHostClosedError.
+			return messages.NewError(messages.SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED, "the remote host closed the connection: %v", err)
+		case syscall.ENOBUFS, syscall.ENOMEM:
+			return messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE, "out of resources: %v", err)
+		}
+		return messages.NewError(messages.SocketError_SOCKET_ERROR_NETWORK, "network error: %v", err)
+	}
+	return messages.NewError(messages.SocketError_SOCKET_ERROR_UNKNOWN, "%v", err)
+}

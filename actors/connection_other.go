@@ -1,0 +1,19 @@
+//go:build !linux
+
+package actors
+
+import "syscall"
+
+// fastPaths is off outside Linux: connections are read with plain blocking
+// reads and written by a writer goroutine.
+const fastPaths = false
+
+const maxBatch = 1024
+
+type rawIO struct{}
+
+func (*rawIO) waitReadable(syscall.RawConn) error { return errWouldBlock }
+
+func (*rawIO) readNow(syscall.RawConn, []byte) (int, error) { return 0, errWouldBlock }
+
+func writeNow(syscall.RawConn, [][]byte) (int, bool, error) { return 0, true, nil }
