@@ -32,23 +32,19 @@ func newAcceptGate(ln *net.TCPListener) *acceptGate {
 	return g
 }
 
-// setAllowance is called by the actor whenever its limits or counts change.
-func (g *acceptGate) setAllowance(n int) {
+// update is called by the actor whenever its limits or counts change: n is
+// the connections it can still take, taken how many accepted connections it
+// has just received (they stop counting as in flight).
+func (g *acceptGate) update(n, taken int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.inflight -= taken
 	g.allowance = n
 	if g.accepting && g.inflight > g.allowance {
 		// The Accept in progress is no longer covered: wake it.
 		_ = g.ln.SetDeadline(time.Unix(1, 0))
 	}
 	g.cond.Broadcast()
-}
-
-// taken is called by the actor for each accepted connection it receives.
-func (g *acceptGate) taken() {
-	g.mu.Lock()
-	g.inflight--
-	g.mu.Unlock()
 }
 
 // close ends the gate: the goroutine stops waiting and sleeping.

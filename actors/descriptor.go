@@ -24,7 +24,7 @@ func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
 	typ, err := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_TYPE)
 	switch {
 	case err == syscall.EBADF:
-		return nil, nil, invalid("socket descriptor %d is not open", fd)
+		return unsupported("Invalid socket descriptor: %d is not open", fd)
 	case err == syscall.ENOTSOCK:
 		return unsupported("descriptor %d is not a socket", fd)
 	case err != nil:
@@ -34,7 +34,9 @@ func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
 	}
 	domain, _ := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_DOMAIN)
 	proto, _ := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_PROTOCOL)
-	if (domain != syscall.AF_INET && domain != syscall.AF_INET6) || proto != syscall.IPPROTO_TCP {
+	// Go listeners are MPTCP where the kernel has it (Go 1.24+): a TCP
+	// socket to every peer, so adopt it too.
+	if (domain != syscall.AF_INET && domain != syscall.AF_INET6) || (proto != syscall.IPPROTO_TCP && proto != ipprotoMPTCP) {
 		return unsupported("descriptor %d is not a TCP socket", fd)
 	}
 	if on, _ := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN); on != 1 {
@@ -47,6 +49,9 @@ func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
 	}
 	return l.(*net.TCPListener), f, nil
 }
+
+// ipprotoMPTCP is IPPROTO_MPTCP, missing from package syscall.
+const ipprotoMPTCP = 262
 
 // adoptedFD reads the number of an adopted descriptor without os.File.Fd,
 // which would switch the shared socket to blocking mode under Go's poller.

@@ -89,6 +89,9 @@ func newServerActor(opts ServerOptions) *ServerActor {
 	if s.maxPending <= 0 {
 		s.maxPending = DefaultMaxPendingConnections
 	}
+	// As Qt's listenBacklogSize(): the getters show what the next listen
+	// uses, before any listen too.
+	s.backlog, s.maxConns, _ = s.listenOptions(nil)
 	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())
 	return s
 }
@@ -137,8 +140,27 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 		s.onWaitExpired(ctx, m.id)
 	case *actor.Terminated:
 		s.onTerminated(m.Who)
-	case *actor.Stopping:
+	case *actor.Started:
+		stopOnShutdown(ctx.ActorSystem(), ctx.Self())
+	case *actor.Stopped:
+		forgetOnShutdown(ctx.ActorSystem(), ctx.Self())
+	case *actor.Stopping, *actor.Restarting:
+		// A restart (a panic) makes a fresh ServerActor: this one's
+		// listener and connections must not outlive it either.
 		s.shutdown(ctx)
+	case actor.SystemMessage, actor.AutoReceiveMessage, actor.AutoRespond, *actor.ReceiveTimeout:
+		// Proto.Actor's own messages (Started, Stopped…) are not requests.
+	default:
+		s.unknownRequest(ctx, m)
+	}
+}
+
+// unknownRequest answers a message the server does not know, when it has a
+// sender, so that no request goes unanswered; without a sender it is dropped.
+func (s *ServerActor) unknownRequest(ctx actor.Context, m any) {
+	if ctx.Sender() != nil {
+		ctx.Respond(&messages.Ack{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
+			"unknown request %T: a ServerActor does not handle it", m)})
 	}
 }
 
@@ -147,8 +169,7 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 
 func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.ListenResult {
 	if s.ln != nil {
-		return s.listenFailed(messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
-			"already listening on %s", net.JoinHostPort(s.address, itoa(s.port))))
+		return s.alreadyListening()
 	}
 	addr, e := messages.ParseListenAddress(m.Address)
 	if e != nil {
@@ -174,7 +195,11 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 		ln.Close()
 		return s.listenFailed(messages.FromError(err))
 	}
-	return s.startListening(ctx, ln, nil, backlog, maxConns)
+	r := s.startListening(ctx, ln, nil, backlog, maxConns)
+	if addr.Host == "" { // as Qt: the dual-stack Any reports itself as 0.0.0.0
+		s.address, r.Address = "0.0.0.0", "0.0.0.0"
+	}
+	return r
 }
 
 // listenOptions validates Listen.options against the server's defaults.
@@ -203,8 +228,7 @@ func (s *ServerActor) listenOptions(o *messages.ListenOptions) (backlog, maxConn
 
 func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSocketDescriptor) *messages.ListenResult {
 	if s.ln != nil {
-		return s.listenFailed(messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
-			"already listening on %s", net.JoinHostPort(s.address, itoa(s.port))))
+		return s.alreadyListening()
 	}
 	ln, f, e := adoptListener(m.SocketDescriptor)
 	if e != nil {
@@ -234,6 +258,13 @@ func (s *ServerActor) listenFailed(e *messages.Error) *messages.ListenResult {
 	return &messages.ListenResult{Error: e}
 }
 
+// alreadyListening refuses a second listen or setSocketDescriptor. As in Qt
+// it is not a socket error: serverError() is left alone.
+func (s *ServerActor) alreadyListening() *messages.ListenResult {
+	return &messages.ListenResult{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+		"already listening on %s", net.JoinHostPort(s.address, itoa(s.port)))}
+}
+
 // close is QTcpServer::close(): unclaimed connections first, then the
 // listener. Claimed connections live on.
 func (s *ServerActor) close(ctx actor.Context) {
@@ -254,6 +285,7 @@ func (s *ServerActor) close(ctx actor.Context) {
 	}
 	s.ln, s.adopted, s.gate = nil, nil, nil
 	s.address, s.port, s.fd = "", 0, -1
+	s.paused = false // as Qt: a pause belongs to the listening socket
 	s.answerWaiters(ctx, &messages.WaitResult{Error: notListening()})
 }
 
@@ -267,23 +299,27 @@ func (s *ServerActor) shutdown(ctx actor.Context) {
 // accepting
 
 // updateAllowance tells the accept goroutine how many more connections the
-// server can take now: none while paused, otherwise what both the pending
-// queue and the live-connection cap leave room for.
+// server can take now.
 func (s *ServerActor) updateAllowance() {
-	if s.gate == nil {
-		return
+	if s.gate != nil {
+		s.gate.update(s.allowance(), 0)
 	}
-	n := 0
-	if !s.paused {
-		n = s.maxPending - len(s.pending) - len(s.inHook)
-		if s.opts.Connection.Handler != nil {
-			n = s.maxPending // handled connections never wait in the queue
-		}
-		if s.maxConns > 0 {
-			n = min(n, s.maxConns-len(s.live)-len(s.inHook))
-		}
+}
+
+// allowance is the room left: none while paused, otherwise what both the
+// pending queue and the live-connection cap leave.
+func (s *ServerActor) allowance() int {
+	if s.paused {
+		return 0
 	}
-	s.gate.setAllowance(max(n, 0))
+	n := s.maxPending - len(s.pending) - len(s.inHook)
+	if s.opts.Connection.Handler != nil {
+		n = s.maxPending // handled connections never wait in the queue
+	}
+	if s.maxConns > 0 {
+		n = min(n, s.maxConns-len(s.live)-len(s.inHook))
+	}
+	return max(n, 0)
 }
 
 func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
@@ -291,21 +327,26 @@ func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
 		m.conn.Close() // accepted just before a close
 		return
 	}
-	s.gate.taken()
 	s.accepted++
 	s.nextID++
 	id := s.nextID
 	if hook := s.opts.IncomingConnection; hook != nil {
-		s.inHook[id] = m.conn
+		s.inHook[id] = m.conn // counts against the limits while the hook runs
 		self, root, hctx := ctx.Self(), ctx.ActorSystem().Root, s.hookCtx
 		go func() {
 			c, err := hook(hctx, m.conn)
+			if hctx.Err() != nil { // the server stopped: nobody will take c
+				closeBoth(c, m.conn)
+				return
+			}
 			root.Send(self, &hookDone{id: id, conn: c, err: err})
 		}()
-		return
+	} else {
+		s.admit(ctx, id, m.conn)
 	}
-	s.admit(ctx, id, m.conn)
-	s.updateAllowance()
+	// The connection leaves the gate's in-flight count and takes its room
+	// in one step, or the accept goroutine could slip in between.
+	s.gate.update(s.allowance(), 1)
 }
 
 func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
@@ -387,7 +428,7 @@ func (s *ServerActor) nextPending(ctx actor.Context, m *messages.NextPendingConn
 		owner = ctx.Sender()
 	}
 	switch {
-	case owner == nil:
+	case owner == nil || owner.Id == "":
 		return &messages.PendingConnection{Error: invalid("no owner: name one or send the request with a sender")}
 	case m.Options.GetInitialCredit() < 0:
 		return &messages.PendingConnection{Error: invalid("initial_credit %d is negative", m.Options.GetInitialCredit())}
@@ -450,7 +491,7 @@ func (s *ServerActor) waitForNewConnection(ctx actor.Context, m *messages.WaitFo
 	case len(s.pending) > 0:
 		ctx.Respond(&messages.WaitResult{Available: true})
 	case m.TimeoutMs == 0:
-		ctx.Respond(&messages.WaitResult{TimedOut: true})
+		ctx.Respond(s.waitTimedOut())
 	case ctx.Sender() == nil:
 		// Nobody to answer: nothing to wait for.
 	default:
@@ -470,8 +511,15 @@ func (s *ServerActor) waitForNewConnection(ctx actor.Context, m *messages.WaitFo
 func (s *ServerActor) onWaitExpired(ctx actor.Context, id uint64) {
 	if w, ok := s.waiters[id]; ok {
 		delete(s.waiters, id)
-		ctx.Send(w.replyTo, &messages.WaitResult{TimedOut: true})
+		ctx.Send(w.replyTo, s.waitTimedOut())
 	}
+}
+
+// waitTimedOut is a wait's time-out; as in Qt it also sets serverError() to
+// SocketTimeoutError.
+func (s *ServerActor) waitTimedOut() *messages.WaitResult {
+	s.lastErr = messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "Network operation timed out")
+	return &messages.WaitResult{TimedOut: true}
 }
 
 func (s *ServerActor) answerWaiters(ctx actor.Context, r *messages.WaitResult) {
