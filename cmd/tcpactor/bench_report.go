@@ -1,0 +1,307 @@
+package main
+
+// The figures of `tcpactor bench`: medians, ratios, targets, and their
+// Markdown, JSON and SVG forms.
+
+import (
+	"fmt"
+	"html"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// metricDef is one row of the table.
+type metricDef struct {
+	key    string
+	name   string // row label; %d is replaced by a count from the config
+	unit   string
+	target float64 // ratio tcpactor/raw to meet; 0: reported, no target
+	higher bool    // higher is better (the ratio must be at least target)
+	digits int     // decimals of the absolute figures
+}
+
+// The metrics, in table order.
+const (
+	metricAccept   = "accept_rate"
+	metricPingPong = "pingpong_throughput"
+	metricP50      = "pingpong_p50"
+	metricP99      = "pingpong_p99"
+	metricBulk     = "bulk_throughput"
+	metricBulkRSS  = "bulk_peak_rss"
+	metricIdle     = "idle_memory"
+)
+
+func metricDefs(cfg benchConfig) []metricDef {
+	return []metricDef{
+		{metricAccept, "accept rate, connect + close", "conn/s", 0.97, true, 0},
+		{metricPingPong, fmt.Sprintf("ping-pong, %d conns × 64 B", cfg.PingPongConns), "round trips/s", 0.95, true, 0},
+		{metricP50, "ping-pong latency p50", "µs", 1.1, false, 1},
+		{metricP99, "ping-pong latency p99", "µs", 0, false, 1},
+		{metricBulk, fmt.Sprintf("bulk echo, %d conns × 64 KiB writes", cfg.BulkConns), "MB/s", 0.90, true, 0},
+		{metricBulkRSS, "bulk echo, server peak RSS (VmHWM)", "MiB", 3.0, false, 1},
+		{metricIdle, fmt.Sprintf("idle memory, %d conns", cfg.IdleConns), "KiB/conn", 1.0, false, 2},
+	}
+}
+
+// loadOf names the load that produces a metric.
+func loadOf(metric string) string {
+	switch metric {
+	case metricAccept:
+		return loadAccept
+	case metricPingPong, metricP50, metricP99:
+		return loadPingPong
+	case metricBulk, metricBulkRSS:
+		return loadBulk
+	default:
+		return loadIdle
+	}
+}
+
+// benchResult is the outcome of a run; it is also the --json output.
+type benchResult struct {
+	Config  benchConfig     `json:"config"`
+	Runtime string          `json:"runtime"`
+	Elapsed string          `json:"elapsed"`
+	Metrics []*metricResult `json:"metrics"`
+	Notes   []string        `json:"notes"`
+	defs    []metricDef
+	byKey   map[string]*metricResult
+}
+
+// metricResult is one metric: per-round figures and their medians.
+type metricResult struct {
+	Key    string  `json:"key"`
+	Name   string  `json:"name"`
+	Unit   string  `json:"unit"`
+	Target float64 `json:"target,omitempty"`
+	// HigherIsBetter says which way the target goes: ratio ≥ target when
+	// true, ratio ≤ target when false.
+	HigherIsBetter bool `json:"higher_is_better"`
+	// Rounds holds each round's figure per server kind.
+	Rounds []map[string]float64 `json:"rounds"`
+	// Median is the median figure per server kind.
+	Median map[string]float64 `json:"median"`
+	// Ratio is, per tcpactor kind, the median of the per-round ratios
+	// kind/raw.
+	Ratio map[string]float64 `json:"ratio"`
+	// Met is, per tcpactor kind, whether Ratio meets Target (absent when
+	// there is no target).
+	Met map[string]bool `json:"met,omitempty"`
+	def metricDef
+}
+
+func newBenchResult(cfg benchConfig) *benchResult {
+	r := &benchResult{Config: cfg, Runtime: runtimeNote(), byKey: map[string]*metricResult{}}
+	for _, d := range metricDefs(cfg) {
+		if !contains(cfg.Metrics, loadOf(d.key)) {
+			continue
+		}
+		m := &metricResult{Key: d.key, Name: d.name, Unit: d.unit, Target: d.target, HigherIsBetter: d.higher, def: d}
+		m.Rounds = make([]map[string]float64, cfg.Rounds)
+		for i := range m.Rounds {
+			m.Rounds[i] = map[string]float64{}
+		}
+		r.Metrics = append(r.Metrics, m)
+		r.byKey[d.key] = m
+	}
+	return r
+}
+
+func (r *benchResult) record(metric string, round int, kind string, v float64) {
+	r.byKey[metric].Rounds[round][kind] = v
+}
+
+// finish computes the medians, ratios and verdicts, and the notes.
+func (r *benchResult) finish() {
+	kinds := append([]string{kindRaw}, r.Config.Kinds...)
+	for _, m := range r.Metrics {
+		m.Median, m.Ratio = map[string]float64{}, map[string]float64{}
+		for _, k := range kinds {
+			var vs, ratios []float64
+			for _, round := range m.Rounds {
+				v, ok := round[k]
+				if !ok {
+					continue
+				}
+				vs = append(vs, v)
+				if raw := round[kindRaw]; raw > 0 && k != kindRaw {
+					ratios = append(ratios, v/raw)
+				}
+			}
+			m.Median[k] = median(vs)
+			if k == kindRaw {
+				continue
+			}
+			m.Ratio[k] = median(ratios)
+			if m.Target > 0 {
+				if m.Met == nil {
+					m.Met = map[string]bool{}
+				}
+				m.Met[k] = m.meets(m.Ratio[k])
+			}
+		}
+	}
+	c := r.Config
+	r.Notes = []string{
+		"raw: a goroutine per connection on a net.Listener, echoing with a 32 KiB buffer (io.Copy without splice).",
+		"tcpactor: server.Spawn with the echo Handler run inside each ConnectionActor (Ranch's model, the fast path for local protocols).",
+	}
+	if contains(c.Kinds, kindOwner) {
+		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it, writes back each Received and grants Demand 1 per WriteAck (Akka's model, needed for owners on other nodes).")
+	}
+	r.Notes = append(r.Notes,
+		fmt.Sprintf("Each server runs in its own child process, started afresh for every measurement; the load runs in the parent, on loopback. %d interleaved rounds (raw first in odd rounds, last in even ones); ratio = median of the per-round ratios tcpactor/raw; the absolute columns are medians across rounds and only frame the ratios.", c.Rounds),
+		fmt.Sprintf("accept: %d connections opened and closed by %d dialers, timed until the server has accepted and finished every one. ping-pong: %d connections, one 64-byte message in flight each, %v per round; latency is per round trip, as the client sees it. bulk: %d connections, a writer and a reader each, %v per round after a %v warm-up; peak RSS is the server's VmHWM. idle: %d connections held open; (RSS after − RSS before) / count, each RSS read after a GC that returns freed memory to the OS.",
+			c.AcceptConns, c.AcceptDialers, c.PingPongConns, c.Duration, c.BulkConns, c.Duration, c.Duration/5, c.IdleConns),
+		"Client and server share the machine's cores, so differences of 10–20% can be noise; compare ratios, never absolute figures across runs.",
+		"Measured with "+r.Runtime+" in "+r.Elapsed+".",
+	)
+}
+
+func (m *metricResult) meets(ratio float64) bool {
+	if m.HigherIsBetter {
+		return ratio >= m.Target
+	}
+	return ratio <= m.Target
+}
+
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+// markdown is the table (one per tcpactor kind) and the notes.
+func (r *benchResult) markdown() string {
+	var b strings.Builder
+	for i, k := range r.Config.Kinds {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		title := map[string]string{kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)"}[k]
+		if len(r.Config.Kinds) > 1 {
+			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)"}[k])
+		}
+		fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |\n|---|---:|---:|---:|---|---|\n", title)
+		for _, m := range r.Metrics {
+			target, met := "–", "–"
+			if m.Target > 0 {
+				op := "≤"
+				if m.HigherIsBetter {
+					op = "≥"
+				}
+				target = fmt.Sprintf("%s %s×", op, trimFloat(m.Target, 2))
+				met = map[bool]string{true: "yes", false: "**no**"}[m.Met[k]]
+			}
+			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %.2f | %s | %s |\n", m.Name, m.Unit,
+				group(m.Median[kindRaw], m.def.digits), group(m.Median[k], m.def.digits), m.Ratio[k], target, met)
+		}
+	}
+	b.WriteString("\n")
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	b.WriteString("- Per-round ratios: ")
+	var parts []string
+	for _, m := range r.Metrics {
+		for _, k := range r.Config.Kinds {
+			var rs []string
+			for _, round := range m.Rounds {
+				if raw := round[kindRaw]; raw > 0 {
+					rs = append(rs, fmt.Sprintf("%.2f", round[k]/raw))
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%s/%s %s", m.Key, k, strings.Join(rs, " ")))
+		}
+	}
+	b.WriteString(strings.Join(parts, "; ") + ".\n")
+	return b.String()
+}
+
+// group formats v with thousands separators.
+func group(v float64, digits int) string {
+	s := strconv.FormatFloat(v, 'f', digits, 64)
+	intPart, frac, _ := strings.Cut(s, ".")
+	neg := strings.HasPrefix(intPart, "-")
+	intPart = strings.TrimPrefix(intPart, "-")
+	var out []byte
+	for i := range len(intPart) {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, intPart[i])
+	}
+	s = string(out)
+	if frac != "" {
+		s += "." + frac
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+func trimFloat(v float64, digits int) string {
+	s := strconv.FormatFloat(v, 'f', digits, 64)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
+
+// svg draws the ratios as horizontal bars, one group per metric, with the
+// target as a tick; a bar is green when it meets its target.
+func (r *benchResult) svg() string {
+	const (
+		left, barH, gap, width = 300, 14, 10, 760
+		plotW                  = width - left - 40
+	)
+	maxR := 2.0
+	for _, m := range r.Metrics {
+		for _, v := range m.Ratio {
+			maxR = math.Max(maxR, math.Ceil(v*2)/2)
+		}
+	}
+	x := func(v float64) float64 { return left + v/maxR*plotW }
+	rowH := len(r.Config.Kinds)*barH + gap
+	height := 50 + len(r.Metrics)*rowH + 40
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">tcpactor / raw net.Listener (median of per-round ratios)</text>`+"\n")
+	top := 40
+	for i := 0; float64(i) <= maxR*2; i++ {
+		v := float64(i) / 2
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x(v), top, x(v), height-30, map[bool]string{true: "#888", false: "#ddd"}[v == 1])
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s×</text>`+"\n", x(v), height-14, trimFloat(v, 1))
+	}
+	colors := map[string][2]string{kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}}
+	for i, m := range r.Metrics {
+		y := top + 5 + i*rowH
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH, html.EscapeString(m.Name))
+		for j, k := range r.Config.Kinds {
+			by := y + j*barH
+			v := m.Ratio[k]
+			fill := colors[k][0]
+			if m.Target > 0 && !m.Met[k] {
+				fill = colors[k][1]
+			} else if m.Target == 0 {
+				fill = "#90a4ae"
+			}
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s %s: %.2f×</title></rect>`+"\n", left, by, x(v)-left, barH-2, fill, k, html.EscapeString(m.Name), v)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10">%.2f %s</text>`+"\n", x(v)+3, by+barH-4, v, k)
+		}
+		if m.Target > 0 {
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="black" stroke-width="2" stroke-dasharray="3,2"/>`+"\n", x(m.Target), y-2, x(m.Target), y+len(r.Config.Kinds)*barH)
+		}
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}

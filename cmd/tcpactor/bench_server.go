@@ -1,0 +1,316 @@
+package main
+
+// The server side of `tcpactor bench`: a hidden subcommand the bench runs as a
+// child process, so that the memory it reads from /proc/PID/status is the
+// server's own and not the load generator's.
+//
+//	tcpactor bench-server --kind raw|actor|owner [--cpuprofile FILE]
+//
+// It listens on 127.0.0.1 (a port the kernel picks), prints "port N", then
+// answers one-line commands on stdin until stdin closes:
+//
+//	stats  →  "stats ACCEPTED ACTIVE PENDING"
+//	gc     →  "ok" after a garbage collection that returns freed memory
+//
+// and exits when stdin closes (the parent exiting closes it too).
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/server"
+)
+
+// The kinds of server the bench compares.
+const (
+	kindRaw   = "raw"   // goroutine per connection on a net.Listener
+	kindActor = "actor" // tcpactor with a local echo Handler (Ranch's model)
+	kindOwner = "owner" // tcpactor with one owner actor per connection (Akka's model)
+)
+
+// benchServer is the child process of the bench.
+func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("bench-server", stderr)
+	kind := fs.String("kind", kindRaw, "server: raw, actor or owner")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
+	backlog := fs.Int("backlog", 0, "listen backlog of the tcpactor servers; 0 = tcpactor's default (50)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := raiseFileLimit(); err != nil {
+		return err
+	}
+	var (
+		s   statser
+		err error
+	)
+	switch *kind {
+	case kindRaw:
+		s, err = startRawEcho()
+	case kindActor, kindOwner:
+		s, err = startActorEcho(*kind == kindOwner, *backlog)
+	default:
+		return fmt.Errorf("--kind %q: want raw, actor or owner", *kind)
+	}
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Fprintf(stdout, "port %d\n", s.port())
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		switch sc.Text() {
+		case "stats":
+			a, l, p, err := s.stats()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "stats %d %d %d\n", a, l, p)
+		case "gc":
+			runtime.GC()
+			debug.FreeOSMemory()
+			fmt.Fprintln(stdout, "ok")
+		default:
+			fmt.Fprintf(stdout, "error unknown command %q\n", sc.Text())
+		}
+	}
+	return nil
+}
+
+// raiseFileLimit lifts the soft RLIMIT_NOFILE to the hard limit: the idle
+// test holds ten thousand connections.
+func raiseFileLimit() error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("getrlimit: %w", err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return fmt.Errorf("setrlimit: %w", err)
+		}
+	}
+	return nil
+}
+
+// fileLimit is the soft RLIMIT_NOFILE.
+func fileLimit() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1024
+	}
+	return int(min(lim.Cur, 1<<20))
+}
+
+// statser is a running bench server.
+type statser interface {
+	port() int
+	// stats: connections accepted so far, live now, and waiting for an owner.
+	stats() (accepted, active, pending int64, err error)
+	stop()
+}
+
+// ---------------------------------------------------------------------------
+// raw: the plain goroutine-per-connection server everything is compared with
+
+type rawEcho struct {
+	ln               net.Listener
+	accepted, active atomic.Int64
+}
+
+func startRawEcho() (*rawEcho, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &rawEcho{ln: ln}
+	go r.acceptLoop()
+	return r, nil
+}
+
+func (r *rawEcho) acceptLoop() {
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond) // EMFILE and friends
+			continue
+		}
+		r.accepted.Add(1)
+		r.active.Add(1)
+		go r.serve(c)
+	}
+}
+
+// serve is io.CopyBuffer without its splice fast path: read, write back.
+func (r *rawEcho) serve(c net.Conn) {
+	defer r.active.Add(-1)
+	defer c.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (r *rawEcho) port() int { return r.ln.Addr().(*net.TCPAddr).Port }
+
+func (r *rawEcho) stats() (int64, int64, int64, error) {
+	return r.accepted.Load(), r.active.Load(), 0, nil
+}
+
+func (r *rawEcho) stop() { r.ln.Close() }
+
+// ---------------------------------------------------------------------------
+// actor and owner: tcpactor
+
+type actorEcho struct {
+	sys  *actor.ActorSystem
+	srv  *server.Server
+	bind int
+}
+
+func startActorEcho(owners bool, backlog int) (*actorEcho, error) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	var opts server.Options
+	if !owners {
+		opts.Connection.Handler = server.Echo()
+	}
+	srv := server.Spawn(sys, opts)
+	a := &actorEcho{sys: sys, srv: srv}
+	if owners {
+		claimer := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &claimer{server: srv.PID()} }))
+		r, err := sys.Root.RequestFuture(srv.PID(), &messages.Subscribe{Subscriber: claimer}, server.DefaultTimeout).Result()
+		if err != nil {
+			a.stop()
+			return nil, fmt.Errorf("subscribe: %w", err)
+		}
+		if ack, ok := r.(*messages.Ack); !ok || ack.Error.Failed() {
+			a.stop()
+			return nil, fmt.Errorf("subscribe: %v", r)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
+	defer cancel()
+	_, port, err := srv.Listen(ctx, "127.0.0.1", 0, &messages.ListenOptions{Backlog: int32(backlog)})
+	if err != nil {
+		a.stop()
+		return nil, err
+	}
+	a.bind = int(port)
+	return a, nil
+}
+
+func (a *actorEcho) port() int { return a.bind }
+
+func (a *actorEcho) stats() (int64, int64, int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
+	defer cancel()
+	st, err := a.srv.Status(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return int64(st.AcceptedTotal), int64(st.Active), int64(st.Pending), nil
+}
+
+// stop ends the server without waiting for connections: the process exits
+// right after.
+func (a *actorEcho) stop() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.srv.Stop()
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// claimer claims every new connection for an owner actor of its own, as an
+// Akka-style server does (one handler actor per connection).
+type claimer struct {
+	server *actor.PID
+	owners *actor.Props
+}
+
+func (c *claimer) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.NewConnection:
+		if c.owners == nil {
+			c.owners = actor.PropsFromProducer(func() actor.Actor { return &echoOwner{} })
+		}
+		owner := ctx.Spawn(c.owners)
+		ctx.Request(c.server, &messages.NextPendingConnection{Owner: owner})
+	case *messages.PendingConnection:
+		if m.Connection == nil { // claimed by someone else: not in this bench
+			return
+		}
+	}
+}
+
+// echoOwner is the owner of one connection: it writes back what it receives
+// and grants one more Received per acknowledged write, so at most the initial
+// credit's worth of chunks is in flight.
+type echoOwner struct{ conn *actor.PID }
+
+func (o *echoOwner) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.Received:
+		ctx.Send(m.Connection, &messages.Write{Data: m.Data, AckId: 1})
+	case *messages.WriteAck:
+		ctx.Send(m.Connection, &messages.Demand{N: 1})
+	case *messages.WriteFailed:
+		ctx.Send(m.Connection, &messages.Close{})
+	case *messages.Disconnected:
+		ctx.Stop(ctx.Self())
+	}
+}
+
+// parseStats reads a "stats A L P" reply.
+func parseStats(line string) (accepted, active, pending int64, err error) {
+	var tag string
+	if _, err = fmt.Sscan(line, &tag, &accepted, &active, &pending); err != nil || tag != "stats" {
+		return 0, 0, 0, fmt.Errorf("bad stats reply %q", line)
+	}
+	return accepted, active, pending, nil
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tcpactor/tcpactor/internal/testkit"
+	"go.uber.org/goleak"
+)
+
+// TestMain checks for leaked goroutines, and lets the test binary stand in
+// for the tcpactor binary when the bench re-executes itself as its server
+// child (`bench-server`): os.Executable is the test binary here.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "bench-server" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m, testkit.LeakOptions()...)
+}
+
+// tinyBench is a bench run small enough for a test under -race.
+var tinyBench = []string{
+	"bench", "--quick", "--rounds", "1", "--accept-conns", "20", "--pingpong-conns", "4",
+	"--bulk-conns", "2", "--duration", "100ms", "--idle-conns", "50",
+}
+
+// TestBenchMeasuresEveryMetricForEveryServer runs the whole harness end to
+// end — child servers, the four loads, the report — and checks that each
+// metric has a positive figure for raw and for both tcpactor models, and a
+// ratio. It says nothing about speed.
+func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
+	dir := t.TempDir()
+	table, svg := filepath.Join(dir, "bench.md"), filepath.Join(dir, "bench.svg")
+	var stdout, stderr bytes.Buffer
+	args := append(append([]string{}, tinyBench...), "--json", "--out", table, "--svg", svg)
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("bench exited %d\nstderr:\n%s", code, stderr.String())
+	}
+	var res struct {
+		Metrics []struct {
+			Key    string
+			Median map[string]float64
+			Ratio  map[string]float64
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
+	}
+	want := []string{metricAccept, metricPingPong, metricP50, metricP99, metricBulk, metricBulkRSS, metricIdle}
+	if len(res.Metrics) != len(want) {
+		t.Fatalf("got %d metrics, want %d (%v)", len(res.Metrics), len(want), want)
+	}
+	for i, m := range res.Metrics {
+		if m.Key != want[i] {
+			t.Errorf("metric %d is %q, want %q", i, m.Key, want[i])
+		}
+		for _, kind := range []string{kindRaw, kindActor, kindOwner} {
+			if !(m.Median[kind] > 0) {
+				t.Errorf("%s: %s server figure %v, want > 0", m.Key, kind, m.Median[kind])
+			}
+			if kind != kindRaw && !(m.Ratio[kind] > 0) {
+				t.Errorf("%s: %s ratio %v, want > 0", m.Key, kind, m.Ratio[kind])
+			}
+		}
+	}
+	md, err := os.ReadFile(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| metric | raw | tcpactor | ratio | target | met? |") {
+		t.Errorf("--out file has no table:\n%s", md)
+	}
+	if b, err := os.ReadFile(svg); err != nil || !strings.HasPrefix(string(b), "<svg") {
+		t.Errorf("--svg file is not an SVG (err %v)", err)
+	}
+}
+
+// TestBenchRejectsBadFlags checks that impossible settings are refused
+// before any server starts.
+func TestBenchRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--rounds", "-1"},
+		{"bench", "--kinds", "gnet"},
+		{"bench", "--metrics", "latency"},
+		{"bench", "--duration", "1ns"},
+		{"bench", "--idle-conns", "1000000"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code == 0 {
+			t.Errorf("%v: exit 0, want an error", args)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("%v: printed %q, want nothing on stdout", args, stdout.String())
+		}
+	}
+}
