@@ -97,8 +97,8 @@ func TestEchoHandlerReturnsEveryByteOverManyConnections(t *testing.T) {
 }
 
 func TestEchoOwnerOnAnotherNodeReturnsEveryByte(t *testing.T) {
-	sysA, _ := testkit.NewRemoteSystem(t) // the connections live here
-	sysB, _ := testkit.NewRemoteSystem(t) // their owners live here
+	sysA := testkit.Remote(t, 0) // the connections live here
+	sysB := testkit.Remote(t, 1) // their owners live here
 	const conns, each = 16, 2 << 20
 	reports := make(chan ownerReport, conns)
 	clients := make([]*net.TCPConn, conns)
@@ -115,12 +115,10 @@ func TestEchoOwnerOnAnotherNodeReturnsEveryByte(t *testing.T) {
 		claim(t, sysB, remotePID(conn), owner, &messages.ClaimOptions{InitialCredit: 8})
 	}
 	runEchoes(t, clients, each, reports)
-	settleRemotes(t, sysA, sysB)
 }
 
 func TestConnectionClosesWhenItsOwnerOnAnotherNodeStops(t *testing.T) {
-	sysA, _ := testkit.NewRemoteSystem(t)
-	sysB, _ := testkit.NewRemoteSystem(t)
+	sysA, sysB := testkit.Remote(t, 0), testkit.Remote(t, 1)
 	cc, sc := socketPair(t)
 	conn := startConn(t, sysA, sc, 1, nil, ConnectionConfig{})
 	end := watchEnd(t, sysA, conn)
@@ -133,35 +131,9 @@ func TestConnectionClosesWhenItsOwnerOnAnotherNodeStops(t *testing.T) {
 	if _, err := readAll(t, cc); err != nil {
 		t.Fatalf("peer read %v, want EOF", err)
 	}
-	settleRemotes(t, sysA, sysB)
 }
 
 // remotePID is a copy of pid for use by another actor system of this
 // process: a *PID caches the route the first system that used it found, so
 // two systems must not share one PID object (separate processes never do).
 func remotePID(pid *actor.PID) *actor.PID { return actor.NewPID(pid.Address, pid.Id) }
-
-// settleRemotes makes a request round trip each way between two nodes, so
-// that every message sent before it (the connection's last Unwatch, say)
-// has been handled when the test's clean-up shuts the remotes down.
-// Proto.Actor's graceful Shutdown (pinned version) writes its endpoint
-// reader's "suspended" flag without synchronisation while the reader's
-// stream loop reads it for every incoming batch: a data race under -race if
-// traffic is still arriving.
-func settleRemotes(t *testing.T, systems ...*actor.ActorSystem) {
-	t.Helper()
-	for _, from := range systems {
-		for _, to := range systems {
-			if from == to {
-				continue
-			}
-			pong := to.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-				if _, ok := ctx.Message().(*messages.GetInfo); ok {
-					ctx.Respond(&messages.Ack{})
-				}
-			}))
-			call[*messages.Ack](t, from, remotePID(pong), &messages.GetInfo{})
-			_ = to.Root.StopFuture(pong).Wait()
-		}
-	}
-}

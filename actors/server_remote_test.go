@@ -15,8 +15,7 @@ import (
 // on node A from node B (two actor systems with remote on 127.0.0.1): every
 // request of the protocol crosses the network and its reply comes back.
 func TestEveryServerRequestIsAnsweredAcrossARemoteBoundary(t *testing.T) {
-	sysA, _ := testkit.NewRemoteSystem(t)
-	sysB, _ := testkit.NewRemoteSystem(t)
+	sysA, sysB := testkit.Remote(t, 0), testkit.Remote(t, 1)
 	local, err := sysA.Root.SpawnNamed(NewServer(ServerOptions{}), "tcpserver")
 	if err != nil {
 		t.Fatal(err)

@@ -8,11 +8,11 @@ import (
 	"syscall"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/tcpactor/tcpactor/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testkit.RunTests(m)
 }
 
 // qtSocketError is QAbstractSocket::SocketError as Qt 6.4 numbers it

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/tcpactor/tcpactor/internal/testkit"
-	"go.uber.org/goleak"
 )
 
 // TestMain checks for leaked goroutines, and lets the test binary stand in
@@ -19,7 +18,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "bench-server" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	goleak.VerifyTestMain(m, testkit.LeakOptions()...)
+	testkit.RunTests(m)
 }
 
 // tinyBench is a bench run small enough for a test under -race.

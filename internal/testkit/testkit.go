@@ -1,9 +1,11 @@
 // Package testkit holds what the tests of several packages share: quiet
-// actor systems, remote pairs on loopback, descriptor counts and the goleak
-// options that name Proto.Actor's own long-lived goroutines.
+// actor systems, shared remote nodes on loopback, descriptor counts, and a
+// TestMain with goleak.
 package testkit
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -61,110 +63,91 @@ func OpenFDs(t testing.TB) int {
 	return len(ents)
 }
 
-// NewRemoteSystem starts a quiet actor system with remote on 127.0.0.1 and a
-// port the kernel picks, and shuts both down when t ends.
+// Remote nodes in tests.
 //
-// Proto.Actor's Remote.Start writes gRPC's process-wide logger without
-// synchronisation, and the gRPC server it starts reads that logger from its
-// Serve goroutine. Under -race a second Start in the same process is a data
-// race unless the first server's start-up read happens-before it. So each
-// start waits for its own server to hand a connection to the transport
-// credentials below (a goroutine Serve starts after its read), which orders
-// the read before anything the test does next. Call it from one goroutine.
-func NewRemoteSystem(t testing.TB, opts ...remote.ConfigOption) (*actor.ActorSystem, *remote.Remote) {
-	t.Helper()
-	sys := actor.NewActorSystem(SystemOptions()...)
-	ready := &readyCreds{TransportCredentials: insecure.NewCredentials(), sig: &readySignal{ch: make(chan struct{})}}
-	opts = append(opts, remote.WithServerOptions(grpc.Creds(ready)))
-	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0, opts...))
-	r.Start()
-	if c, err := net.DialTimeout("tcp", sys.Address(), 5*time.Second); err == nil {
-		select {
-		case <-ready.sig.ch:
-		case <-time.After(5 * time.Second):
-			t.Errorf("remote %s: gRPC server did not start", sys.Address())
-		}
-		c.Close()
-	} else {
-		t.Errorf("remote %s: %v", sys.Address(), err)
-	}
-	n := trackEndpoints(sys)
-	t.Cleanup(func() {
-		r.Shutdown(true)
-		n.forget()
-		sys.Shutdown()
-	})
-	return sys, r
-}
+// Two defects of the pinned Proto.Actor remote (and the gRPC it uses) are
+// data races under -race, whatever tcpactor does:
+//   - Remote.Start writes gRPC's process-wide logger without synchronisation,
+//     while gRPC goroutines of every remote already running (servers, client
+//     transports still closing) read it;
+//   - a graceful Remote.Shutdown clears the endpoint manager's connection map
+//     while endpoint-writer goroutines whose peer went away read it.
+// So a test binary starts its remote nodes once, one after another, before
+// any remote traffic — each start waiting until its gRPC server has done its
+// start-up logging (see readyCreds) — shares them between its tests, and
+// stops them non-gracefully after the last test (RunTests), which breaks the
+// streams and lets every endpoint close on its own.
 
-// Proto.Actor's endpoint manager (pinned version) clears its connection map
-// in Shutdown while an endpoint writer whose peer went away may still be
-// reading it from its stream goroutine: a data race under -race. A node's
-// Shutdown therefore first lets every other live node finish handling the
-// loss of its endpoints: each node records the peers its writers connected
-// to, and when one of them shuts down, the others wait for their own
-// EndpointTerminatedEvent about it, which the writer goroutine publishes
-// after the endpoint manager has handled it.
-type endpointNode struct {
-	addr       string
-	mu         sync.Mutex
-	connected  map[string]bool
-	terminated chan string
-}
+// RemoteNodes is how many shared remote nodes a test binary has.
+const RemoteNodes = 3
 
 var (
-	nodesMu sync.Mutex
-	nodes   = map[*endpointNode]bool{}
+	remoteOnce  sync.Once
+	remoteNodes []*remoteNode
 )
 
-func trackEndpoints(sys *actor.ActorSystem) *endpointNode {
-	n := &endpointNode{addr: sys.Address(), connected: map[string]bool{}, terminated: make(chan string, 64)}
-	sys.EventStream.Subscribe(func(evt any) {
-		switch e := evt.(type) {
-		case *remote.EndpointConnectedEvent:
-			n.mu.Lock()
-			n.connected[e.Address] = true
-			n.mu.Unlock()
-		case *remote.EndpointTerminatedEvent:
-			n.mu.Lock()
-			was := n.connected[e.Address]
-			delete(n.connected, e.Address)
-			n.mu.Unlock()
-			if was {
-				n.terminated <- e.Address
-			}
-		}
-	})
-	nodesMu.Lock()
-	nodes[n] = true
-	nodesMu.Unlock()
-	return n
+type remoteNode struct {
+	sys *actor.ActorSystem
+	r   *remote.Remote
 }
 
-// forget runs after n's Shutdown: the other nodes connected to n wait (at
-// most five seconds) for the loss of their endpoint to n.
-func (n *endpointNode) forget() {
-	nodesMu.Lock()
-	delete(nodes, n)
-	var peers []*endpointNode
-	for p := range nodes {
-		peers = append(peers, p)
+// Remote returns shared actor system i (0 ≤ i < RemoteNodes) with remote on
+// 127.0.0.1 and a port the kernel picked. Every test of the binary shares
+// these nodes: spawn what the test needs and stop it before the test ends.
+// The package's TestMain must be RunTests, which stops the nodes.
+func Remote(t testing.TB, i int) *actor.ActorSystem {
+	t.Helper()
+	if i < 0 || i >= RemoteNodes {
+		t.Fatalf("testkit.Remote(%d): only %d nodes", i, RemoteNodes)
 	}
-	nodesMu.Unlock()
-	for _, p := range peers {
-		p.mu.Lock()
-		waiting := p.connected[n.addr]
-		p.mu.Unlock()
-		deadline := time.After(5 * time.Second)
-		for waiting {
-			select {
-			case a := <-p.terminated:
-				waiting = a != n.addr
-			case <-deadline:
-				waiting = false
+	remoteOnce.Do(func() {
+		for range RemoteNodes {
+			n, err := startRemote()
+			if err != nil {
+				t.Fatalf("start remote node: %v", err)
 			}
+			remoteNodes = append(remoteNodes, n)
+		}
+	})
+	if len(remoteNodes) != RemoteNodes {
+		t.Fatal("remote nodes failed to start")
+	}
+	return remoteNodes[i].sys
+}
+
+func startRemote() (*remoteNode, error) {
+	sys := actor.NewActorSystem(SystemOptions()...)
+	ready := &readyCreds{TransportCredentials: insecure.NewCredentials(), sig: &readySignal{ch: make(chan struct{})}}
+	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0, remote.WithServerOptions(grpc.Creds(ready))))
+	r.Start()
+	c, err := net.DialTimeout("tcp", sys.Address(), 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	select {
+	case <-ready.sig.ch:
+		return &remoteNode{sys: sys, r: r}, nil
+	case <-time.After(5 * time.Second):
+		return nil, errors.New("gRPC server of " + sys.Address() + " did not start")
+	}
+}
+
+// RunTests is a test binary's TestMain: it runs the tests, stops the shared
+// remote nodes, and fails the run if any goroutine is left behind.
+func RunTests(m *testing.M) {
+	code := m.Run()
+	for _, n := range remoteNodes {
+		n.r.Shutdown(false)
+		n.sys.Shutdown()
+	}
+	if code == 0 {
+		if err := goleak.Find(LeakOptions()...); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
 		}
 	}
+	os.Exit(code)
 }
 
 // readyCreds are insecure transport credentials that report the first
