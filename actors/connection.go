@@ -3,7 +3,6 @@ package actors
 import (
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -41,7 +40,8 @@ const maxCredit = 1 << 30
 // The actor is never restarted: a panic while handling a message closes the
 // socket (reset) and stops the actor.
 func NewConnection(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionConfig) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return newConnection(conn, id, server, cfg) })
+	return actor.PropsFromProducer(func() actor.Actor { return newConnection(conn, id, server, cfg) },
+		actor.WithDispatcher(connectionDispatcher))
 }
 
 // closeHow says how the socket is closed when the connection ends.
@@ -116,7 +116,6 @@ type connection struct {
 	held     *readResult // bytes read when the credit was taken away by a hand-over
 	permit   chan struct{}
 	done     chan struct{}
-	wg       sync.WaitGroup
 
 	// Writing.
 	wq       []pendingWrite // queued, not yet with a writer goroutine
@@ -245,11 +244,7 @@ func (c *connection) serve() {
 	c.done = make(chan struct{})
 	r := &reader{conn: c.conn, raw: c.raw, size: c.cfg.ReadChunkSize, timeout: c.cfg.ReadTimeout,
 		permit: c.permit, done: c.done, send: c.sendSelf}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		r.run()
-	}()
+	go r.run()
 	if d := c.cfg.IdleTimeout; d > 0 {
 		c.lastActive = time.Now()
 		c.idle = time.AfterFunc(d, func() { c.sendSelf(&idleTick{}) })
@@ -375,6 +370,7 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 	}
 	if r.n > 0 {
 		c.bytesReceived += uint64(r.n)
+		c.cfg.Stats.received(r.n)
 		c.touch()
 		switch {
 		case c.closing:
@@ -535,6 +531,7 @@ func (c *connection) written(n int) {
 		return
 	}
 	c.bytesSent += uint64(n)
+	c.cfg.Stats.sent(n)
 	c.queued -= n
 	c.touch()
 	for n > 0 && c.queueLen() > 0 {
@@ -570,9 +567,7 @@ func (c *connection) startJob() {
 	}
 	c.job = j
 	conn := c.conn
-	c.wg.Add(1)
 	go func() {
-		defer c.wg.Done()
 		j.n, j.err = j.bufs.WriteTo(conn)
 		c.sendSelf(j)
 	}()
@@ -598,6 +593,7 @@ func (c *connection) settleJob() error {
 	n := int(j.n)
 	if n > 0 {
 		c.bytesSent += uint64(n)
+		c.cfg.Stats.sent(n)
 		c.queued -= n
 		c.touch()
 	}
@@ -669,6 +665,7 @@ func (c *connection) ack(w pendingWrite) {
 }
 
 func (c *connection) fail(w pendingWrite, e *messages.Error) {
+	c.cfg.Stats.writeFailed()
 	switch {
 	case w.local:
 		c.events = append(c.events, handlerEvent{ackID: w.ackID, err: e})
@@ -804,11 +801,20 @@ func (c *connection) teardown(ctx actor.Context) {
 	if c.done != nil {
 		close(c.done)
 	}
-	c.wg.Wait()
-	if c.job != nil {
-		_ = c.settleJob()
-	}
+	// The goroutines end on their own now that the socket is closed; the
+	// actor does not wait for them (it may be running on one of them: the
+	// connection's dispatcher runs it on the goroutine that sends to it).
+	// A write still in a writer goroutine is reported failed: the socket is
+	// gone, and how much of it reached the peer is unknown.
 	failErr := c.closedError()
+	if c.job != nil {
+		c.job = nil
+		for _, w := range c.inflight {
+			c.fail(w, failErr)
+		}
+		clear(c.inflight)
+		c.inflight = c.inflight[:0]
+	}
 	for c.queueLen() > 0 {
 		w := c.wq[c.wqHead]
 		c.wq[c.wqHead] = pendingWrite{}

@@ -19,7 +19,8 @@ var errWouldBlock = errors.New("tcpactor: operation would block")
 // reader is the goroutine that reads a connection: one read per permit the
 // actor gives it (one permit per credit, one at a time), so it never reads
 // ahead of the owner's demand. While it waits for the peer it holds no
-// buffer: it waits for readability first, and only then takes a pooled one.
+// buffer: a read that finds nothing returns its pooled buffer, then waits
+// for readability.
 type reader struct {
 	conn    net.Conn
 	raw     syscall.RawConn // nil: plain blocking reads (wrapped connections)
@@ -28,7 +29,6 @@ type reader struct {
 	permit  <-chan struct{}
 	done    <-chan struct{}
 	send    func(any)
-	hot     bool // the last read filled its buffer: more is likely waiting
 	poll    rawIO
 }
 
@@ -57,25 +57,7 @@ func (r *reader) read() *readResult {
 		n, err := r.conn.Read(*buf)
 		return newReadResult(buf, n, err)
 	}
-	for range 1000 {
-		if !r.hot {
-			if err := r.poll.waitReadable(r.raw); err != nil {
-				return &readResult{err: err}
-			}
-		}
-		buf := getBuf(r.size)
-		n, err := r.poll.readNow(r.raw, *buf)
-		if err == errWouldBlock {
-			putBuf(buf)
-			r.hot = false
-			continue
-		}
-		r.hot = n == len(*buf)
-		return newReadResult(buf, n, err)
-	}
-	// Readable a thousand times yet nothing to read: fall back to a plain read.
-	buf := getBuf(r.size)
-	n, err := r.conn.Read(*buf)
+	buf, n, err := r.poll.read(r.raw, r.size)
 	return newReadResult(buf, n, err)
 }
 

@@ -16,53 +16,46 @@ const fastPaths = true
 // maxBatch is the most writes one writev carries.
 const maxBatch = 128
 
-// rawIO holds the reader's scratch space, so that waiting and reading
-// allocate nothing.
-type rawIO struct {
-	peek [1]byte
-}
+// rawIO is the reader's raw-socket access.
+type rawIO struct{}
 
-// waitReadable returns once the socket has data, the peer's FIN or an error
-// waiting, without reading it: the callback peeks, and returning false makes
-// the poller wait for readability. It fails with the poller's errors
-// (closed, deadline).
-func (p *rawIO) waitReadable(raw syscall.RawConn) error {
-	return raw.Read(func(fd uintptr) bool {
-		for {
-			_, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.peek[0])), 1,
-				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			return true // data, FIN or a pending error: the read reports which
-		}
-	})
-}
-
-// readNow reads without waiting: errWouldBlock when nothing is there.
-func (p *rawIO) readNow(raw syscall.RawConn, buf []byte) (int, error) {
-	var n int
-	var err error
+// read reads one chunk into a pooled buffer of the given size, waiting for
+// readability when nothing is there — without holding a buffer while it
+// waits: a read that finds nothing returns its buffer to the pool, and the
+// callback's false makes Go's poller wait. Read and wait are one RawRead
+// call on purpose: each RawRead first clears the poller's readiness, so a
+// readiness that came between two calls would be lost. It fails with the
+// poller's errors (closed, deadline) and returns (nil, 0, nil) never.
+func (*rawIO) read(raw syscall.RawConn, size int) (*[]byte, int, error) {
+	var (
+		buf *[]byte
+		n   int
+		err error
+	)
 	cerr := raw.Read(func(fd uintptr) bool {
+		buf = getBuf(size)
 		for {
-			n, err = syscall.Read(int(fd), buf)
+			n, err = syscall.Read(int(fd), *buf)
 			if err != syscall.EINTR {
-				return true
+				break
 			}
 		}
+		if err == syscall.EAGAIN {
+			putBuf(buf)
+			buf = nil
+			return false
+		}
+		return true
 	})
 	switch {
 	case cerr != nil:
-		return 0, cerr
-	case err == syscall.EAGAIN:
-		return 0, errWouldBlock
+		putBuf(buf)
+		return nil, 0, cerr
 	case err != nil:
-		return 0, os.NewSyscallError("read", err)
+		putBuf(buf)
+		return nil, 0, os.NewSyscallError("read", err)
 	}
-	return n, nil
+	return buf, n, nil
 }
 
 // writeNow writes bufs without waiting, as far as the socket takes them. It

@@ -12,8 +12,6 @@ const maxBatch = 1024
 
 type rawIO struct{}
 
-func (*rawIO) waitReadable(syscall.RawConn) error { return errWouldBlock }
-
-func (*rawIO) readNow(syscall.RawConn, []byte) (int, error) { return 0, errWouldBlock }
+func (*rawIO) read(syscall.RawConn, int) (*[]byte, int, error) { return nil, 0, errWouldBlock }
 
 func writeNow(syscall.RawConn, [][]byte) (int, bool, error) { return 0, true, nil }

@@ -1,63 +1,18 @@
 package actors
 
-import (
-	"sync/atomic"
-	"time"
+import "github.com/asynkron/protoactor-go/actor"
 
-	"github.com/asynkron/protoactor-go/actor"
-)
-
-// pooledDispatcher runs mailbox turns on parked, long-lived goroutines
-// instead of a fresh goroutine per turn (Proto.Actor's default dispatcher).
-// A fresh goroutine starts with a small stack that grows again on every turn
-// (runtime.newstack/copystack: a fifth of the server's CPU under 64-byte
-// ping-pong); a parked one keeps its grown stack.
+// connectionDispatcher runs a ConnectionActor's mailbox on the goroutine
+// that sends to it (Proto.Actor's synchronized dispatcher): a chunk the
+// reader goroutine reads is handled — a local handler's echo written —
+// before that goroutine reads again, with no hand-over to another goroutine
+// in between. Proto.Actor's default dispatcher starts a fresh goroutine for
+// every mailbox run, whose stack grows again each time; measured under
+// 64-byte ping-pong this raised the local-handler round trips from 0.52× to
+// 0.84× a plain net.Listener server (README, Benchmarks).
 //
-// Schedule hands fn to a parked worker when one is waiting and starts a new
-// worker otherwise, so it never blocks and never queues behind a busy actor.
-// A worker that finds no work for idleAfter ends, so an idle process keeps
-// no goroutines around (and goleak sees them end).
-type pooledDispatcher struct {
-	work       chan func()
-	throughput int
-	idleAfter  time.Duration
-	workers    atomic.Int64
-}
-
-// newPooledDispatcher makes a dispatcher whose mailboxes process up to
-// throughput messages before yielding (Proto.Actor's default is 300).
-func newPooledDispatcher(throughput int, idleAfter time.Duration) *pooledDispatcher {
-	return &pooledDispatcher{work: make(chan func()), throughput: throughput, idleAfter: idleAfter}
-}
-
-// connectionDispatcher is the dispatcher for ConnectionActors (a prototype:
-// NewConnection would pass actor.WithDispatcher(connectionDispatcher)).
-var connectionDispatcher actor.Dispatcher = newPooledDispatcher(300, 200*time.Millisecond)
-
-// Schedule runs fn on a parked worker, or on a new one.
-func (d *pooledDispatcher) Schedule(fn func()) {
-	select {
-	case d.work <- fn:
-	default:
-		d.workers.Add(1)
-		go d.worker(fn)
-	}
-}
-
-// Throughput is how many messages a mailbox turn processes.
-func (d *pooledDispatcher) Throughput() int { return d.throughput }
-
-func (d *pooledDispatcher) worker(fn func()) {
-	defer d.workers.Add(-1)
-	t := time.NewTimer(d.idleAfter)
-	defer t.Stop()
-	for {
-		fn()
-		t.Reset(d.idleAfter)
-		select {
-		case fn = <-d.work:
-		case <-t.C:
-			return
-		}
-	}
-}
+// The mailbox still lets one goroutine at a time in, so the actor's state
+// stays single-threaded. The price: whoever sends to a connection (an owner,
+// the remote endpoint reader, a timer) runs its Receive, so that Receive
+// never blocks — the connection waits for none of its goroutines.
+var connectionDispatcher = actor.NewSynchronizedDispatcher(300)
