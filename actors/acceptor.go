@@ -76,14 +76,23 @@ func (g *acceptGate) enter() bool {
 }
 
 // leave records the end of an Accept; ok reports whether it produced a
-// connection that is now on its way to the actor.
-func (g *acceptGate) leave(ok bool) {
+// connection. The deadline cannot stop an Accept that is already past its
+// deadline check, so a connection can arrive after its room went (a pause, a
+// lower limit): leave then holds it, as the kernel backlog would have, until
+// there is room again. It reports whether the connection may go on to the
+// actor; false means the gate closed meanwhile.
+func (g *acceptGate) leave(ok bool) bool {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.accepting = false
 	if !ok {
 		g.inflight--
+		return true
 	}
-	g.mu.Unlock()
+	for !g.closed && g.inflight > g.allowance {
+		g.cond.Wait()
+	}
+	return !g.closed
 }
 
 // sleep waits d unless the gate closes first.
@@ -119,7 +128,10 @@ func acceptLoop(ln *net.TCPListener, gate *acceptGate, gen uint64, send func(any
 	var backoff time.Duration
 	for gate.enter() {
 		conn, err := ln.Accept()
-		gate.leave(err == nil)
+		if !gate.leave(err == nil) {
+			conn.Close() // held until the gate closed
+			return
+		}
 		switch {
 		case err == nil:
 			backoff = 0

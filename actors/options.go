@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/tcpactor/tcpactor/messages"
@@ -62,6 +63,36 @@ type ConnectionConfig struct {
 	// Handler, when set, serves each connection inside its ConnectionActor
 	// (Ranch's model) instead of queueing it for an owner actor.
 	Handler HandlerFactory
+	// Stats, when set, counts the traffic of every connection made with this
+	// config as it happens (a server's metrics). nil counts nothing.
+	Stats *ConnectionStats
+}
+
+// ConnectionStats are traffic counters shared by many connections, safe for
+// concurrent use: bytes read from peers, bytes handed to the kernel, and
+// writes that ended as WriteFailed.
+type ConnectionStats struct {
+	BytesReceived atomic.Uint64
+	BytesSent     atomic.Uint64
+	WriteFailures atomic.Uint64
+}
+
+func (st *ConnectionStats) received(n int) {
+	if st != nil && n > 0 {
+		st.BytesReceived.Add(uint64(n))
+	}
+}
+
+func (st *ConnectionStats) sent(n int) {
+	if st != nil && n > 0 {
+		st.BytesSent.Add(uint64(n))
+	}
+}
+
+func (st *ConnectionStats) writeFailed() {
+	if st != nil {
+		st.WriteFailures.Add(1)
+	}
 }
 
 // ConnectionInfoOf describes a just-accepted connection without touching the
