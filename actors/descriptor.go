@@ -1,57 +1,6 @@
 package actors
 
-import (
-	"net"
-	"os"
-	"syscall"
-
-	"github.com/tcpactor/tcpactor/messages"
-)
-
-// adoptListener is the checking half of setSocketDescriptor(): fd must be an
-// open, listening TCP stream socket of this process. Unlike Qt 6.4, which
-// adopts any descriptor and reports itself listening, anything else is
-// refused with a readable error. The descriptor itself stays open (and is
-// closed with the server), so socketDescriptor() reports the number given.
-func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
-	unsupported := func(format string, args ...any) (*net.TCPListener, *os.File, *messages.Error) {
-		return nil, nil, messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION, format, args...)
-	}
-	if fd < 0 || fd > 1<<30 {
-		return nil, nil, invalid("socket descriptor %d out of range", fd)
-	}
-	n := int(fd)
-	typ, err := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_TYPE)
-	switch {
-	case err == syscall.EBADF:
-		return unsupported("Invalid socket descriptor: %d is not open", fd)
-	case err == syscall.ENOTSOCK:
-		return unsupported("descriptor %d is not a socket", fd)
-	case err != nil:
-		return nil, nil, messages.FromError(err)
-	case typ != syscall.SOCK_STREAM:
-		return unsupported("descriptor %d is not a stream socket", fd)
-	}
-	domain, _ := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_DOMAIN)
-	proto, _ := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_PROTOCOL)
-	// Go listeners are MPTCP where the kernel has it (Go 1.24+): a TCP
-	// socket to every peer, so adopt it too.
-	if (domain != syscall.AF_INET && domain != syscall.AF_INET6) || (proto != syscall.IPPROTO_TCP && proto != ipprotoMPTCP) {
-		return unsupported("descriptor %d is not a TCP socket", fd)
-	}
-	if on, _ := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN); on != 1 {
-		return unsupported("descriptor %d is a TCP socket that is not listening", fd)
-	}
-	f := os.NewFile(uintptr(n), "adopted-listener")
-	l, err := net.FileListener(f) // a duplicate that joins Go's poller
-	if err != nil {
-		return nil, nil, messages.FromError(err)
-	}
-	return l.(*net.TCPListener), f, nil
-}
-
-// ipprotoMPTCP is IPPROTO_MPTCP, missing from package syscall.
-const ipprotoMPTCP = 262
+import "os"
 
 // adoptedFD reads the number of an adopted descriptor without os.File.Fd,
 // which would switch the shared socket to blocking mode under Go's poller.
