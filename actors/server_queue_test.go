@@ -352,6 +352,26 @@ func TestWaitForNewConnectionTimesOut(t *testing.T) {
 	noMessage[*messages.WaitResult](t, waiter)
 }
 
+// As Qt (docs/qt-behaviour.md, 9b): a wait that times out, a poll included,
+// sets serverError() to SocketTimeoutError.
+func TestWaitForNewConnectionTimeOutSetsTheServerError(t *testing.T) {
+	for _, ms := range []int32{0, 50} {
+		t.Run(fmt.Sprintf("%d ms", ms), func(t *testing.T) {
+			s := startServer(t, ServerOptions{})
+			s.listen()
+			if e := s.status().Error; e.Failed() {
+				t.Fatalf("error before the wait: %v", e)
+			}
+			if r := ask[*messages.WaitResult](s, &messages.WaitForNewConnection{TimeoutMs: ms}); !r.TimedOut {
+				t.Fatalf("got %v, want timed out", r)
+			}
+			if e := s.status().Error; e.GetCode() != messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT || e.GetMessage() != "Network operation timed out" {
+				t.Fatalf("serverError %v, want SocketTimeoutError \"Network operation timed out\"", e)
+			}
+		})
+	}
+}
+
 func TestWaitForNewConnectionAnswersEveryWaiterWhenOneClientConnects(t *testing.T) {
 	s := startServer(t, ServerOptions{})
 	addr := s.listen()
