@@ -1,21 +1,47 @@
 // Command tcpactor runs tcpactor servers and tools:
 //
-//	tcpactor serve [flags]   an echo (or other) server on one actor system
-//	tcpactor bench [flags]   tcpactor against a plain net.Listener server
+//	tcpactor serve [flags]    a server (echo, discard, fortune, chat or none) on one actor system
+//	tcpactor handle [flags]   serve the connections of a server that runs on another node
+//	tcpactor status [flags]   ask a running server for its state, over remote
+//	tcpactor bench [flags]    tcpactor against a plain net.Listener server
 //
-// Run `tcpactor COMMAND --help` for the flags of each.
+// Run `tcpactor COMMAND --help` for the flags of each. Errors are one line on
+// stderr; stdout carries only the lines a script may wait for
+// ("listening on HOST:PORT", "remote on HOST:PORT", "metrics on HOST:PORT")
+// and the output of status and bench.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/server"
 )
 
-// errUsage marks an error already explained by the flag package.
+// errUsage marks a command line that cannot be used: exit status 2.
 var errUsage = errors.New("usage")
+
+// usageError is a bad command line, reported in one line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string        { return e.msg }
+func (e usageError) Is(target error) bool { return target == errUsage }
+
+// badUsage makes a usageError.
+func badUsage(format string, args ...any) error {
+	return usageError{msg: fmt.Sprintf(format, args...)}
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -23,13 +49,19 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		usage(stderr)
+		fmt.Fprintln(stderr, "tcpactor: no command given (try tcpactor --help)")
 		return 2
 	}
 	var err error
 	switch args[0] {
 	case "serve":
 		err = serve(args[1:], stdout, stderr)
+	case "handle":
+		err = handle(args[1:], stdout, stderr)
+	case "status":
+		err = status(args[1:], stdout, stderr)
+	case "node":
+		err = node(args[1:], stdout, stderr)
 	case "bench":
 		err = bench(args[1:], stdout, stderr)
 	case "bench-server": // hidden: the server child of bench
@@ -47,9 +79,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		if err != errUsage {
+			fmt.Fprintf(stderr, "tcpactor %s: %s\n", args[0], oneLine(err.Error()))
+		}
 		return 2
 	default:
-		fmt.Fprintf(stderr, "tcpactor %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "tcpactor %s: %s\n", args[0], oneLine(err.Error()))
 		return 1
 	}
 }
@@ -58,31 +93,147 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `tcpactor: Qt's QTcpServer as Proto.Actor actors
 
 usage:
-  tcpactor serve [--listen HOST:PORT] [--handler echo|discard|none] ...
-  tcpactor bench [--quick] [--json]
+  tcpactor serve  [--listen HOST:PORT] [--handler echo|discard|fortune|chat|none]
+                  [--remote HOST:PORT] [--name NAME] [--metrics HOST:PORT] ...
+  tcpactor handle --server HOST:PORT/NAME [--handler echo|discard] [--remote HOST:PORT]
+  tcpactor status --server HOST:PORT/NAME [--json]
+  tcpactor bench  [--quick] [--json]
 
 Run 'tcpactor COMMAND --help' for the flags of a command.
 `)
 }
 
-// newFlags makes a flag set that reports errors in one line.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// oneLine keeps an error message on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// newFlags makes a flag set whose errors come back from parse as one line;
+// --help prints the flags to w.
+func newFlags(name string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("tcpactor "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(w)
 	return fs
 }
 
-// parse parses args, turning flag errors into errUsage.
+// parse parses args. A bad flag becomes a one-line usage error (the flag
+// package would print every flag after it); --help prints the flags.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return errUsage
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(out, "usage: %s [flags]\n\nflags:\n", fs.Name())
+		fs.PrintDefaults()
+		return err
+	case err != nil:
+		return badUsage("%v (try --help)", err)
+	case fs.NArg() > 0:
+		return badUsage("unexpected argument %q (try --help)", fs.Arg(0))
 	}
 	return nil
+}
+
+// hostPort splits a HOST:PORT flag value.
+func hostPort(flagName, v string) (string, int, error) {
+	host, p, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", 0, badUsage("--%s %q: want HOST:PORT", flagName, v)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, badUsage("--%s %q: port must be a number from 0 to 65535", flagName, v)
+	}
+	return host, int(port), nil
+}
+
+// serverPID parses HOST:PORT/NAME, the address of a server on another node.
+func serverPID(flagName, v string) (*actor.PID, error) {
+	addr, name, ok := strings.Cut(v, "/")
+	if !ok || name == "" || v == "" {
+		return nil, badUsage("--%s %q: want HOST:PORT/NAME, e.g. 127.0.0.1:8090/tcpserver", flagName, v)
+	}
+	if _, port, err := hostPort(flagName, addr); err != nil || port == 0 {
+		return nil, badUsage("--%s %q: want HOST:PORT/NAME with a port from 1 to 65535", flagName, v)
+	}
+	return actor.NewPID(addr, name), nil
+}
+
+// reachable checks that a node's remote port answers before any remote
+// traffic: the pinned remote would retry an unreachable node for ~10 s,
+// logging each attempt.
+func reachable(pid *actor.PID) error {
+	c, err := net.DialTimeout("tcp", pid.Address, 3*time.Second)
+	if err != nil {
+		return fmt.Errorf("cannot reach node %s: %w", pid.Address, err)
+	}
+	return c.Close()
+}
+
+// logLevel parses --log-level.
+func logLevel(v string) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(v)); err != nil {
+		return 0, badUsage("--log-level %q: want debug, info, warn or error", v)
+	}
+	return level, nil
+}
+
+// newSystem makes an actor system whose logging (Proto.Actor logs through
+// slog) goes to stderr at level, so stdout stays clean.
+func newSystem(stderr io.Writer, level slog.Level) *actor.ActorSystem {
+	h := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	logger := slog.New(peerLossIsInfo{Handler: h, level: level})
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+}
+
+// peerLossIsInfo logs Proto.Actor's "EndpointWriter lost connection" at
+// INFO instead of ERROR: a peer node going away (a `tcpactor status` that
+// got its answer, a handler node that stopped) is ordinary for a server, and
+// whoever depends on that peer learns of it through Terminated.
+type peerLossIsInfo struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h peerLossIsInfo) Enabled(ctx context.Context, l slog.Level) bool {
+	// Decided per record in Handle: the level may be lowered there.
+	return l >= h.level || l >= slog.LevelError
+}
+
+func (h peerLossIsInfo) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && r.Message == "EndpointWriter lost connection" {
+		r.Level = slog.LevelInfo
+	}
+	if r.Level < h.level {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h peerLossIsInfo) WithAttrs(as []slog.Attr) slog.Handler {
+	return peerLossIsInfo{Handler: h.Handler.WithAttrs(as), level: h.level}
+}
+
+func (h peerLossIsInfo) WithGroup(name string) slog.Handler {
+	return peerLossIsInfo{Handler: h.Handler.WithGroup(name), level: h.level}
+}
+
+// startRemote starts Proto.Actor remote on host:port. remote.Start panics
+// when it cannot listen, so the address is tried first and a clean error
+// returned instead.
+func startRemote(sys *actor.ActorSystem, host string, port int) (*remote.Remote, error) {
+	probe, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("remote cannot listen on %s: %w", net.JoinHostPort(host, strconv.Itoa(port)), err)
+	}
+	probe.Close()
+	// The guard keeps the node up when a peer sends a message it cannot
+	// decode (see server.RemoteGuard).
+	guard := server.NewRemoteGuard(sys.Logger())
+	r := remote.NewRemote(sys, remote.Configure(host, port, remote.WithServerOptions(guard.ServerOptions()...)))
+	r.Start()
+	return r, nil
 }

@@ -1,0 +1,90 @@
+// Fortuneserver is Qt's Fortune Server example on tcpactor: each client
+// that connects gets one random fortune, written exactly as Qt's
+// `QDataStream << QString` writes it (a quint32 byte length, then UTF-16
+// big-endian), and the server disconnects. Qt's Fortune Client reads it.
+//
+//	go run ./examples/fortuneserver --listen 127.0.0.1:0
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/actors"
+	"github.com/tcpactor/tcpactor/server"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "`HOST:PORT` to listen on (port 0 picks one)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(warnings))
+	defer sys.Shutdown()
+	if err := run(ctx, sys, *listen, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "fortuneserver:", err)
+		sys.Shutdown()
+		os.Exit(1)
+	}
+}
+
+// run serves fortunes on listen in sys until ctx ends. It prints
+// "listening on HOST:PORT" once the server listens.
+func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writer) error {
+	host, port, err := splitHostPort(listen)
+	if err != nil {
+		return err
+	}
+
+	// Qt's FortuneServer::sendFortune, as a tcpactor Handler: it runs
+	// inside each connection's actor.
+	var opts server.Options
+	opts.Connection.Handler = func() actors.Handler { return &fortuneHandler{} }
+	srv := server.Spawn(sys, opts)
+	defer srv.Stop()
+
+	addr, bound, err := srv.Listen(ctx, host, port, nil)
+	if err != nil {
+		return fmt.Errorf("unable to start the server: %w", err)
+	}
+	fmt.Fprintf(out, "listening on %s\n", net.JoinHostPort(addr, strconv.Itoa(int(bound))))
+	<-ctx.Done()
+	return nil
+}
+
+// fortuneHandler serves one client: write a fortune, then disconnectFromHost
+// (the queued bytes are flushed before the FIN).
+type fortuneHandler struct{ actors.BaseHandler }
+
+func (fortuneHandler) Connected(s *actors.Socket) {
+	fortune := server.Fortunes[rand.IntN(len(server.Fortunes))]
+	s.Write(server.QString(fortune), 0) // QDataStream out; out << fortune
+	s.Close()                           // clientConnection->disconnectFromHost()
+}
+
+func splitHostPort(v string) (string, uint16, error) {
+	host, p, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", 0, fmt.Errorf("--listen %q: want HOST:PORT", v)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("--listen %q: bad port", v)
+	}
+	return host, uint16(port), nil
+}
+
+// warnings logs Proto.Actor's warnings and errors to stderr.
+func warnings(*actor.ActorSystem) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
