@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/server"
+)
+
+// nodeConfig is what `tcpactor node` was asked to run.
+type nodeConfig struct {
+	remote      string
+	clusterName string
+	members     []string
+	healthPort  int
+	refresh     time.Duration
+	listen      string
+	name        string
+	handler     string
+	target      string
+	watch       string
+	credit      int
+	idle        time.Duration
+	debugAddr   string
+	level       string
+}
+
+// node runs one member of a tcpactor deployment: a remote endpoint, and
+// optionally cluster membership, a server, an owner-actor handler that
+// serves a server on any node, and a watcher (a plain subscriber). It prints
+// one machine-readable line per milestone: `remote on HOST:PORT`,
+// `member of NAME`, `listening on HOST:PORT server=NAME`, and the events of
+// its handler (`owner: ...`) and watcher (`watch: ...`).
+func node(args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseNode(args, stdout)
+	if err != nil {
+		return err
+	}
+	lvl, err := logLevel(cfg.level)
+	if err != nil {
+		return err
+	}
+	out := &linePrinter{w: stdout}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	sys := newSystem(stderr, lvl)
+	defer sys.Shutdown()
+	guard := server.NewRemoteGuard(sys.Logger())
+	n := &runningNode{cfg: cfg, sys: sys, out: out, guard: guard}
+	defer n.stop()
+	if err := n.start(); err != nil {
+		return err
+	}
+	<-sigs
+	return nil
+}
+
+func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
+	fs := newFlags("node", stdout)
+	c := &nodeConfig{}
+	fs.StringVar(&c.remote, "remote", "", "this node's remote `HOST:PORT` (required; port 0 picks one)")
+	fs.StringVar(&c.clusterName, "cluster", "", "join the cluster `NAME` (automanaged provider; needs --members and --health-port)")
+	members := fs.String("members", "", "automanaged health endpoints of all members, this one included: `HOST:PORT,...`")
+	fs.IntVar(&c.healthPort, "health-port", 0, "`PORT` of this member's automanaged health endpoint (HTTP on all interfaces)")
+	fs.DurationVar(&c.refresh, "refresh", time.Second, "how often the automanaged provider polls the members")
+	fs.StringVar(&c.listen, "listen", "", "run a server listening on `HOST:PORT`; in a cluster, this member hosts the server identity --name when the cluster places it here")
+	fs.StringVar(&c.name, "name", "echo", "the server's actor name (HOST:PORT/NAME) or, in a cluster, its identity of kind tcpserver")
+	fs.StringVar(&c.handler, "handler", "", "serve connections with owner actors on this node: echo or discard")
+	fs.StringVar(&c.target, "server", "", "the server --handler serves: `HOST:PORT/NAME`, or in a cluster an identity (default: --name)")
+	fs.StringVar(&c.watch, "watch", "", "subscribe a watcher that prints each NewConnection of a server (`HOST:PORT/NAME` or identity)")
+	fs.IntVar(&c.credit, "credit", 0, "initial credit of each claim (Received in flight); 0 = the server's default")
+	fs.DurationVar(&c.idle, "idle-timeout", 0, "the server closes connections idle this long; 0 = never")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve /status and net/http/pprof on `HOST:PORT` (for tests and diagnosis)")
+	fs.StringVar(&c.level, "log-level", "error", "log level of stderr: debug, info, warn, error")
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if c.remote == "" {
+		return nil, badUsage("--remote HOST:PORT is required")
+	}
+	if *members != "" {
+		c.members = strings.Split(*members, ",")
+	}
+	switch {
+	case c.clusterName != "" && (len(c.members) == 0 || c.healthPort <= 0):
+		return nil, badUsage("--cluster needs --members and --health-port")
+	case c.clusterName == "" && (len(c.members) > 0 || c.healthPort > 0):
+		return nil, badUsage("--members and --health-port need --cluster")
+	case c.handler != "" && c.target == "" && c.listen == "" && c.clusterName == "":
+		return nil, badUsage("--handler needs --server (or a server of this node: --listen)")
+	case c.credit < 0:
+		return nil, badUsage("--credit %d: want 0 or more", c.credit)
+	}
+	if c.handler != "" {
+		if _, err := server.OwnerHandlerByName(c.handler); err != nil {
+			return nil, badUsage("--handler: %v", err)
+		}
+	}
+	if c.listen != "" {
+		if _, err := server.ParseListen(c.listen); err != nil {
+			return nil, badUsage("--listen %v", err)
+		}
+	}
+	return c, nil
+}
+
+// runningNode holds what node started, to stop it in reverse.
+type runningNode struct {
+	cfg   *nodeConfig
+	sys   *actor.ActorSystem
+	out   *linePrinter
+	guard *server.RemoteGuard
+	rem   *remote.Remote
+	cl    *cluster.Cluster
+	stops []func()
+	debug *http.Server
+}
+
+func (n *runningNode) start() error {
+	host, port, err := hostPort("remote", n.cfg.remote)
+	if err != nil {
+		return err
+	}
+	if err := probeListen(host, port); err != nil {
+		return err
+	}
+	rcfg := n.guard.Config(host, port)
+	if n.cfg.clusterName != "" {
+		if err := probeListen("0.0.0.0", n.cfg.healthPort); err != nil {
+			return fmt.Errorf("--health-port: %w", err)
+		}
+		var kinds []*cluster.Kind
+		if n.cfg.listen != "" {
+			kinds = append(kinds, server.ClusterKind(n.clusterServerConfig()))
+		}
+		provider := automanaged.NewWithConfig(n.cfg.refresh, n.cfg.healthPort, n.cfg.members...)
+		n.cl = cluster.New(n.sys, cluster.Configure(n.cfg.clusterName, provider, disthash.New(), rcfg,
+			cluster.WithKinds(kinds...)))
+		n.cl.StartMember()
+		n.rem = n.cl.Remote
+	} else {
+		n.rem = remote.NewRemote(n.sys, rcfg)
+		n.rem.Start()
+	}
+	n.out.printf("remote on %s", n.sys.Address())
+	if n.cl != nil {
+		n.out.printf("member of %s", n.cfg.clusterName)
+	}
+	if n.cfg.debugAddr != "" {
+		if err := n.startDebug(); err != nil {
+			return err
+		}
+	}
+	if err := n.startServer(); err != nil {
+		return err
+	}
+	if err := n.startHandler(); err != nil {
+		return err
+	}
+	return n.startWatcher()
+}
+
+func (n *runningNode) clusterServerConfig() server.ClusterServerConfig {
+	opts := server.Options{}
+	opts.Connection.IdleTimeout = n.cfg.idle
+	return server.ClusterServerConfig{
+		Options: opts,
+		Listen:  server.ListenTable(map[string]string{n.cfg.name: n.cfg.listen}),
+		OnListen: func(identity string, r *messages.ListenResult) {
+			if r.Ok {
+				n.out.printf("listening on %s server=%s", net.JoinHostPort(r.Address, strconv.Itoa(int(r.Port))), identity)
+			} else {
+				n.out.printf("listen failed server=%s: %s", identity, r.Error.GetMessage())
+			}
+		},
+	}
+}
+
+// startServer runs --listen: a named ServerActor, or in a cluster the
+// activations of the server identity, kept activated from here.
+func (n *runningNode) startServer() error {
+	if n.cfg.listen == "" {
+		return nil
+	}
+	if n.cl != nil {
+		n.stops = append(n.stops, server.KeepActivated(n.cl, []string{n.cfg.name}, 0))
+		return nil
+	}
+	opts := server.Options{}
+	opts.Connection.IdleTimeout = n.cfg.idle
+	srv, err := server.SpawnNamed(n.sys, n.cfg.name, opts)
+	if err != nil {
+		return err
+	}
+	n.stops = append(n.stops, func() { _ = srv.Stop() })
+	l, _ := server.ParseListen(n.cfg.listen)
+	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
+	defer cancel()
+	addr, bound, err := srv.Listen(ctx, l.Address, uint16(l.Port), nil)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", n.cfg.listen, err)
+	}
+	n.out.printf("listening on %s server=%s", net.JoinHostPort(addr, strconv.Itoa(int(bound))), srv.PID())
+	return nil
+}
+
+// target is the server --handler or --watch names: a PID (HOST:PORT/NAME),
+// or in a cluster an identity.
+func (n *runningNode) target(v string) (pid *actor.PID, identity string, err error) {
+	if v == "" {
+		v = n.cfg.name
+		if n.cl == nil {
+			return actor.NewPID(n.sys.Address(), v), "", nil
+		}
+	}
+	if strings.Contains(v, "/") {
+		pid, err := serverPID("server", v)
+		return pid, "", err
+	}
+	if n.cl == nil {
+		return nil, "", badUsage("server %q: outside a cluster, name it HOST:PORT/NAME", v)
+	}
+	return nil, v, nil
+}
+
+func (n *runningNode) startHandler() error {
+	if n.cfg.handler == "" {
+		return nil
+	}
+	pid, identity, err := n.target(n.cfg.target)
+	if err != nil {
+		return err
+	}
+	h, _ := server.OwnerHandlerByName(n.cfg.handler)
+	cfg := server.OwnerConfig{Server: pid, Handler: h, Notify: func(line string) { n.out.printf("owner: %s", line) }}
+	if n.cfg.credit > 0 {
+		cfg.Claim = &messages.ClaimOptions{InitialCredit: int32(n.cfg.credit)}
+	}
+	owner, err := n.sys.Root.SpawnNamed(server.NewOwner(cfg), "owner")
+	if err != nil {
+		return err
+	}
+	n.stops = append(n.stops, func() { _ = n.sys.Root.StopFuture(owner).Wait() })
+	if identity != "" {
+		n.stops = append(n.stops, server.KeepSubscribed(n.cl, owner, []string{server.TopicOf(identity)}, 0))
+		n.out.printf("handler on topic %s", server.TopicOf(identity))
+	} else {
+		n.out.printf("handler on %s", pid)
+	}
+	return nil
+}
+
+func (n *runningNode) startWatcher() error {
+	if n.cfg.watch == "" {
+		return nil
+	}
+	pid, identity, err := n.target(n.cfg.watch)
+	if err != nil {
+		return err
+	}
+	w, err := n.sys.Root.SpawnNamed(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *messages.NewConnection:
+			n.out.printf("watch: new connection %s peer=%s:%d", m.Connection, m.Info.GetPeerAddress(), m.Info.GetPeerPort())
+		case *actor.Terminated:
+			n.out.printf("watch: lost server %s: %s", m.Who, m.Why)
+		}
+	}), "watcher")
+	if err != nil {
+		return err
+	}
+	n.stops = append(n.stops, func() { _ = n.sys.Root.StopFuture(w).Wait() })
+	if identity != "" {
+		n.stops = append(n.stops, server.KeepSubscribedToServer(n.cl, identity, w, 0))
+		n.out.printf("watching %s", identity)
+		return nil
+	}
+	res, err := n.sys.Root.RequestFuture(pid, &messages.Subscribe{Subscriber: w}, server.DefaultTimeout).Result()
+	if ack, ok := res.(*messages.Ack); err != nil || !ok || ack.Error.Failed() {
+		return fmt.Errorf("subscribe to %s: %v %v", pid, res, err)
+	}
+	n.out.printf("watching %s", pid)
+	return nil
+}
+
+// nodeStatus is what /status reports.
+type nodeStatus struct {
+	Goroutines     int    `json:"goroutines"`
+	Address        string `json:"address"`
+	DroppedRemote  uint64 `json:"dropped_remote_messages"`
+	RecoveredPanic uint64 `json:"recovered_remote_panics"`
+}
+
+func (n *runningNode) startDebug() error {
+	ln, err := net.Listen("tcp", n.cfg.debugAddr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(nodeStatus{
+			Goroutines: runtime.NumGoroutine(), Address: n.sys.Address(),
+			DroppedRemote: n.guard.Dropped(), RecoveredPanic: n.guard.Recovered(),
+		})
+	})
+	n.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = n.debug.Serve(ln) }()
+	n.out.printf("debug on %s", ln.Addr())
+	return nil
+}
+
+func (n *runningNode) stop() {
+	for i := len(n.stops) - 1; i >= 0; i-- {
+		n.stops[i]()
+	}
+	if n.debug != nil {
+		_ = n.debug.Close()
+	}
+	switch {
+	case n.cl != nil:
+		n.cl.Shutdown(true)
+	case n.rem != nil:
+		n.rem.Shutdown(true)
+	}
+}
+
+// probeListen checks that host:port is free: remote.Start panics otherwise.
+func probeListen(host string, port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", net.JoinHostPort(host, strconv.Itoa(port)), err)
+	}
+	return l.Close()
+}
+
+// linePrinter writes whole lines from any goroutine.
+type linePrinter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *linePrinter) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}

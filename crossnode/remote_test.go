@@ -1,0 +1,297 @@
+package crossnode
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/testkit"
+	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/server"
+)
+
+const replyTimeout = 5 * time.Second
+
+// remoteServer spawns a listening ServerActor on node i and returns a handle
+// on it as seen from node j (a PID copy: a *PID caches its route, so one
+// object must not be shared between two systems).
+func remoteServer(t *testing.T, i, j int) (srv *server.Server, addr string) {
+	t.Helper()
+	sysA := testkit.Remote(t, i)
+	local := server.Spawn(sysA, server.Options{})
+	t.Cleanup(func() { _ = local.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+	defer cancel()
+	host, port, err := local.Listen(ctx, "127.0.0.1", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := actor.NewPID(local.PID().Address, local.PID().Id)
+	return server.Wrap(testkit.Remote(t, j), pid), net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// spawnOwner starts an owner actor on node i, stopped when the test ends.
+func spawnOwner(t *testing.T, i int, cfg server.OwnerConfig) *actor.PID {
+	t.Helper()
+	sys := testkit.Remote(t, i)
+	pid := sys.Root.Spawn(server.NewOwner(cfg))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(pid).Wait() })
+	return pid
+}
+
+// echoRoundTrip writes data on c while reading the echo back, and checks it
+// byte for byte.
+func echoRoundTrip(t *testing.T, c net.Conn, data []byte) error {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		werr <- err
+	}()
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if err := <-werr; err != nil {
+		return err
+	}
+	if !bytes.Equal(got, data) {
+		return errNotEqual
+	}
+	return nil
+}
+
+type stringErr string
+
+func (e stringErr) Error() string { return string(e) }
+
+const errNotEqual = stringErr("echo differs from what was sent")
+
+// TestOwnerOnAnotherNodeEchoesByteExact serves connections accepted on node
+// A from an owner actor on node B: the owner subscribes to the server,
+// claims each connection and echoes it through Received, Write, WriteAck and
+// Demand, all crossing the network.
+func TestOwnerOnAnotherNodeEchoesByteExact(t *testing.T) {
+	srv, addr := remoteServer(t, 0, 1)
+	spawnOwner(t, 1, server.OwnerConfig{Server: srv.PID(), Handler: server.EchoOwner()})
+	waitSubscribed(t)
+
+	const conns, size = 8, 256 << 10
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", addr, replyTimeout)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			data := make([]byte, size)
+			_, _ = rand.Read(data)
+			errs <- echoRoundTrip(t, c, data)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitSubscribed gives an owner's Subscribe (sent as it starts) time to
+// reach the server before the first client connects. A connection that
+// arrives earlier is not lost: it waits in the pending queue, but nobody
+// would claim it.
+func waitSubscribed(t *testing.T) { time.Sleep(100 * time.Millisecond) }
+
+// probe is an actor on a remote node whose messages the test reads.
+type probe struct {
+	pid *actor.PID
+	ch  chan any
+}
+
+func newProbe(t *testing.T, i int) *probe {
+	t.Helper()
+	sys := testkit.Remote(t, i)
+	p := &probe{ch: make(chan any, 1024)}
+	p.pid = sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch ctx.Message().(type) {
+		case actor.SystemMessage, actor.AutoReceiveMessage:
+			if _, ok := ctx.Message().(*actor.Terminated); !ok {
+				return
+			}
+		}
+		select {
+		case p.ch <- ctx.Message():
+		default:
+		}
+	}))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(p.pid).Wait() })
+	return p
+}
+
+func next[T any](t *testing.T, p *probe) T {
+	t.Helper()
+	deadline := time.After(replyTimeout)
+	for {
+		select {
+		case m := <-p.ch:
+			if v, ok := m.(T); ok {
+				return v
+			}
+		case <-deadline:
+			var zero T
+			t.Fatalf("no %T within %v", zero, replyTimeout)
+			return zero
+		}
+	}
+}
+
+// quiet fails when p gets a T within d.
+func quiet[T any](t *testing.T, p *probe, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case m := <-p.ch:
+			if _, ok := m.(T); ok {
+				t.Fatalf("unexpected %T: %v", m, m)
+			}
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// TestCreditOfARemoteOwnerBoundsWhatTheConnectionReads claims a connection
+// for an owner on another node with a credit of 2 and never grants more:
+// exactly two Received cross the network and the connection stops reading
+// (the kernel holds the rest), until a Demand from the owner's node lets one
+// more through. Write acknowledgements come back across the network too.
+func TestCreditOfARemoteOwnerBoundsWhatTheConnectionReads(t *testing.T) {
+	srv, addr := remoteServer(t, 0, 1)
+	owner := newProbe(t, 1)
+	client, err := net.DialTimeout("tcp", addr, replyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	sysB := testkit.Remote(t, 1)
+	var pc *messages.PendingConnection
+	for deadline := time.Now().Add(replyTimeout); ; time.Sleep(5 * time.Millisecond) {
+		res, err := sysB.Root.RequestFuture(srv.PID(), &messages.NextPendingConnection{Owner: owner.pid,
+			Options: &messages.ClaimOptions{InitialCredit: 2}}, replyTimeout).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pc = res.(*messages.PendingConnection); pc.Connection != nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if pc.Connection == nil {
+		t.Fatal("the connection never became pending")
+	}
+	conn := pc.Connection
+
+	// The client sends far more than two chunks; it blocks once the kernel
+	// buffers are full, so it writes from a goroutine.
+	go func() { _, _ = client.Write(make([]byte, 8<<20)) }()
+	for range 2 {
+		next[*messages.Received](t, owner)
+	}
+	quiet[*messages.Received](t, owner, 300*time.Millisecond)
+	res, err := sysB.Root.RequestFuture(conn, &messages.GetInfo{}, replyTimeout).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := res.(*messages.ConnectionInfo)
+	if max := uint64(3 * 32 << 10); info.BytesReceived > max {
+		t.Fatalf("bytes_received %d with a credit of 2: want at most %d (credit + one held chunk)", info.BytesReceived, max)
+	}
+
+	sysB.Root.Send(conn, &messages.Demand{N: 1})
+	next[*messages.Received](t, owner)
+	quiet[*messages.Received](t, owner, 200*time.Millisecond)
+
+	sysB.Root.RequestWithCustomSender(conn, &messages.Write{Data: []byte("ok"), AckId: 7}, owner.pid)
+	if ack := next[*messages.WriteAck](t, owner); ack.AckId != 7 {
+		t.Fatalf("WriteAck %v, want ack_id 7", ack)
+	}
+}
+
+// TestOwnerStoppingOnAnotherNodeClosesTheConnection: node A accepts, node B
+// owns, node C watches the server. When B's owner stops, A's connection
+// closes (the client sees EOF) and its descriptor is freed; C still hears
+// of new connections.
+func TestOwnerStoppingOnAnotherNodeClosesTheConnection(t *testing.T) {
+	srv, addr := remoteServer(t, 0, 1)
+	watcher := newProbe(t, 2)
+	sysC := testkit.Remote(t, 2)
+	res, err := sysC.Root.RequestFuture(actor.NewPID(srv.PID().Address, srv.PID().Id),
+		&messages.Subscribe{Subscriber: watcher.pid}, replyTimeout).Result()
+	if ack, ok := res.(*messages.Ack); err != nil || !ok || ack.Error.Failed() {
+		t.Fatalf("subscribe: %v %v", res, err)
+	}
+	fds := testkit.OpenFDs(t)
+
+	sysB := testkit.Remote(t, 1)
+	owner := sysB.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: srv.PID(), Handler: server.EchoOwner()}))
+	waitSubscribed(t)
+	client, err := net.DialTimeout("tcp", addr, replyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := echoRoundTrip(t, client, []byte("across nodes")); err != nil {
+		t.Fatal(err)
+	}
+	ev := next[*messages.NewConnection](t, watcher)
+	if ev.Connection.Address != testkit.Remote(t, 0).Address() {
+		t.Fatalf("NewConnection from %v, want a connection of node A", ev.Connection)
+	}
+
+	start := time.Now()
+	if err := sysB.Root.StopFuture(owner).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(replyTimeout))
+	if n, err := client.Read(make([]byte, 1)); err == nil || n != 0 {
+		t.Fatalf("client read %d bytes, %v after the owner stopped: want EOF", n, err)
+	}
+	t.Logf("owner stopped on node B: client saw the close after %v", time.Since(start))
+	client.Close()
+	waitFDs(t, fds)
+
+	c2, err := net.DialTimeout("tcp", addr, replyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	next[*messages.NewConnection](t, watcher)
+}
+
+// waitFDs waits until this process has at most want descriptors open.
+func waitFDs(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(replyTimeout)
+	for testkit.OpenFDs(t) > want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d descriptors open, want %d", testkit.OpenFDs(t), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
