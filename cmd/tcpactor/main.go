@@ -231,9 +231,9 @@ func startRemote(sys *actor.ActorSystem, host string, port int) (*remote.Remote,
 	}
 	probe.Close()
 	// The guard keeps the node up when a peer sends a message it cannot
-	// decode (see server.RemoteGuard).
-	guard := server.NewRemoteGuard(sys.Logger())
-	r := remote.NewRemote(sys, remote.Configure(host, port, remote.WithServerOptions(guard.ServerOptions()...)))
+	// decode, and lets batches of Received through gRPC's default 4 MiB
+	// limit (see server.RemoteGuard).
+	r := remote.NewRemote(sys, server.NewRemoteGuard(sys.Logger()).Config(host, port))
 	r.Start()
 	return r, nil
 }

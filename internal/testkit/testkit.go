@@ -142,12 +142,29 @@ func RunTests(m *testing.M) {
 		n.sys.Shutdown()
 	}
 	if code == 0 {
-		if err := goleak.Find(LeakOptions()...); err != nil {
+		if err := findLeaks(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
 			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// leakPatience is how long RunTests lets goroutines end. The pinned
+// remote's endpoint writer to a node that a test killed keeps reconnecting
+// for about ten seconds (five attempts, two seconds apart) before it gives up
+// and closes its gRPC connection; goleak's own retries stop after about two.
+const leakPatience = 15 * time.Second
+
+func findLeaks() error {
+	deadline := time.Now().Add(leakPatience)
+	for {
+		err := goleak.Find(LeakOptions()...)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // readyCreds are insecure transport credentials that report the first
