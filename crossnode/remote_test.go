@@ -117,65 +117,6 @@ func TestOwnerOnAnotherNodeEchoesByteExact(t *testing.T) {
 // would claim it.
 func waitSubscribed(t *testing.T) { time.Sleep(100 * time.Millisecond) }
 
-// probe is an actor on a remote node whose messages the test reads.
-type probe struct {
-	pid *actor.PID
-	ch  chan any
-}
-
-func newProbe(t *testing.T, i int) *probe {
-	t.Helper()
-	sys := testkit.Remote(t, i)
-	p := &probe{ch: make(chan any, 1024)}
-	p.pid = sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		switch ctx.Message().(type) {
-		case actor.SystemMessage, actor.AutoReceiveMessage:
-			if _, ok := ctx.Message().(*actor.Terminated); !ok {
-				return
-			}
-		}
-		select {
-		case p.ch <- ctx.Message():
-		default:
-		}
-	}))
-	t.Cleanup(func() { _ = sys.Root.StopFuture(p.pid).Wait() })
-	return p
-}
-
-func next[T any](t *testing.T, p *probe) T {
-	t.Helper()
-	deadline := time.After(replyTimeout)
-	for {
-		select {
-		case m := <-p.ch:
-			if v, ok := m.(T); ok {
-				return v
-			}
-		case <-deadline:
-			var zero T
-			t.Fatalf("no %T within %v", zero, replyTimeout)
-			return zero
-		}
-	}
-}
-
-// quiet fails when p gets a T within d.
-func quiet[T any](t *testing.T, p *probe, d time.Duration) {
-	t.Helper()
-	deadline := time.After(d)
-	for {
-		select {
-		case m := <-p.ch:
-			if _, ok := m.(T); ok {
-				t.Fatalf("unexpected %T: %v", m, m)
-			}
-		case <-deadline:
-			return
-		}
-	}
-}
-
 // TestCreditOfARemoteOwnerBoundsWhatTheConnectionReads claims a connection
 // for an owner on another node with a credit of 2 and never grants more:
 // exactly two Received cross the network and the connection stops reading
@@ -183,7 +124,7 @@ func quiet[T any](t *testing.T, p *probe, d time.Duration) {
 // more through. Write acknowledgements come back across the network too.
 func TestCreditOfARemoteOwnerBoundsWhatTheConnectionReads(t *testing.T) {
 	srv, addr := remoteServer(t, 0, 1)
-	owner := newProbe(t, 1)
+	owner := testkit.NewProbe(t, testkit.Remote(t, 1))
 	client, err := net.DialTimeout("tcp", addr, replyTimeout)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +134,7 @@ func TestCreditOfARemoteOwnerBoundsWhatTheConnectionReads(t *testing.T) {
 	sysB := testkit.Remote(t, 1)
 	var pc *messages.PendingConnection
 	for deadline := time.Now().Add(replyTimeout); ; time.Sleep(5 * time.Millisecond) {
-		res, err := sysB.Root.RequestFuture(srv.PID(), &messages.NextPendingConnection{Owner: owner.pid,
+		res, err := sysB.Root.RequestFuture(srv.PID(), &messages.NextPendingConnection{Owner: owner.PID,
 			Options: &messages.ClaimOptions{InitialCredit: 2}}, replyTimeout).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -211,9 +152,9 @@ func TestCreditOfARemoteOwnerBoundsWhatTheConnectionReads(t *testing.T) {
 	// buffers are full, so it writes from a goroutine.
 	go func() { _, _ = client.Write(make([]byte, 8<<20)) }()
 	for range 2 {
-		next[*messages.Received](t, owner)
+		testkit.Next[*messages.Received](t, owner)
 	}
-	quiet[*messages.Received](t, owner, 300*time.Millisecond)
+	testkit.Quiet[*messages.Received](t, owner, 300*time.Millisecond)
 	res, err := sysB.Root.RequestFuture(conn, &messages.GetInfo{}, replyTimeout).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -224,11 +165,11 @@ func TestCreditOfARemoteOwnerBoundsWhatTheConnectionReads(t *testing.T) {
 	}
 
 	sysB.Root.Send(conn, &messages.Demand{N: 1})
-	next[*messages.Received](t, owner)
-	quiet[*messages.Received](t, owner, 200*time.Millisecond)
+	testkit.Next[*messages.Received](t, owner)
+	testkit.Quiet[*messages.Received](t, owner, 200*time.Millisecond)
 
-	sysB.Root.RequestWithCustomSender(conn, &messages.Write{Data: []byte("ok"), AckId: 7}, owner.pid)
-	if ack := next[*messages.WriteAck](t, owner); ack.AckId != 7 {
+	sysB.Root.RequestWithCustomSender(conn, &messages.Write{Data: []byte("ok"), AckId: 7}, owner.PID)
+	if ack := testkit.Next[*messages.WriteAck](t, owner); ack.AckId != 7 {
 		t.Fatalf("WriteAck %v, want ack_id 7", ack)
 	}
 }
@@ -239,10 +180,10 @@ func TestCreditOfARemoteOwnerBoundsWhatTheConnectionReads(t *testing.T) {
 // of new connections.
 func TestOwnerStoppingOnAnotherNodeClosesTheConnection(t *testing.T) {
 	srv, addr := remoteServer(t, 0, 1)
-	watcher := newProbe(t, 2)
+	watcher := testkit.NewProbe(t, testkit.Remote(t, 2))
 	sysC := testkit.Remote(t, 2)
 	res, err := sysC.Root.RequestFuture(actor.NewPID(srv.PID().Address, srv.PID().Id),
-		&messages.Subscribe{Subscriber: watcher.pid}, replyTimeout).Result()
+		&messages.Subscribe{Subscriber: watcher.PID}, replyTimeout).Result()
 	if ack, ok := res.(*messages.Ack); err != nil || !ok || ack.Error.Failed() {
 		t.Fatalf("subscribe: %v %v", res, err)
 	}
@@ -259,7 +200,7 @@ func TestOwnerStoppingOnAnotherNodeClosesTheConnection(t *testing.T) {
 	if err := echoRoundTrip(t, client, []byte("across nodes")); err != nil {
 		t.Fatal(err)
 	}
-	ev := next[*messages.NewConnection](t, watcher)
+	ev := testkit.Next[*messages.NewConnection](t, watcher)
 	if ev.Connection.Address != testkit.Remote(t, 0).Address() {
 		t.Fatalf("NewConnection from %v, want a connection of node A", ev.Connection)
 	}
@@ -281,7 +222,7 @@ func TestOwnerStoppingOnAnotherNodeClosesTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	next[*messages.NewConnection](t, watcher)
+	testkit.Next[*messages.NewConnection](t, watcher)
 }
 
 // waitFDs waits until this process has at most want descriptors open.

@@ -15,44 +15,6 @@ import (
 	"github.com/tcpactor/tcpactor/server"
 )
 
-// probe is an actor that hands every message it receives to a channel.
-type probe struct {
-	pid *actor.PID
-	ch  chan any
-}
-
-func newProbe(t testing.TB, sys *actor.ActorSystem) *probe {
-	t.Helper()
-	p := &probe{ch: make(chan any, 1024)}
-	p.pid = sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
-		switch c.Message().(type) {
-		case actor.SystemMessage, actor.AutoReceiveMessage:
-		default:
-			p.ch <- c.Message()
-		}
-	}))
-	t.Cleanup(func() { _ = sys.Root.StopFuture(p.pid).Wait() })
-	return p
-}
-
-// next returns the next message of type T, skipping others, within 10 s.
-func next[T any](t testing.TB, p *probe) T {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case m := <-p.ch:
-			if v, ok := m.(T); ok {
-				return v
-			}
-		case <-timeout:
-			var zero T
-			t.Fatalf("no %T within 10 s", zero)
-			return zero
-		}
-	}
-}
-
 // socketCode is the SocketError an error carries, NONE when it carries none.
 func socketCode(err error) messages.SocketError {
 	var se *messages.SocketErr
@@ -197,8 +159,8 @@ func TestNextPendingConnectionReturnsNilWhenTheQueueIsEmpty(t *testing.T) {
 		if _, _, err := srv.Listen(ctx, "LocalHost", 0, nil); err != nil {
 			t.Fatal(err)
 		}
-		owner := newProbe(t, callerSys)
-		pid, info, err := srv.NextPendingConnection(ctx, owner.pid, nil)
+		owner := testkit.NewProbe(t, callerSys)
+		pid, info, err := srv.NextPendingConnection(ctx, owner.PID, nil)
 		if pid != nil || info != nil || err != nil {
 			t.Errorf("NextPendingConnection on an empty queue = %v, %v, %v; want nil, nil, nil", pid, info, err)
 		}
@@ -223,8 +185,8 @@ func TestNextPendingConnectionMakesTheOwnerReceiveTheBytes(t *testing.T) {
 		if has, err := srv.HasPendingConnections(ctx); !has || err != nil {
 			t.Errorf("HasPendingConnections = %v, %v; want true", has, err)
 		}
-		owner := newProbe(t, callerSys)
-		pid, info, err := srv.NextPendingConnection(ctx, owner.pid, nil)
+		owner := testkit.NewProbe(t, callerSys)
+		pid, info, err := srv.NextPendingConnection(ctx, owner.PID, nil)
 		if pid == nil || err != nil {
 			t.Fatalf("NextPendingConnection = %v, %v; want a connection", pid, err)
 		}
@@ -232,11 +194,11 @@ func TestNextPendingConnectionMakesTheOwnerReceiveTheBytes(t *testing.T) {
 			t.Errorf("info names peer port %d; the client's is %s", info.GetPeerPort(), client.LocalAddr())
 		}
 		client.Write([]byte("hello"))
-		if r := next[*messages.Received](t, owner); string(r.Data) != "hello" {
+		if r := testkit.Next[*messages.Received](t, owner); string(r.Data) != "hello" {
 			t.Errorf("owner received %q; want hello", r.Data)
 		}
 		client.Close()
-		next[*messages.Disconnected](t, owner)
+		testkit.Next[*messages.Disconnected](t, owner)
 	})
 }
 
@@ -335,8 +297,8 @@ func TestAddPendingConnectionQueuesAnExistingConnection(t *testing.T) {
 	ctx := testCtx(t)
 	client := dial(t, addr)
 	a.WaitForNewConnection(ctx, 10_000)
-	holder := newProbe(t, sys)
-	pid, _, err := a.NextPendingConnection(ctx, holder.pid, nil)
+	holder := testkit.NewProbe(t, sys)
+	pid, _, err := a.NextPendingConnection(ctx, holder.PID, nil)
 	if pid == nil || err != nil {
 		t.Fatalf("claim from a: %v, %v", pid, err)
 	}
@@ -445,16 +407,16 @@ func TestSubscribeDeliversNewConnectionUntilUnsubscribe(t *testing.T) {
 			t.Fatal(err)
 		}
 		addr := net.JoinHostPort("127.0.0.1", itoa(port))
-		sub := newProbe(t, callerSys)
-		if err := srv.Subscribe(ctx, sub.pid); err != nil {
+		sub := testkit.NewProbe(t, callerSys)
+		if err := srv.Subscribe(ctx, sub.PID); err != nil {
 			t.Fatalf("Subscribe: %v", err)
 		}
 		dial(t, addr)
-		ev := next[*messages.NewConnection](t, sub)
+		ev := testkit.Next[*messages.NewConnection](t, sub)
 		if ev.Connection == nil || ev.Pending != 1 {
 			t.Errorf("NewConnection = %v; want a connection, 1 pending", ev)
 		}
-		if err := srv.Unsubscribe(ctx, sub.pid); err != nil {
+		if err := srv.Unsubscribe(ctx, sub.PID); err != nil {
 			t.Fatalf("Unsubscribe: %v", err)
 		}
 		dial(t, addr)
@@ -464,8 +426,8 @@ func TestSubscribeDeliversNewConnectionUntilUnsubscribe(t *testing.T) {
 		})
 		// An event for the second connection would have been sent before the
 		// server answered the Status above, so before this marker.
-		callerSys.Root.Send(sub.pid, "marker")
-		if m := next[any](t, sub); m != "marker" {
+		callerSys.Root.Send(sub.PID, "marker")
+		if m := testkit.Next[any](t, sub); m != "marker" {
 			t.Errorf("after Unsubscribe the subscriber got %T; want nothing", m)
 		}
 		if err := srv.Subscribe(ctx, nil); socketCode(err) != messages.SocketError_SOCKET_ERROR_OPERATION {

@@ -237,3 +237,37 @@ func startRemote(sys *actor.ActorSystem, host string, port int) (*remote.Remote,
 	r.Start()
 	return r, nil
 }
+
+// startPeer starts this process's node for a command that talks to a server
+// on another node (status, handle), from its --server HOST:PORT/NAME,
+// --remote and --log-level flags. It checks them, then that the server's
+// node answers, before any remote traffic. stop shuts the node down.
+func startPeer(target, remoteAddr, level string, stderr io.Writer) (srv *actor.PID, sys *actor.ActorSystem, stop func(), err error) {
+	if target == "" {
+		return nil, nil, nil, badUsage("--server is required (HOST:PORT/NAME)")
+	}
+	if srv, err = serverPID("server", target); err != nil {
+		return nil, nil, nil, err
+	}
+	host, port, err := hostPort("remote", remoteAddr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lvl, err := logLevel(level)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := reachable(srv); err != nil {
+		return nil, nil, nil, err
+	}
+	sys = newSystem(stderr, lvl)
+	rem, err := startRemote(sys, host, port)
+	if err != nil {
+		sys.Shutdown()
+		return nil, nil, nil, err
+	}
+	return srv, sys, func() {
+		shutdownRemote(rem)
+		sys.Shutdown()
+	}, nil
+}

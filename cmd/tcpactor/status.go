@@ -41,34 +41,14 @@ func status(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *target == "" {
-		return badUsage("--server is required (HOST:PORT/NAME)")
-	}
-	pid, err := serverPID("server", *target)
-	if err != nil {
-		return err
-	}
 	if *timeout <= 0 {
 		return badUsage("--timeout %v: want more than 0", *timeout)
 	}
-	host, port, err := hostPort("remote", *remoteAddr)
+	pid, sys, stop, err := startPeer(*target, *remoteAddr, *level, stderr)
 	if err != nil {
 		return err
 	}
-	lvl, err := logLevel(*level)
-	if err != nil {
-		return err
-	}
-	if err := reachable(pid); err != nil {
-		return err
-	}
-	sys := newSystem(stderr, lvl)
-	defer sys.Shutdown()
-	rem, err := startRemote(sys, host, port)
-	if err != nil {
-		return err
-	}
-	defer shutdownRemote(rem)
+	defer stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
