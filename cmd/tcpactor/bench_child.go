@@ -26,9 +26,10 @@ type child struct {
 	err   error         // Wait's result, once done
 }
 
-// startChild runs `self bench-server --kind kind` and waits for its port.
-func startChild(self, kind, cpuprofile string, backlog int, stderr io.Writer) (*child, error) {
-	args := []string{"bench-server", "--kind", kind, "--backlog", strconv.Itoa(backlog)}
+// startChild runs `self bench-server --kind kind [extra...]` and waits for its
+// port.
+func startChild(self, kind, cpuprofile string, backlog int, stderr io.Writer, extra ...string) (*child, error) {
+	args := append([]string{"bench-server", "--kind", kind, "--backlog", strconv.Itoa(backlog)}, extra...)
 	if cpuprofile != "" {
 		args = append(args, "--cpuprofile", cpuprofile)
 	}

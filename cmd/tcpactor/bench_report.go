@@ -89,7 +89,11 @@ type metricResult struct {
 	// Met is, per tcpactor kind, whether Ratio meets Target (absent when
 	// there is no target).
 	Met map[string]bool `json:"met,omitempty"`
-	def metricDef
+	// RatioToActor is, for the remote kind in a run that has the actor kind
+	// too, the median of the per-round ratios remote/actor: the handler on a
+	// second node against the same handler run locally.
+	RatioToActor map[string]float64 `json:"ratio_to_actor,omitempty"`
+	def          metricDef
 }
 
 func newBenchResult(cfg benchConfig) *benchResult {
@@ -142,6 +146,9 @@ func (r *benchResult) finish() {
 				m.Met[k] = m.meets(m.Ratio[k])
 			}
 		}
+		if contains(r.Config.Kinds, kindRemote) && contains(r.Config.Kinds, kindActor) {
+			m.RatioToActor = map[string]float64{kindRemote: m.ratioTo(kindRemote, kindActor)}
+		}
 	}
 	c := r.Config
 	r.Notes = []string{
@@ -151,6 +158,9 @@ func (r *benchResult) finish() {
 	if contains(c.Kinds, kindOwner) {
 		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it, writes back each Received and grants Demand 1 per WriteAck (Akka's model, needed for owners on other nodes).")
 	}
+	if contains(c.Kinds, kindRemote) {
+		r.Notes = append(r.Notes, "remote: the handler on a second node. The server child runs server.SpawnNamed without a Handler on a node with Proto.Actor remote (127.0.0.1, gRPC); a second child process runs server.NewOwner with server.EchoOwner, subscribed to it over remote, so every Received, Write, WriteAck and Demand crosses the nodes. RSS figures are the server node's only. \"vs actor\" is the median of the per-round ratios remote/actor (target for ping-pong: ≥ 0.5×).")
+	}
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("Each server runs in its own child process, started afresh for every measurement; the load runs in the parent, on loopback. %d interleaved rounds (raw first in odd rounds, last in even ones); ratio = median of the per-round ratios tcpactor/raw; the absolute columns are medians across rounds and only frame the ratios.", c.Rounds),
 		fmt.Sprintf("accept: %d connections opened and closed by %d dialers, timed until the server has accepted and finished every one. ping-pong: %d connections, one 64-byte message in flight each, %v per round; latency is per round trip, as the client sees it. bulk: %d connections, a writer and a reader each, %v per round after a %v warm-up; peak RSS is the server's VmHWM. idle: %d connections held open; (RSS after − RSS before) / count, each RSS read after a GC that returns freed memory to the OS.",
@@ -158,6 +168,17 @@ func (r *benchResult) finish() {
 		"Client and server share the machine's cores, so differences of 10–20% can be noise; compare ratios, never absolute figures across runs.",
 		"Measured with "+r.Runtime+" in "+r.Elapsed+".",
 	)
+}
+
+// ratioTo is the median of the per-round ratios k/base.
+func (m *metricResult) ratioTo(k, base string) float64 {
+	var ratios []float64
+	for _, round := range m.Rounds {
+		if b := round[base]; b > 0 {
+			ratios = append(ratios, round[k]/b)
+		}
+	}
+	return median(ratios)
 }
 
 func (m *metricResult) meets(ratio float64) bool {
@@ -187,11 +208,17 @@ func (r *benchResult) markdown() string {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		title := map[string]string{kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)"}[k]
+		title := map[string]string{kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)"}[k]
 		if len(r.Config.Kinds) > 1 {
-			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)"}[k])
+			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)",
+				kindRemote: "Owner actor on a second node (remote)"}[k])
 		}
-		fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |\n|---|---:|---:|---:|---|---|\n", title)
+		vsActor := k == kindRemote && contains(r.Config.Kinds, kindActor)
+		if vsActor {
+			fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? | vs actor |\n|---|---:|---:|---:|---|---|---:|\n", title)
+		} else {
+			fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |\n|---|---:|---:|---:|---|---|\n", title)
+		}
 		for _, m := range r.Metrics {
 			target, met := "–", "–"
 			if m.Target > 0 {
@@ -202,8 +229,12 @@ func (r *benchResult) markdown() string {
 				target = fmt.Sprintf("%s %s×", op, trimFloat(m.Target, 2))
 				met = map[bool]string{true: "yes", false: "**no**"}[m.Met[k]]
 			}
-			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %.2f | %s | %s |\n", m.Name, m.Unit,
+			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %.2f | %s | %s |", m.Name, m.Unit,
 				group(m.Median[kindRaw], m.def.digits), group(m.Median[k], m.def.digits), m.Ratio[k], target, met)
+			if vsActor {
+				fmt.Fprintf(&b, " %.2f |", m.RatioToActor[k])
+			}
+			b.WriteString("\n")
 		}
 	}
 	b.WriteString("\n")
@@ -282,7 +313,7 @@ func (r *benchResult) svg() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x(v), top, x(v), height-30, map[bool]string{true: "#888", false: "#ddd"}[v == 1])
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s×</text>`+"\n", x(v), height-14, trimFloat(v, 1))
 	}
-	colors := map[string][2]string{kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}}
+	colors := map[string][2]string{kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}}
 	for i, m := range r.Metrics {
 		y := top + 5 + i*rowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH, html.EscapeString(m.Name))

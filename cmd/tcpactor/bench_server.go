@@ -4,7 +4,7 @@ package main
 // child process, so that the memory it reads from /proc/PID/status is the
 // server's own and not the load generator's.
 //
-//	tcpactor bench-server --kind raw|actor|owner [--cpuprofile FILE]
+//	tcpactor bench-server --kind raw|actor|owner|remote [--cpuprofile FILE]
 //
 // It listens on 127.0.0.1 (a port the kernel picks), prints "port N", then
 // answers one-line commands on stdin until stdin closes:
@@ -45,9 +45,10 @@ const (
 // benchServer is the child process of the bench.
 func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("bench-server", stderr)
-	kind := fs.String("kind", kindRaw, "server: raw, actor or owner")
+	kind := fs.String("kind", kindRaw, "server: raw, actor, owner or remote")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
 	backlog := fs.Int("backlog", 0, "listen backlog of the tcpactor servers; 0 = tcpactor's default (50)")
+	ownerOf := fs.String("owner-of", "", "kind remote-owner: the server (`HOST:PORT/NAME`) to serve")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,8 +64,12 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		s, err = startRawEcho()
 	case kindActor, kindOwner:
 		s, err = startActorEcho(*kind == kindOwner, *backlog)
+	case kindRemote: // see bench_remote.go
+		s, err = startRemoteEcho(*backlog, *cpuprofile, stderr)
+	case kindRemoteOwner:
+		s, err = startOwnerNode(*ownerOf)
 	default:
-		return fmt.Errorf("--kind %q: want raw, actor or owner", *kind)
+		return fmt.Errorf("--kind %q: want raw, actor, owner or remote", *kind)
 	}
 	if err != nil {
 		return err

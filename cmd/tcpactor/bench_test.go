@@ -97,3 +97,44 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchMeasuresTheHandlerOnASecondNode runs the remote kind — a server
+// node and an owner node, two child processes — through a ping-pong round,
+// and checks that it reports figures, ratios to raw and to the local
+// handler, and the extra column of its table. It says nothing about speed.
+func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
+	dir := t.TempDir()
+	table := filepath.Join(dir, "bench.md")
+	var stdout, stderr bytes.Buffer
+	args := append(append([]string{}, tinyBench...), "--kinds", "actor,remote", "--metrics", "pingpong", "--json", "--out", table)
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("bench exited %d\nstderr:\n%s", code, stderr.String())
+	}
+	var res struct {
+		Metrics []struct {
+			Key          string
+			Median       map[string]float64
+			Ratio        map[string]float64
+			RatioToActor map[string]float64 `json:"ratio_to_actor"`
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
+	}
+	if len(res.Metrics) != 3 {
+		t.Fatalf("got %d metrics, want the 3 of ping-pong", len(res.Metrics))
+	}
+	for _, m := range res.Metrics {
+		if !(m.Median[kindRemote] > 0) || !(m.Ratio[kindRemote] > 0) || !(m.RatioToActor[kindRemote] > 0) {
+			t.Errorf("%s: remote figure %v, ratio %v, ratio to actor %v; want all > 0",
+				m.Key, m.Median[kindRemote], m.Ratio[kindRemote], m.RatioToActor[kindRemote])
+		}
+	}
+	md, err := os.ReadFile(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| metric | raw | tcpactor (owner on a second node) | ratio | target | met? | vs actor |") {
+		t.Errorf("--out file has no remote table:\n%s", md)
+	}
+}

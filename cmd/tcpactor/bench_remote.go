@@ -1,0 +1,167 @@
+package main
+
+// The `remote` kind of `tcpactor bench`: the handler on a second node.
+//
+// The bench-server child of kind remote runs a ServerActor with no Handler on
+// an actor system with a remote endpoint (127.0.0.1, a port the kernel
+// picks), and starts a second child process of its own — `bench-server
+// --kind remote-owner --owner-of HOST:PORT/NAME` — which runs the owner side:
+// server.NewOwner with server.EchoOwner, subscribed to that server over
+// remote. Every Received, Write, WriteAck and Demand crosses the two nodes'
+// gRPC streams. The load generator talks to the server node only, as a client
+// of a real deployment would; the owner node is stopped with the server node.
+//
+// The memory figures (bulk peak RSS, idle memory) are the server node's; the
+// owner node's memory is not in them.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/server"
+)
+
+// The kinds of the remote bench.
+const (
+	kindRemote      = "remote"       // tcpactor server node + owner actor (server.NewOwner) on a second node
+	kindRemoteOwner = "remote-owner" // hidden: the owner node of kind remote
+)
+
+// benchServerName is the actor name of the remote kind's ServerActor.
+const benchServerName = "bench"
+
+// benchRemoteConfig is the remote configuration of both nodes of the remote
+// kind: the CLI's guard (64 MiB gRPC messages) on 127.0.0.1, a port the
+// kernel picks.
+func benchRemoteConfig(sys *actor.ActorSystem) *remote.Config {
+	return server.NewRemoteGuard(sys.Logger()).Config("127.0.0.1", 0)
+}
+
+// benchSystem is an actor system that logs nothing, as the other bench
+// servers: the node that stops last would log its peer's loss, and the
+// figures and errors the bench reports come from the load itself.
+func benchSystem() *actor.ActorSystem {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+}
+
+// remoteEcho is the server node of the remote kind.
+type remoteEcho struct {
+	*actorEcho
+	owner *child
+}
+
+// startRemoteEcho starts the server node and its owner node, and returns once
+// the owner is subscribed to the server. cpuprofile, when set, names the
+// server node's profile; the owner node writes its own next to it
+// (NAME-owner.pprof).
+func startRemoteEcho(backlog int, cpuprofile string, stderr io.Writer) (*remoteEcho, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	sys := benchSystem()
+	rem := remote.NewRemote(sys, benchRemoteConfig(sys))
+	rem.Start()
+	srv, err := server.SpawnNamed(sys, benchServerName, server.Options{})
+	if err != nil {
+		return nil, err
+	}
+	r := &remoteEcho{actorEcho: &actorEcho{sys: sys, srv: srv}}
+	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
+	defer cancel()
+	_, port, err := srv.Listen(ctx, "127.0.0.1", 0, &messages.ListenOptions{Backlog: int32(backlog)})
+	if err != nil {
+		r.stop()
+		return nil, err
+	}
+	r.bind = int(port)
+	var ownerProfile string
+	if cpuprofile != "" {
+		ownerProfile = strings.TrimSuffix(cpuprofile, ".pprof") + "-owner.pprof"
+	}
+	r.owner, err = startChild(self, kindRemoteOwner, ownerProfile, 0, stderr,
+		"--owner-of", sys.Address()+"/"+benchServerName)
+	if err != nil {
+		r.stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+// stop ends the server, then the owner node (which thus hears of the
+// connections' end instead of the server node retrying to reach it).
+func (r *remoteEcho) stop() {
+	r.actorEcho.stop()
+	if r.owner != nil {
+		_ = r.owner.stop()
+	}
+}
+
+// ownerNode is the owner node of the remote kind (bench-server --kind
+// remote-owner). It has no port of its own for the load; stats counts the
+// connections it claimed and serves.
+type ownerNode struct {
+	sys            *actor.ActorSystem
+	claimed, ended atomic.Int64
+}
+
+// startOwnerNode starts an actor system with a remote endpoint and an owner
+// actor (server.NewOwner, EchoOwner) subscribed to the server at target, and
+// returns once the subscription is acknowledged.
+func startOwnerNode(target string) (*ownerNode, error) {
+	pid, err := serverPID("owner-of", target)
+	if err != nil {
+		return nil, err
+	}
+	if err := reachable(pid); err != nil {
+		return nil, err
+	}
+	o := &ownerNode{sys: benchSystem()}
+	rem := remote.NewRemote(o.sys, benchRemoteConfig(o.sys))
+	rem.Start()
+	subscribed := make(chan string, 1)
+	notify := func(line string) { // runs in the owner actor: never blocks
+		switch {
+		case strings.HasPrefix(line, "claimed "):
+			o.claimed.Add(1)
+		case strings.HasPrefix(line, "ended "):
+			o.ended.Add(1)
+		case strings.HasPrefix(line, "subscribe"): // "subscribed to" or "subscribe to ... failed"
+			select {
+			case subscribed <- line:
+			default:
+			}
+		}
+	}
+	o.sys.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: pid, Handler: server.EchoOwner(), Notify: notify}))
+	select {
+	case line := <-subscribed:
+		if !strings.HasPrefix(line, "subscribed to ") {
+			return nil, fmt.Errorf("owner node: %s", line)
+		}
+	case <-time.After(server.DefaultTimeout + 5*time.Second):
+		return nil, fmt.Errorf("owner node: no answer from %s", target)
+	}
+	return o, nil
+}
+
+func (o *ownerNode) port() int { return 0 }
+
+func (o *ownerNode) stats() (int64, int64, int64, error) {
+	c := o.claimed.Load()
+	return c, c - o.ended.Load(), 0, nil
+}
+
+// stop does nothing: the process exits right after, and the server node
+// learns of it from its remote.
+func (o *ownerNode) stop() {}
