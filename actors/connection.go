@@ -55,10 +55,11 @@ const (
 
 // pendingWrite is one Write waiting for (or on its way to) the wire.
 type pendingWrite struct {
-	data  []byte
-	ackID uint64
-	to    *actor.PID // where WriteAck/WriteFailed go; nil: nowhere
-	local bool       // issued by the local Handler: report through its callbacks
+	data   []byte
+	ackID  uint64
+	demand int        // credit granted when the write is on the wire (Write.demand)
+	to     *actor.PID // where WriteAck/WriteFailed go; nil: nowhere
+	local  bool       // issued by the local Handler: report through its callbacks
 }
 
 // handlerEvent is a write outcome waiting to be given to the local Handler
@@ -192,7 +193,7 @@ func (c *connection) Receive(ctx actor.Context) {
 	case *messages.Demand:
 		c.demand(int(m.N))
 	case *messages.Write:
-		c.write(pendingWrite{data: m.Data, ackID: m.AckId, to: c.replyTo(ctx)}, false)
+		c.write(pendingWrite{data: m.Data, ackID: m.AckId, to: c.replyTo(ctx), demand: int(m.Demand)}, false)
 	case *messages.Close:
 		c.startClose(ctx.Sender())
 	case *messages.CloseWrite:
@@ -455,6 +456,10 @@ func (c *connection) write(w pendingWrite, borrowed bool) {
 		c.fail(w, messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
 			"write after close: connection %d no longer writes", c.id))
 		return
+	case w.demand < 0:
+		c.fail(w, messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"invalid argument: write with demand %d", w.demand))
+		return
 	case len(w.data) == 0:
 		c.ack(w)
 		return
@@ -654,6 +659,9 @@ func (c *connection) flushed() {
 }
 
 func (c *connection) ack(w pendingWrite) {
+	if w.demand > 0 {
+		c.demand(w.demand)
+	}
 	switch {
 	case w.local:
 		if w.ackID != 0 {

@@ -60,6 +60,36 @@ func TestConnectionSpendsOneCreditPerReceivedAndDemandGrantsMore(t *testing.T) {
 	owner.nothingFor(t, 50*time.Millisecond)
 }
 
+func TestConnectionWriteWithDemandGrantsCreditOnceOnTheWire(t *testing.T) {
+	sys := testkit.NewSystem(t)
+	cc, sc := socketPair(t)
+	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{ReadChunkSize: 1024})
+	owner := newInbox(t, sys)
+	claim(t, sys, conn, owner.pid, &messages.ClaimOptions{InitialCredit: 1})
+	if _, err := cc.Write(make([]byte, 10*1024)); err != nil {
+		t.Fatal(err)
+	}
+	r := expectNext[*messages.Received](t, owner)
+	owner.nothingFor(t, 100*time.Millisecond) // the one credit is spent
+
+	// An echo: the write carries the next credit, no WriteAck, no Demand.
+	sys.Root.Send(conn, &messages.Write{Data: r.Data, Demand: 1})
+	expectNext[*messages.Received](t, owner)
+	owner.nothingFor(t, 100*time.Millisecond)
+	back := make([]byte, len(r.Data))
+	if _, err := io.ReadFull(cc, back); err != nil || !bytes.Equal(back, r.Data) {
+		t.Fatalf("peer read %v, want the echoed chunk", err)
+	}
+
+	// A negative demand is bad input: the write fails, the connection goes on.
+	sys.Root.Send(conn, &messages.Write{Data: []byte("x"), AckId: 7, Demand: -1})
+	if f := expectNext[*messages.WriteFailed](t, owner); f.AckId != 7 || !f.Error.Failed() {
+		t.Fatalf("WriteFailed = %v, want ack 7 with an error", f)
+	}
+	sys.Root.Send(conn, &messages.Demand{N: 1})
+	expectNext[*messages.Received](t, owner)
+}
+
 func TestConnectionFailsWritesToAFullQueueAndAcksResumeOnceThePeerReads(t *testing.T) {
 	sys := testkit.NewSystem(t)
 	cc, sc := socketPair(t)

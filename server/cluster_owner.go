@@ -61,6 +61,14 @@ func (c *Owned) Write(data []byte) uint64 {
 	return c.nextAck
 }
 
+// WriteAndDemand queues data for the peer and grants n more Received once
+// it is on the wire (Write.demand): an echo-like protocol's next read rides
+// on its write, with no WriteAck and Demand messages in between. Failures
+// still come as WriteFailed, with ack id 0.
+func (c *Owned) WriteAndDemand(data []byte, n int) {
+	c.ctx.Send(c.pid, &messages.Write{Data: data, Demand: int32(n)})
+}
+
 // Demand grants n more Received.
 func (c *Owned) Demand(n int) { c.ctx.Send(c.pid, &messages.Demand{N: int32(n)}) }
 
@@ -373,15 +381,17 @@ func StopOwner(root *actor.RootContext, owner, server *actor.PID, timeout time.D
 }
 
 // EchoOwner is the OwnerHandler factory of an echo service served from an
-// owner actor: each Received is written back, and its WriteAck grants the
-// next read, so at most the claim's credit of chunks is ever in flight.
+// owner actor: each Received is written back with a Write that grants the
+// next read once it is on the wire (Write.demand), so at most the claim's
+// credit of chunks is ever in flight, with two messages per chunk — one
+// each way — even across nodes.
 func EchoOwner() OwnerHandlerFactory { return func() OwnerHandler { return &echoOwner{} } }
 
 type echoOwner struct{}
 
 func (*echoOwner) Connected(*Owned)                     {}
-func (*echoOwner) Received(c *Owned, data []byte)       { c.Write(data) }
-func (*echoOwner) WriteAcked(c *Owned, _ uint64)        { c.Demand(1) }
+func (*echoOwner) Received(c *Owned, data []byte)       { c.WriteAndDemand(data, 1) }
+func (*echoOwner) WriteAcked(*Owned, uint64)            {}
 func (*echoOwner) Disconnected(*Owned, *messages.Error) {}
 func (*echoOwner) WriteFailed(c *Owned, _ uint64, _ *messages.Error) {
 	c.Abort() // a gap in an echo is a broken echo

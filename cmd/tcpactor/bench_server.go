@@ -293,17 +293,16 @@ func (c *claimer) Receive(ctx actor.Context) {
 	}
 }
 
-// echoOwner is the owner of one connection: it writes back what it receives
-// and grants one more Received per acknowledged write, so at most the initial
-// credit's worth of chunks is in flight.
+// echoOwner is the owner of one connection: it writes back what it receives,
+// each write granting one more Received once it is on the wire
+// (Write.demand), so at most the initial credit's worth of chunks is in
+// flight.
 type echoOwner struct{ conn *actor.PID }
 
 func (o *echoOwner) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Received:
-		ctx.Send(m.Connection, &messages.Write{Data: m.Data, AckId: 1})
-	case *messages.WriteAck:
-		ctx.Send(m.Connection, &messages.Demand{N: 1})
+		ctx.Send(m.Connection, &messages.Write{Data: m.Data, Demand: 1})
 	case *messages.WriteFailed:
 		ctx.Send(m.Connection, &messages.Close{})
 	case *messages.Disconnected:
