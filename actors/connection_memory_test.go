@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"hash"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -84,23 +85,7 @@ func TestConnectionToAnOwnerWithoutCreditPinsOnlyCreditTimesChunkThenEveryByteAr
 	base := heapInUse()
 	claim(t, sys, conn, owner, nil) // the default: 4 credits of 32 KiB
 
-	written := &counter{}
-	sent := make(chan []byte, 1)
-	go func() {
-		_ = cc.SetWriteDeadline(time.Now().Add(4 * connWait))
-		src, h, buf := newStream(7), sha256.New(), make([]byte, 256<<10)
-		for left := total; left > 0; {
-			n := min(int64(len(buf)), left)
-			src.fill(buf[:n])
-			h.Write(buf[:n])
-			if _, err := cc.Write(buf[:n]); err != nil {
-				break
-			}
-			left -= n
-			written.Add(n)
-		}
-		sent <- h.Sum(nil)
-	}()
+	written, sent := streamTo(cc, total, 7, 256<<10)
 
 	// Phase 1: no credit beyond the first four. The peer stalls once the
 	// kernel's buffers are full; the connection has read four chunks at most.
@@ -166,4 +151,28 @@ func runAlone(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child process: %v", err)
 	}
+}
+
+// streamTo writes total bytes of the seeded stream to c in chunks, from a
+// goroutine: written counts what the kernel took so far, and sent gets the
+// SHA-256 of what was written once the goroutine ends (done or failed).
+func streamTo(c net.Conn, total int64, seed uint64, chunk int) (written *counter, sent <-chan []byte) {
+	written = &counter{}
+	out := make(chan []byte, 1)
+	go func() {
+		_ = c.SetWriteDeadline(time.Now().Add(4 * connWait))
+		src, h, buf := newStream(seed), sha256.New(), make([]byte, chunk)
+		for left := total; left > 0; {
+			n := min(int64(len(buf)), left)
+			src.fill(buf[:n])
+			h.Write(buf[:n])
+			if _, err := c.Write(buf[:n]); err != nil {
+				break
+			}
+			left -= n
+			written.Add(n)
+		}
+		out <- h.Sum(nil)
+	}()
+	return written, out
 }

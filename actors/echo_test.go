@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -11,6 +12,10 @@ import (
 )
 
 func TestEchoHandlerSlowsAClientThatDoesNotReadAndSkipsNothing(t *testing.T) {
+	if os.Getenv(aloneEnv) == "" {
+		runAlone(t) // it measures the process's heap
+		return
+	}
 	total := int64(64 << 20)
 	if testing.Short() {
 		total = 16 << 20
@@ -20,23 +25,7 @@ func TestEchoHandlerSlowsAClientThatDoesNotReadAndSkipsNothing(t *testing.T) {
 	base := heapInUse()
 	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{Handler: EchoHandler()})
 
-	written := &counter{}
-	sent := make(chan []byte, 1)
-	go func() {
-		_ = cc.SetWriteDeadline(time.Now().Add(4 * connWait))
-		src, h, buf := newStream(3), sha256.New(), make([]byte, 128<<10)
-		for left := total; left > 0; {
-			n := min(int64(len(buf)), left)
-			src.fill(buf[:n])
-			h.Write(buf[:n])
-			if _, err := cc.Write(buf[:n]); err != nil {
-				break
-			}
-			left -= n
-			written.Add(n)
-		}
-		sent <- h.Sum(nil)
-	}()
+	written, sent := streamTo(cc, total, 3, 128<<10)
 
 	// The client reads nothing: the echo's writes back up, its credit runs
 	// out, the connection stops reading and TCP stops the client.
