@@ -22,33 +22,31 @@ import (
 	"github.com/tcpactor/tcpactor/server"
 )
 
-// The command line, run as a user runs it: the tcpactor binary is built
-// once, each command runs as a process of its own, and every process is
-// killed and reaped when its test ends.
+// The command line, run as a user runs it: TestCommandLine builds the
+// tcpactor binary into its own temporary folder, each command runs as a
+// process of its own, and every process is killed and reaped when its test
+// ends.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	binDir    string
-)
+// binPath is the binary TestCommandLine built for its subtests.
+var binPath string
 
-// tcpactorBin builds cmd/tcpactor into a temporary folder (once per test
-// binary; the folder is the first test's, so the TestCommandLine tests share
-// it through their parent).
+// tcpactorBin is the binary built by the running TestCommandLine.
 func tcpactorBin(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binPath = filepath.Join(binDir, "tcpactor")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if binPath == "" {
+		t.Fatal("tcpactorBin outside TestCommandLine")
 	}
 	return binPath
+}
+
+// buildTCPActor builds cmd/tcpactor into dir.
+func buildTCPActor(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "tcpactor")
+	if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return path
 }
 
 // proc is a running tcpactor command.
@@ -244,8 +242,8 @@ func eventually(t *testing.T, f func() string) {
 }
 
 func TestCommandLine(t *testing.T) {
-	binDir = t.TempDir()
-	tcpactorBin(t)
+	binPath = buildTCPActor(t, t.TempDir())
+	t.Cleanup(func() { binPath = "" })
 
 	t.Run("ServeEchoesCountsInMetricsAndDrainsOnSIGTERM", testServeEchoesCountsInMetricsAndDrains)
 	t.Run("StatusReportsARunningServerOverRemote", testStatusReportsARunningServer)

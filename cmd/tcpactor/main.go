@@ -189,10 +189,11 @@ func newSystem(stderr io.Writer, level slog.Level) *actor.ActorSystem {
 	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 }
 
-// peerLossIsInfo logs Proto.Actor's "EndpointWriter lost connection" at
+// peerLossIsInfo logs Proto.Actor's errors about a peer's stream ending at
 // INFO instead of ERROR: a peer node going away (a `tcpactor status` that
-// got its answer, a handler node that stopped) is ordinary for a server, and
-// whoever depends on that peer learns of it through Terminated.
+// got its answer, a handler node that stopped, this node shutting down while
+// a peer's stream closes) is ordinary for a node, and whoever depends on that
+// peer learns of it through Terminated.
 type peerLossIsInfo struct {
 	slog.Handler
 	level slog.Level
@@ -204,13 +205,24 @@ func (h peerLossIsInfo) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h peerLossIsInfo) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError && r.Message == "EndpointWriter lost connection" {
+	if r.Level >= slog.LevelError && peerLossMessages[r.Message] {
 		r.Level = slog.LevelInfo
 	}
 	if r.Level < h.level {
 		return nil
 	}
 	return h.Handler.Handle(ctx, r)
+}
+
+// peerLossMessages are the pinned Proto.Actor remote's log messages about a
+// peer's stream ending, or about reaching a peer that is gone (a last Unwatch
+// to a node that stopped makes it retry for a while). tcpactor reports what
+// matters itself: a lost server, a lost owner, a Terminated.
+var peerLossMessages = map[string]bool{
+	"EndpointWriter lost connection":                      true,
+	"EndpointReader failed to send disconnection message": true,
+	"EndpointWriter failed to connect":                    true,
+	"EndpointWriter failed to create receive stream":      true,
 }
 
 func (h peerLossIsInfo) WithAttrs(as []slog.Attr) slog.Handler {

@@ -192,11 +192,15 @@ func waitIdle(ctx context.Context, srv *server.Server, d time.Duration, sigs <-c
 }
 
 // shutdownRemote stops remote gracefully, but not for longer than a few
-// seconds (the pinned remote retries lost peers for ~10 s).
+// seconds (the pinned remote retries lost peers for ~10 s). The pinned
+// remote's graceful stop can also panic ("send on closed channel") when a
+// peer's stream closes at the same moment; the process is exiting anyway,
+// so that panic is recovered rather than crashing the exit.
 func shutdownRemote(r *remote.Remote) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer func() { _ = recover() }()
 		r.Shutdown(true)
 	}()
 	select {
