@@ -16,6 +16,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/internal/remotecfg"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -118,7 +119,13 @@ func Remote(t testing.TB, i int) *actor.ActorSystem {
 func startRemote() (*remoteNode, error) {
 	sys := actor.NewActorSystem(SystemOptions()...)
 	ready := &readyCreds{TransportCredentials: insecure.NewCredentials(), sig: &readySignal{ch: make(chan struct{})}}
-	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0, remote.WithServerOptions(grpc.Creds(ready))))
+	cfg := remote.Configure("127.0.0.1", 0,
+		remote.WithServerOptions(grpc.Creds(ready)), remote.WithDialOptions(remotecfg.DialOptions()...))
+	// The shared nodes never come back once stopped: one attempt to reach a
+	// stopped node is enough (the default, five two seconds apart, only
+	// makes the binary's end wait for them).
+	cfg.MaxRetryCount = 1
+	r := remote.NewRemote(sys, cfg)
 	r.Start()
 	c, err := net.DialTimeout("tcp", sys.Address(), 5*time.Second)
 	if err != nil {
