@@ -45,17 +45,13 @@ func main() {
 // run listens on listen and serves until ctx ends. It prints
 // "listening on HOST:PORT" once the server listens.
 func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writer) error {
-	host, p, err := net.SplitHostPort(listen)
+	l, err := server.ParseListen(listen)
 	if err != nil {
-		return fmt.Errorf("--listen %q: want HOST:PORT", listen)
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
-		return fmt.Errorf("--listen %q: bad port", listen)
+		return fmt.Errorf("--listen %w", err)
 	}
 	srv := server.Spawn(sys, server.Options{})
 	defer srv.Stop()
-	addr, bound, err := srv.Listen(ctx, host, uint16(port), nil)
+	addr, bound, err := srv.Listen(ctx, l.Address, uint16(l.Port), nil)
 	if err != nil {
 		return fmt.Errorf("unable to start the server: %w", err)
 	}

@@ -41,9 +41,9 @@ func main() {
 // run serves fortunes on listen in sys until ctx ends. It prints
 // "listening on HOST:PORT" once the server listens.
 func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writer) error {
-	host, port, err := splitHostPort(listen)
+	l, err := server.ParseListen(listen)
 	if err != nil {
-		return err
+		return fmt.Errorf("--listen %w", err)
 	}
 
 	// Qt's FortuneServer::sendFortune, as a tcpactor Handler: it runs
@@ -53,7 +53,7 @@ func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writ
 	srv := server.Spawn(sys, opts)
 	defer srv.Stop()
 
-	addr, bound, err := srv.Listen(ctx, host, port, nil)
+	addr, bound, err := srv.Listen(ctx, l.Address, uint16(l.Port), nil)
 	if err != nil {
 		return fmt.Errorf("unable to start the server: %w", err)
 	}
@@ -70,18 +70,6 @@ func (fortuneHandler) Connected(s *actors.Socket) {
 	fortune := server.Fortunes[rand.IntN(len(server.Fortunes))]
 	s.Write(server.QString(fortune), 0) // QDataStream out; out << fortune
 	s.Close()                           // clientConnection->disconnectFromHost()
-}
-
-func splitHostPort(v string) (string, uint16, error) {
-	host, p, err := net.SplitHostPort(v)
-	if err != nil {
-		return "", 0, fmt.Errorf("--listen %q: want HOST:PORT", v)
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
-		return "", 0, fmt.Errorf("--listen %q: bad port", v)
-	}
-	return host, uint16(port), nil
 }
 
 // warnings logs Proto.Actor's warnings and errors to stderr.

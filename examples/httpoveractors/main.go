@@ -15,11 +15,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -44,17 +42,13 @@ func main() {
 // run serves HTTP on listen until ctx ends, then shuts the HTTP server down
 // gracefully. It prints "listening on HOST:PORT" once the server listens.
 func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writer) error {
-	host, p, err := net.SplitHostPort(listen)
+	l, err := server.ParseListen(listen)
 	if err != nil {
-		return fmt.Errorf("--listen %q: want HOST:PORT", listen)
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
-		return fmt.Errorf("--listen %q: bad port", listen)
+		return fmt.Errorf("--listen %w", err)
 	}
 	srv := server.Spawn(sys, server.Options{})
 	defer srv.Stop()
-	if _, _, err := srv.Listen(ctx, host, uint16(port), nil); err != nil {
+	if _, _, err := srv.Listen(ctx, l.Address, uint16(l.Port), nil); err != nil {
 		return fmt.Errorf("unable to start the server: %w", err)
 	}
 	ln, err := server.NewListener(ctx, srv, server.ListenerOptions{})

@@ -128,19 +128,15 @@ func startNode(addr string) (*actor.ActorSystem, func(), error) {
 // startServer is node A: a ServerActor under name, listening on listen, with
 // no local handler, so every connection waits for an owner.
 func startServer(ctx context.Context, sys *actor.ActorSystem, name, listen string) (*server.Server, string, error) {
-	host, p, err := net.SplitHostPort(listen)
+	l, err := server.ParseListen(listen)
 	if err != nil {
-		return nil, "", fmt.Errorf("--listen %q: want HOST:PORT", listen)
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
-		return nil, "", fmt.Errorf("--listen %q: bad port", listen)
+		return nil, "", fmt.Errorf("--listen %w", err)
 	}
 	srv, err := server.SpawnNamed(sys, name, server.Options{})
 	if err != nil {
 		return nil, "", err
 	}
-	addr, bound, err := srv.Listen(ctx, host, uint16(port), nil)
+	addr, bound, err := srv.Listen(ctx, l.Address, uint16(l.Port), nil)
 	if err != nil {
 		srv.Stop()
 		return nil, "", err
