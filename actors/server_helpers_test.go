@@ -84,43 +84,20 @@ func dial(t testing.TB, addr string) net.Conn {
 	return c
 }
 
-// probe is an actor that forwards every message it gets into a channel.
+// probe is testkit's Probe, with the pid field these tests use.
 type probe struct {
+	*testkit.Probe
 	pid *actor.PID
-	ch  chan any
 }
 
 func newProbe(t testing.TB, sys *actor.ActorSystem) *probe {
 	t.Helper()
-	p := &probe{ch: make(chan any, 1024)}
-	p.pid = sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		switch ctx.Message().(type) {
-		case actor.SystemMessage, actor.AutoReceiveMessage:
-			return
-		}
-		select {
-		case p.ch <- ctx.Message():
-		default:
-		}
-	}))
-	t.Cleanup(func() { _ = sys.Root.StopFuture(p.pid).Wait() })
-	return p
+	p := testkit.NewProbe(t, sys)
+	return &probe{Probe: p, pid: p.PID}
 }
 
 // next returns the next message of type T the probe got, skipping others.
 func next[T any](t testing.TB, p *probe) T {
 	t.Helper()
-	timeout := time.After(replyTimeout)
-	for {
-		select {
-		case m := <-p.ch:
-			if v, ok := m.(T); ok {
-				return v
-			}
-		case <-timeout:
-			var zero T
-			t.Fatalf("no %T within %v", zero, replyTimeout)
-			return zero
-		}
-	}
+	return testkit.Next[T](t, p.Probe)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
 )
 
@@ -41,17 +42,7 @@ func statusStays(s *testServer, what string, cond func(*messages.ServerStatus) b
 // are consumed.
 func noMessage[T any](t testing.TB, p *probe) {
 	t.Helper()
-	deadline := time.After(quietPeriod)
-	for {
-		select {
-		case m := <-p.ch:
-			if v, ok := m.(T); ok {
-				t.Fatalf("unexpected %T: %v", v, v)
-			}
-		case <-deadline:
-			return
-		}
-	}
+	testkit.Quiet[T](t, p.Probe, quietPeriod)
 }
 
 // eventually polls cond for at most five seconds.
