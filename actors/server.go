@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -626,10 +627,7 @@ func closeBoth(a, b net.Conn) {
 	}
 }
 
-func itoa(p uint32) string {
-	s, _ := messages.FormatPort(p)
-	return s
-}
+func itoa(p uint32) string { return strconv.FormatUint(uint64(p), 10) }
 
 // setBacklog applies the listen backlog: Linux lets listen(2) be called again
 // on a listening socket to change it.
