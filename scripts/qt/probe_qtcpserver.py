@@ -31,6 +31,7 @@ import sys
 import time
 import traceback
 
+from PyQt6 import sip
 from PyQt6.QtCore import QCoreApplication, QEventLoop, QT_VERSION_STR, PYQT_VERSION_STR
 from PyQt6.QtNetwork import (
     QAbstractSocket,
@@ -762,6 +763,194 @@ def q15():
             print(f"  {m.name} = {m.value}")
 
 
+def q16():
+    section("Q16 waitForNewConnection with a connection already pending")
+    s = new_server()
+    s.listen(QHostAddress(SA.LocalHost), 0)
+    c = client("127.0.0.1", s.serverPort())
+    pump(500, until=s.hasPendingConnections)
+    out("a connection pending in Qt's queue, backlog empty: hasPendingConnections", s.hasPendingConnections())
+    t = time.monotonic()
+    r = s.waitForNewConnection(300)
+    out("waitForNewConnection(300) -> (result, timedOut), ms",
+        (r, round((time.monotonic() - t) * 1000)))
+    out("serverError after", err(s))
+    out("the pending one is still there: hasPendingConnections", s.hasPendingConnections())
+    t = time.monotonic()
+    r = s.waitForNewConnection(0)
+    out("waitForNewConnection(0) with one pending -> (result, timedOut), ms",
+        (r, round((time.monotonic() - t) * 1000)))
+    # a blocking loop that claims one per wait strands the second of two
+    # clients that arrived together
+    c2 = client("127.0.0.1", s.serverPort())
+    c3 = client("127.0.0.1", s.serverPort())
+    s.nextPendingConnection()
+    r = s.waitForNewConnection(300)
+    out("c2, c3 in the backlog, one claimed: waitForNewConnection(300)", r)
+    out("  pending now (claimable without another wait)", len(drain(s, 0)))
+    for x in (c, c2, c3):
+        if isinstance(x, socket.socket):
+            x.close()
+    s.close()
+    # the time-out's error after an accept happened (the engine's last
+    # accept ended in EAGAIN), with nothing pending
+    s = new_server()
+    s.listen(QHostAddress(SA.LocalHost), 0)
+    c = client("127.0.0.1", s.serverPort())
+    drain(s, 400)
+    r = s.waitForNewConnection(100)
+    out("after one accept, nothing pending: waitForNewConnection(100), serverError", (r, err(s)))
+    c.close()
+    s.close()
+
+
+def q17():
+    section("Q17 raising setMaxPendingConnections while clients wait in the backlog")
+    s = new_server()
+    s.setMaxPendingConnections(1)
+    s.listen(QHostAddress(SA.LocalHost), 0)
+    cl = [client("127.0.0.1", s.serverPort()) for _ in range(3)]
+    pump(400)
+    out("max=1, 3 clients: newConnection", s.new_conn_count)
+    s.setMaxPendingConnections(5)
+    pump(500)
+    out("set(5), nothing claimed, after pump: newConnection", s.new_conn_count)
+    t = time.monotonic()
+    r = s.waitForNewConnection(0)
+    out("  then waitForNewConnection(0)", r)
+    pump(300)
+    out("  newConnection after waitForNewConnection(0) + pump", s.new_conn_count)
+    s.nextPendingConnection()
+    pump(500, until=lambda: s.new_conn_count >= 3)
+    out("after one claim + pump: newConnection", s.new_conn_count)
+    for c in cl:
+        if isinstance(c, socket.socket):
+            c.close()
+    s.close()
+
+
+def q18():
+    section("Q18 incomingConnection overrides that keep or close the descriptor")
+
+    class Keeper(QTcpServer):
+        """Qt's Threaded Fortune Server: keep every socket, never queue it."""
+        def __init__(self):
+            super().__init__()
+            self.keep = []
+            self.calls = 0
+
+        def incomingConnection(self, handle):
+            self.calls += 1
+            sock = QTcpSocket(self)
+            sock.setSocketDescriptor(handle)
+            self.keep.append(sock)
+
+    s = Keeper()
+    s.n = 0
+    s.newConnection.connect(lambda: setattr(s, "n", s.n + 1))
+    s.listen(QHostAddress(SA.LocalHost), 0)
+    cl = [client("127.0.0.1", s.serverPort()) for _ in range(40)]
+    pump(1500, until=lambda: s.calls >= 40)
+    out("40 clients held by the override at once (maxPendingConnections 30): incomingConnection calls",
+        s.calls)
+    out("  newConnection emitted", s.n)
+    for sock in s.keep:
+        sock.write(b"x")
+        sock.flush()
+    served = sum(1 for c in cl if isinstance(c, socket.socket) and peer_state(c, 1.0) == "data b'x'")
+    out("  clients that received a byte from their held socket", served)
+    for c in cl:
+        if isinstance(c, socket.socket):
+            c.close()
+    s.close()
+
+    class Closer(QTcpServer):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def incomingConnection(self, handle):
+            self.calls += 1
+            os.close(int(handle))
+
+    s2 = Closer()
+    s2.n = 0
+    s2.newConnection.connect(lambda: setattr(s2, "n", s2.n + 1))
+    s2.listen(QHostAddress(SA.LocalHost), 0)
+    c = client("127.0.0.1", s2.serverPort())
+    pump(500, until=lambda: s2.n > 0)
+    out("override that closes the descriptor: incomingConnection calls / newConnection", (s2.calls, s2.n))
+    out("  client sees", peer_state(c))
+    c.close()
+    s2.close()
+
+
+def q19():
+    section("Q19 deleting the server: what happens to claimed sockets")
+    s = new_server()
+    s.listen(QHostAddress(SA.LocalHost), 0)
+    port = s.serverPort()
+    c1 = client("127.0.0.1", port)
+    c2 = client("127.0.0.1", port)
+    got = drain(s, 400)
+    out("claimed", len(got))
+    out("claimed socket's parent is the server", all(g.parent() is s for g in got))
+    got[1].setParent(None)      # taken away from the server, as a QThread worker would
+    kept = got[1]
+    sip.delete(s)  # ~QTcpServer() now (deleteLater needs a running event loop)
+    del s
+    pump(300)
+    out("claimed socket left as the server's child: client sees", peer_state(c1))
+    out("claimed socket re-parented away from the server: client sees", peer_state(c2))
+    out("  re-parented socket state", kept.state().name)
+    for x in (c1, c2):
+        x.close()
+    kept.close()
+    s = new_server()
+    s.listen(QHostAddress(SA.LocalHost), 0)
+    c3 = client("127.0.0.1", s.serverPort())
+    got = drain(s, 400)
+    s.close()
+    pump(200)
+    out("close() (not deletion), claimed socket: client sees", peer_state(c3))
+    c3.close()
+    got[0].close()
+
+
+def q20():
+    section("Q20 listen on an IPv4-mapped IPv6 address")
+    for text in ("::ffff:127.0.0.1", "::ffff:0.0.0.0"):
+        s = QTcpServer()
+        a = QHostAddress(text)
+        out(f"QHostAddress({text!r}).protocol()", a.protocol().name)
+        ok = s.listen(a, 0)
+        out(f"listen({text!r}, 0)", ok)
+        out("  serverError", err(s))
+        out("  isListening / serverAddress / port", (s.isListening(), addr(s), s.serverPort()))
+        s.close()
+
+
+def listen_queue(port):
+    """The kernel's accept-queue limit of a listening socket (ss Send-Q)."""
+    r = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=10)
+    fields = r.stdout.split()
+    return int(fields[2]) if len(fields) > 2 else r.stdout.strip()
+
+
+def q21():
+    section("Q21 setListenBacklogSize: 0, negative, huge")
+    out("/proc/sys/net/core/somaxconn", open("/proc/sys/net/core/somaxconn").read().strip())
+    for n in (None, 0, 1, -5, -1, 100000):
+        s = QTcpServer()
+        if n is not None:
+            s.setListenBacklogSize(n)
+        ok = s.listen(QHostAddress(SA.LocalHost), 0)
+        label = "default" if n is None else f"set({n})"
+        out(f"{label}: listen / listenBacklogSize() / serverError / kernel queue limit",
+            (ok, s.listenBacklogSize(), err(s), listen_queue(s.serverPort()) if ok else None))
+        s.close()
+
+
 # --------------------------------------------------------------------------
 # child-process scenarios
 # --------------------------------------------------------------------------
@@ -829,7 +1018,8 @@ def child(name):
 
 
 SECTIONS = {1: q1, 2: q2, 3: q3, 4: q4, 5: q5, 6: q6, 7: q7, 8: q8, 9: q9,
-            10: q10, 11: q11, 12: q12, 13: q13, 14: q14, 15: q15}
+            10: q10, 11: q11, 12: q12, 13: q13, 14: q14, 15: q15,
+            16: q16, 17: q17, 18: q18, 19: q19, 20: q20, 21: q21}
 
 
 def main():
