@@ -30,6 +30,7 @@ type ServerActor struct {
 	gen      uint64 // bumps with every listen, so stale accepts are recognised
 	address  string
 	port     uint32
+	protocol messages.NetworkLayerProtocol // serverAddress().protocol()
 	fd       int64
 	backlog  int
 	maxConns int
@@ -197,8 +198,9 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 		return s.listenFailed(messages.FromError(err))
 	}
 	r := s.startListening(ctx, ln, nil, backlog, maxConns)
-	if addr.Host == "" { // as Qt: the dual-stack Any reports itself as 0.0.0.0
+	if addr.Host == "" { // as Qt: the dual-stack Any reports itself as 0.0.0.0, protocol AnyIP
 		s.address, r.Address = "0.0.0.0", "0.0.0.0"
+		s.protocol, r.Protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP, messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP
 	}
 	return r
 }
@@ -242,6 +244,7 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 func (s *ServerActor) startListening(ctx actor.Context, ln *net.TCPListener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
 	s.ln, s.adopted, s.backlog, s.maxConns = ln, adopted, backlog, maxConns
 	s.address, s.port = messages.HostPort(ln.Addr())
+	s.protocol = messages.ProtocolOf(s.address)
 	s.fd = listenerFD(ln)
 	if fd, ok := adoptedFD(adopted); ok {
 		s.fd = fd // as Qt: the descriptor given, not Go's duplicate
@@ -251,7 +254,7 @@ func (s *ServerActor) startListening(ctx actor.Context, ln *net.TCPListener, ado
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	go acceptLoop(ln, s.gate, s.gen, func(msg any) { root.Send(self, msg) })
 	s.updateAllowance()
-	return &messages.ListenResult{Ok: true, Address: s.address, Port: s.port}
+	return &messages.ListenResult{Ok: true, Address: s.address, Port: s.port, Protocol: s.protocol}
 }
 
 func (s *ServerActor) listenFailed(e *messages.Error) *messages.ListenResult {
@@ -286,6 +289,7 @@ func (s *ServerActor) close(ctx actor.Context) {
 	}
 	s.ln, s.adopted, s.gate = nil, nil, nil
 	s.address, s.port, s.fd = "", 0, -1
+	s.protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN
 	s.paused = false // as Qt: a pause belongs to the listening socket
 	s.answerWaiters(ctx, &messages.WaitResult{Error: notListening()})
 }
@@ -604,6 +608,7 @@ func (s *ServerActor) status() *messages.ServerStatus {
 		Backlog:               int32(s.backlog),
 		MaxConnections:        int32(s.maxConns),
 		AcceptErrors:          s.acceptErrs,
+		Protocol:              s.protocol,
 	}
 }
 

@@ -22,25 +22,30 @@ import (
 // listen()
 
 func TestListenAcceptsTheClientsItsAddressCovers(t *testing.T) {
+	const (
+		v4   = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV4
+		v6   = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV6
+		dual = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP
+	)
 	cases := []struct {
-		address string
-		want    string // serverAddress()
-		v4, v6  bool   // a 127.0.0.1 / ::1 client is accepted (else refused)
+		address  string
+		want     string                        // serverAddress()
+		protocol messages.NetworkLayerProtocol // serverAddress().protocol()
+		v4, v6   bool                          // a 127.0.0.1 / ::1 client is accepted (else refused)
 	}{
-		{"127.0.0.1", "127.0.0.1", true, false},
-		{"::1", "::1", false, true},
-		{"::ffff:127.0.0.1", "127.0.0.1", true, false}, // IPv4-mapped: reported and bound as IPv4
-		{"", "0.0.0.0", true, true},                    // Any, dual stack; Qt reports it as 0.0.0.0 (2a)
-		{"Any", "0.0.0.0", true, true},
-		{"any", "0.0.0.0", true, true},
-		{"AnyIPv4", "0.0.0.0", true, false},
-		{"ANYIPV4", "0.0.0.0", true, false},
-		{"AnyIPv6", "::", false, true}, // IPv6 only (2c)
-		{"anyipv6", "::", false, true},
-		{"LocalHost", "127.0.0.1", true, false},
-		{"localhost", "127.0.0.1", true, false},
-		{"LocalHostIPv6", "::1", false, true},
-		{"LOCALHOSTIPV6", "::1", false, true},
+		{"127.0.0.1", "127.0.0.1", v4, true, false},
+		{"::1", "::1", v6, false, true},
+		{"", "0.0.0.0", dual, true, true}, // Any, dual stack; Qt reports it as 0.0.0.0, protocol AnyIP (2a)
+		{"Any", "0.0.0.0", dual, true, true},
+		{"any", "0.0.0.0", dual, true, true},
+		{"AnyIPv4", "0.0.0.0", v4, true, false}, // the same address as Any, told apart by the protocol (2b)
+		{"ANYIPV4", "0.0.0.0", v4, true, false},
+		{"AnyIPv6", "::", v6, false, true}, // IPv6 only (2c)
+		{"anyipv6", "::", v6, false, true},
+		{"LocalHost", "127.0.0.1", v4, true, false},
+		{"localhost", "127.0.0.1", v4, true, false},
+		{"LocalHostIPv6", "::1", v6, false, true},
+		{"LOCALHOSTIPV6", "::1", v6, false, true},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%q", c.address), func(t *testing.T) {
@@ -49,11 +54,12 @@ func TestListenAcceptsTheClientsItsAddressCovers(t *testing.T) {
 			if !r.Ok || r.Error.Failed() {
 				t.Fatalf("listen(%q, 0): %v", c.address, r)
 			}
-			if r.Port == 0 || r.Address != c.want {
-				t.Fatalf("listen(%q, 0) reported %s port %d, want %s and the port picked", c.address, r.Address, r.Port, c.want)
+			if r.Port == 0 || r.Address != c.want || r.Protocol != c.protocol {
+				t.Fatalf("listen(%q, 0) reported %s (%v) port %d, want %s (%v) and the port picked",
+					c.address, r.Address, r.Protocol, r.Port, c.want, c.protocol)
 			}
 			st := s.status()
-			if !st.Listening || st.Address != r.Address || st.Port != r.Port {
+			if !st.Listening || st.Address != r.Address || st.Port != r.Port || st.Protocol != r.Protocol {
 				t.Fatalf("status %v does not match ListenResult %v", st, r)
 			}
 			accepted := 0
@@ -132,6 +138,7 @@ func TestListenFailureIsAQtSocketErrorAndLeavesTheServerWorking(t *testing.T) {
 		return socketPort(t, fd)
 	}
 	notAvailable := messages.SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE
+	unsupported := messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION
 	cases := []struct {
 		name    string
 		address string
@@ -154,6 +161,9 @@ func TestListenFailureIsAQtSocketErrorAndLeavesTheServerWorking(t *testing.T) {
 		{"host and port", "127.0.0.1:80", nil, notAvailable, "127.0.0.1:80"},
 		{"hostname", "example.com", nil, notAvailable, "example.com"},
 		{"misspelt special name", "LocalHost6", nil, notAvailable, "LocalHost6"},
+		// As Qt (20): an IPv4-mapped address is refused, not taken for its IPv4 address.
+		{"IPv4-mapped loopback", "::ffff:127.0.0.1", nil, unsupported, "Unsupported socket operation"},
+		{"IPv4-mapped wildcard", "::ffff:0.0.0.0", nil, unsupported, "IPv4-mapped"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -262,6 +272,7 @@ func TestGetStatusWhileListeningReportsTheListeningSocket(t *testing.T) {
 	st := s.status()
 	want := &messages.ServerStatus{
 		Listening: true, Address: "::1", Port: r.Port, MaxPendingConnections: 30,
+		Protocol:         messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV6,
 		SocketDescriptor: st.SocketDescriptor, Backlog: 12, MaxConnections: 20,
 		Proxy: &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_DEFAULT},
 	}
@@ -324,12 +335,13 @@ func TestGetStatusCountsPendingActiveAndAcceptedConnections(t *testing.T) {
 
 func TestSetSocketDescriptorAdoptsAListeningTCPSocket(t *testing.T) {
 	cases := []struct {
-		name   string
-		domain int
-		want   string
+		name     string
+		domain   int
+		want     string
+		protocol messages.NetworkLayerProtocol
 	}{
-		{"IPv4", syscall.AF_INET, "127.0.0.1"},
-		{"IPv6", syscall.AF_INET6, "::1"},
+		{"IPv4", syscall.AF_INET, "127.0.0.1", messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV4},
+		{"IPv6", syscall.AF_INET6, "::1", messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV6},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -338,12 +350,12 @@ func TestSetSocketDescriptorAdoptsAListeningTCPSocket(t *testing.T) {
 			port := socketPort(t, fd)
 			s := startServer(t, ServerOptions{})
 			r := ask[*messages.ListenResult](s, &messages.SetSocketDescriptor{SocketDescriptor: int64(fd)})
-			if !r.Ok || r.Address != c.want || r.Port != port {
+			if !r.Ok || r.Address != c.want || r.Port != port || r.Protocol != c.protocol {
 				syscall.Close(fd)
 				t.Fatalf("setSocketDescriptor(%d) = %v, want ok with %s port %d", fd, r, c.want, port)
 			}
 			st := s.status()
-			if !st.Listening || st.Address != c.want || st.Port != port || st.SocketDescriptor != int64(fd) {
+			if !st.Listening || st.Address != c.want || st.Port != port || st.Protocol != c.protocol || st.SocketDescriptor != int64(fd) {
 				t.Fatalf("status after adopting descriptor %d: %v", fd, st)
 			}
 			dial(t, net.JoinHostPort(c.want, itoa(port)))
@@ -353,7 +365,7 @@ func TestSetSocketDescriptorAdoptsAListeningTCPSocket(t *testing.T) {
 			if err := fdGone(fd, ino); err != nil {
 				t.Fatalf("after Close the adopted descriptor %d: %v", fd, err)
 			}
-			if st := s.status(); st.Listening || st.SocketDescriptor != -1 {
+			if st := s.status(); st.Listening || st.SocketDescriptor != -1 || st.Protocol != messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN {
 				t.Fatalf("status after Close: %v", st)
 			}
 		})

@@ -25,7 +25,8 @@ type ListenAddr struct {
 
 // ParseListenAddress turns a Listen address (IP literal or special name,
 // case-insensitive; "" means Any) into a network and host for net.Listen.
-// A malformed address returns a SocketAddressNotAvailable error.
+// A malformed address returns a SocketAddressNotAvailable error, an
+// IPv4-mapped IPv6 one (::ffff:127.0.0.1) UnsupportedSocketOperation, as Qt.
 func ParseListenAddress(address string) (ListenAddr, *Error) {
 	switch strings.ToLower(strings.TrimSpace(address)) {
 	case "", "any":
@@ -47,8 +48,15 @@ func ParseListenAddress(address string) (ListenAddr, *Error) {
 	if ip.Zone() != "" && !ip.Is6() {
 		return ListenAddr{}, NewError(SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE, "malformed address %q", address)
 	}
-	if ip.Is4() || ip.Is4In6() {
-		return ListenAddr{Network: "tcp4", Host: ip.Unmap().String()}, nil
+	if ip.Is4In6() {
+		// As Qt: an IPv4-mapped address is neither an IPv4 listener nor
+		// an IPv6 one.
+		return ListenAddr{}, NewError(SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
+			"Unsupported socket operation: %s is an IPv4-mapped IPv6 address; listen on %s (or Any, which takes both)",
+			address, ip.Unmap())
+	}
+	if ip.Is4() {
+		return ListenAddr{Network: "tcp4", Host: ip.String()}, nil
 	}
 	return ListenAddr{Network: "tcp6", Host: ip.String()}, nil
 }
@@ -68,6 +76,20 @@ func HostPort(a net.Addr) (string, uint32) {
 		return a.String(), 0
 	}
 	return ap.Addr().Unmap().String(), uint32(ap.Port())
+}
+
+// ProtocolOf is QHostAddress::protocol() of an address as HostPort reports
+// it: IPv4, IPv6, or UNKNOWN for "" (the null address). Only the listener
+// knows whether 0.0.0.0 stands for the dual-stack Any (ANY_IP).
+func ProtocolOf(address string) NetworkLayerProtocol {
+	ip, err := netip.ParseAddr(address)
+	switch {
+	case err != nil:
+		return NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN
+	case ip.Is4():
+		return NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV4
+	}
+	return NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV6
 }
 
 // FormatPort checks a Listen port: Qt's ports are 16-bit.

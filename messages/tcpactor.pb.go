@@ -271,6 +271,62 @@ func (ProxyType) EnumDescriptor() ([]byte, []int) {
 	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{2}
 }
 
+// NetworkLayerProtocol is Qt's QAbstractSocket::NetworkLayerProtocol, the
+// protocol() of a QHostAddress, with UNKNOWN moved to zero: it tells a
+// dual-stack Any listener (reported as "0.0.0.0", as Qt does) from an
+// IPv4-only one.
+type NetworkLayerProtocol int32
+
+const (
+	NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN NetworkLayerProtocol = 0 // UnknownNetworkLayerProtocol (-1): no address
+	NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV4    NetworkLayerProtocol = 1 // IPv4Protocol (0)
+	NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV6    NetworkLayerProtocol = 2 // IPv6Protocol (1)
+	NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP  NetworkLayerProtocol = 3 // AnyIPProtocol (2): Any, IPv4 and IPv6
+)
+
+// Enum value maps for NetworkLayerProtocol.
+var (
+	NetworkLayerProtocol_name = map[int32]string{
+		0: "NETWORK_LAYER_PROTOCOL_UNKNOWN",
+		1: "NETWORK_LAYER_PROTOCOL_IPV4",
+		2: "NETWORK_LAYER_PROTOCOL_IPV6",
+		3: "NETWORK_LAYER_PROTOCOL_ANY_IP",
+	}
+	NetworkLayerProtocol_value = map[string]int32{
+		"NETWORK_LAYER_PROTOCOL_UNKNOWN": 0,
+		"NETWORK_LAYER_PROTOCOL_IPV4":    1,
+		"NETWORK_LAYER_PROTOCOL_IPV6":    2,
+		"NETWORK_LAYER_PROTOCOL_ANY_IP":  3,
+	}
+)
+
+func (x NetworkLayerProtocol) Enum() *NetworkLayerProtocol {
+	p := new(NetworkLayerProtocol)
+	*p = x
+	return p
+}
+
+func (x NetworkLayerProtocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NetworkLayerProtocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_tcpactor_v1_tcpactor_proto_enumTypes[3].Descriptor()
+}
+
+func (NetworkLayerProtocol) Type() protoreflect.EnumType {
+	return &file_tcpactor_v1_tcpactor_proto_enumTypes[3]
+}
+
+func (x NetworkLayerProtocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NetworkLayerProtocol.Descriptor instead.
+func (NetworkLayerProtocol) EnumDescriptor() ([]byte, []int) {
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{3}
+}
+
 // Error is carried by every reply and event that can report a failure.
 // An absent Error (or code NONE) means success.
 type Error struct {
@@ -572,6 +628,7 @@ type ListenResult struct {
 	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	Port          uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
 	Error         *Error                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Protocol      NetworkLayerProtocol   `protobuf:"varint,5,opt,name=protocol,proto3,enum=tcpactor.v1.NetworkLayerProtocol" json:"protocol,omitempty"` // serverAddress().protocol(); ANY_IP for Any
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -632,6 +689,13 @@ func (x *ListenResult) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *ListenResult) GetProtocol() NetworkLayerProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN
 }
 
 // Close is QTcpServer::close() when sent to a ServerActor (answered with
@@ -769,6 +833,7 @@ type ServerStatus struct {
 	Backlog               int32                  `protobuf:"varint,13,opt,name=backlog,proto3" json:"backlog,omitempty"`                                                           // listenBacklogSize()
 	MaxConnections        int32                  `protobuf:"varint,14,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`                       // cap on live connections; 0 = none
 	AcceptErrors          uint64                 `protobuf:"varint,15,opt,name=accept_errors,json=acceptErrors,proto3" json:"accept_errors,omitempty"`                             // accept failures reported as AcceptError
+	Protocol              NetworkLayerProtocol   `protobuf:"varint,16,opt,name=protocol,proto3,enum=tcpactor.v1.NetworkLayerProtocol" json:"protocol,omitempty"`                   // serverAddress().protocol(): ANY_IP for Any, IPV4 for AnyIPv4
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
@@ -906,6 +971,13 @@ func (x *ServerStatus) GetAcceptErrors() uint64 {
 		return x.AcceptErrors
 	}
 	return 0
+}
+
+func (x *ServerStatus) GetProtocol() NetworkLayerProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN
 }
 
 // ClaimOptions travel with a claim (NextPendingConnection, SetOwner).
@@ -2510,15 +2582,16 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x06Listen\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x124\n" +
-	"\aoptions\x18\x03 \x01(\v2\x1a.tcpactor.v1.ListenOptionsR\aoptions\"v\n" +
+	"\aoptions\x18\x03 \x01(\v2\x1a.tcpactor.v1.ListenOptionsR\aoptions\"\xb5\x01\n" +
 	"\fListenResult\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\rR\x04port\x12(\n" +
-	"\x05error\x18\x04 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\a\n" +
+	"\x05error\x18\x04 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\x12=\n" +
+	"\bprotocol\x18\x05 \x01(\x0e2!.tcpactor.v1.NetworkLayerProtocolR\bprotocol\"\a\n" +
 	"\x05Close\"\b\n" +
 	"\x06Closed\"\v\n" +
-	"\tGetStatus\"\xab\x04\n" +
+	"\tGetStatus\"\xea\x04\n" +
 	"\fServerStatus\x12\x1c\n" +
 	"\tlistening\x18\x01 \x01(\bR\tlistening\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -2535,7 +2608,8 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x06paused\x18\f \x01(\bR\x06paused\x12\x18\n" +
 	"\abacklog\x18\r \x01(\x05R\abacklog\x12'\n" +
 	"\x0fmax_connections\x18\x0e \x01(\x05R\x0emaxConnections\x12#\n" +
-	"\raccept_errors\x18\x0f \x01(\x04R\facceptErrors\"k\n" +
+	"\raccept_errors\x18\x0f \x01(\x04R\facceptErrors\x12=\n" +
+	"\bprotocol\x18\x10 \x01(\x0e2!.tcpactor.v1.NetworkLayerProtocolR\bprotocol\"k\n" +
 	"\fClaimOptions\x12%\n" +
 	"\x0einitial_credit\x18\x01 \x01(\x05R\rinitialCredit\x124\n" +
 	"\x17keep_open_on_peer_close\x18\x02 \x01(\bR\x13keepOpenOnPeerClose\"n\n" +
@@ -2718,7 +2792,12 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x13PROXY_TYPE_NO_PROXY\x10\x02\x12\x13\n" +
 	"\x0fPROXY_TYPE_HTTP\x10\x03\x12\x1b\n" +
 	"\x17PROXY_TYPE_HTTP_CACHING\x10\x04\x12\x1a\n" +
-	"\x16PROXY_TYPE_FTP_CACHING\x10\x05B'Z%github.com/tcpactor/tcpactor/messagesb\x06proto3"
+	"\x16PROXY_TYPE_FTP_CACHING\x10\x05*\x9f\x01\n" +
+	"\x14NetworkLayerProtocol\x12\"\n" +
+	"\x1eNETWORK_LAYER_PROTOCOL_UNKNOWN\x10\x00\x12\x1f\n" +
+	"\x1bNETWORK_LAYER_PROTOCOL_IPV4\x10\x01\x12\x1f\n" +
+	"\x1bNETWORK_LAYER_PROTOCOL_IPV6\x10\x02\x12!\n" +
+	"\x1dNETWORK_LAYER_PROTOCOL_ANY_IP\x10\x03B'Z%github.com/tcpactor/tcpactor/messagesb\x06proto3"
 
 var (
 	file_tcpactor_v1_tcpactor_proto_rawDescOnce sync.Once
@@ -2732,96 +2811,99 @@ func file_tcpactor_v1_tcpactor_proto_rawDescGZIP() []byte {
 	return file_tcpactor_v1_tcpactor_proto_rawDescData
 }
 
-var file_tcpactor_v1_tcpactor_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_tcpactor_v1_tcpactor_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_tcpactor_v1_tcpactor_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_tcpactor_v1_tcpactor_proto_goTypes = []any{
 	(SocketError)(0),                 // 0: tcpactor.v1.SocketError
 	(SocketState)(0),                 // 1: tcpactor.v1.SocketState
 	(ProxyType)(0),                   // 2: tcpactor.v1.ProxyType
-	(*Error)(nil),                    // 3: tcpactor.v1.Error
-	(*NetworkProxy)(nil),             // 4: tcpactor.v1.NetworkProxy
-	(*Ack)(nil),                      // 5: tcpactor.v1.Ack
-	(*ListenOptions)(nil),            // 6: tcpactor.v1.ListenOptions
-	(*Listen)(nil),                   // 7: tcpactor.v1.Listen
-	(*ListenResult)(nil),             // 8: tcpactor.v1.ListenResult
-	(*Close)(nil),                    // 9: tcpactor.v1.Close
-	(*Closed)(nil),                   // 10: tcpactor.v1.Closed
-	(*GetStatus)(nil),                // 11: tcpactor.v1.GetStatus
-	(*ServerStatus)(nil),             // 12: tcpactor.v1.ServerStatus
-	(*ClaimOptions)(nil),             // 13: tcpactor.v1.ClaimOptions
-	(*NextPendingConnection)(nil),    // 14: tcpactor.v1.NextPendingConnection
-	(*PendingConnection)(nil),        // 15: tcpactor.v1.PendingConnection
-	(*SetMaxPendingConnections)(nil), // 16: tcpactor.v1.SetMaxPendingConnections
-	(*WaitForNewConnection)(nil),     // 17: tcpactor.v1.WaitForNewConnection
-	(*WaitResult)(nil),               // 18: tcpactor.v1.WaitResult
-	(*AddPendingConnection)(nil),     // 19: tcpactor.v1.AddPendingConnection
-	(*SetSocketDescriptor)(nil),      // 20: tcpactor.v1.SetSocketDescriptor
-	(*SetProxy)(nil),                 // 21: tcpactor.v1.SetProxy
-	(*PauseAccepting)(nil),           // 22: tcpactor.v1.PauseAccepting
-	(*ResumeAccepting)(nil),          // 23: tcpactor.v1.ResumeAccepting
-	(*Subscribe)(nil),                // 24: tcpactor.v1.Subscribe
-	(*Unsubscribe)(nil),              // 25: tcpactor.v1.Unsubscribe
-	(*NewConnection)(nil),            // 26: tcpactor.v1.NewConnection
-	(*AcceptError)(nil),              // 27: tcpactor.v1.AcceptError
-	(*SetOwner)(nil),                 // 28: tcpactor.v1.SetOwner
-	(*Demand)(nil),                   // 29: tcpactor.v1.Demand
-	(*Received)(nil),                 // 30: tcpactor.v1.Received
-	(*Write)(nil),                    // 31: tcpactor.v1.Write
-	(*WriteAck)(nil),                 // 32: tcpactor.v1.WriteAck
-	(*WriteFailed)(nil),              // 33: tcpactor.v1.WriteFailed
-	(*Abort)(nil),                    // 34: tcpactor.v1.Abort
-	(*CloseWrite)(nil),               // 35: tcpactor.v1.CloseWrite
-	(*PeerClosed)(nil),               // 36: tcpactor.v1.PeerClosed
-	(*ErrorOccurred)(nil),            // 37: tcpactor.v1.ErrorOccurred
-	(*Disconnected)(nil),             // 38: tcpactor.v1.Disconnected
-	(*GetInfo)(nil),                  // 39: tcpactor.v1.GetInfo
-	(*ConnectionInfo)(nil),           // 40: tcpactor.v1.ConnectionInfo
-	(*SetSocketOption)(nil),          // 41: tcpactor.v1.SetSocketOption
-	(*actor.PID)(nil),                // 42: actor.PID
+	(NetworkLayerProtocol)(0),        // 3: tcpactor.v1.NetworkLayerProtocol
+	(*Error)(nil),                    // 4: tcpactor.v1.Error
+	(*NetworkProxy)(nil),             // 5: tcpactor.v1.NetworkProxy
+	(*Ack)(nil),                      // 6: tcpactor.v1.Ack
+	(*ListenOptions)(nil),            // 7: tcpactor.v1.ListenOptions
+	(*Listen)(nil),                   // 8: tcpactor.v1.Listen
+	(*ListenResult)(nil),             // 9: tcpactor.v1.ListenResult
+	(*Close)(nil),                    // 10: tcpactor.v1.Close
+	(*Closed)(nil),                   // 11: tcpactor.v1.Closed
+	(*GetStatus)(nil),                // 12: tcpactor.v1.GetStatus
+	(*ServerStatus)(nil),             // 13: tcpactor.v1.ServerStatus
+	(*ClaimOptions)(nil),             // 14: tcpactor.v1.ClaimOptions
+	(*NextPendingConnection)(nil),    // 15: tcpactor.v1.NextPendingConnection
+	(*PendingConnection)(nil),        // 16: tcpactor.v1.PendingConnection
+	(*SetMaxPendingConnections)(nil), // 17: tcpactor.v1.SetMaxPendingConnections
+	(*WaitForNewConnection)(nil),     // 18: tcpactor.v1.WaitForNewConnection
+	(*WaitResult)(nil),               // 19: tcpactor.v1.WaitResult
+	(*AddPendingConnection)(nil),     // 20: tcpactor.v1.AddPendingConnection
+	(*SetSocketDescriptor)(nil),      // 21: tcpactor.v1.SetSocketDescriptor
+	(*SetProxy)(nil),                 // 22: tcpactor.v1.SetProxy
+	(*PauseAccepting)(nil),           // 23: tcpactor.v1.PauseAccepting
+	(*ResumeAccepting)(nil),          // 24: tcpactor.v1.ResumeAccepting
+	(*Subscribe)(nil),                // 25: tcpactor.v1.Subscribe
+	(*Unsubscribe)(nil),              // 26: tcpactor.v1.Unsubscribe
+	(*NewConnection)(nil),            // 27: tcpactor.v1.NewConnection
+	(*AcceptError)(nil),              // 28: tcpactor.v1.AcceptError
+	(*SetOwner)(nil),                 // 29: tcpactor.v1.SetOwner
+	(*Demand)(nil),                   // 30: tcpactor.v1.Demand
+	(*Received)(nil),                 // 31: tcpactor.v1.Received
+	(*Write)(nil),                    // 32: tcpactor.v1.Write
+	(*WriteAck)(nil),                 // 33: tcpactor.v1.WriteAck
+	(*WriteFailed)(nil),              // 34: tcpactor.v1.WriteFailed
+	(*Abort)(nil),                    // 35: tcpactor.v1.Abort
+	(*CloseWrite)(nil),               // 36: tcpactor.v1.CloseWrite
+	(*PeerClosed)(nil),               // 37: tcpactor.v1.PeerClosed
+	(*ErrorOccurred)(nil),            // 38: tcpactor.v1.ErrorOccurred
+	(*Disconnected)(nil),             // 39: tcpactor.v1.Disconnected
+	(*GetInfo)(nil),                  // 40: tcpactor.v1.GetInfo
+	(*ConnectionInfo)(nil),           // 41: tcpactor.v1.ConnectionInfo
+	(*SetSocketOption)(nil),          // 42: tcpactor.v1.SetSocketOption
+	(*actor.PID)(nil),                // 43: actor.PID
 }
 var file_tcpactor_v1_tcpactor_proto_depIdxs = []int32{
 	0,  // 0: tcpactor.v1.Error.code:type_name -> tcpactor.v1.SocketError
 	2,  // 1: tcpactor.v1.NetworkProxy.type:type_name -> tcpactor.v1.ProxyType
-	3,  // 2: tcpactor.v1.Ack.error:type_name -> tcpactor.v1.Error
-	6,  // 3: tcpactor.v1.Listen.options:type_name -> tcpactor.v1.ListenOptions
-	3,  // 4: tcpactor.v1.ListenResult.error:type_name -> tcpactor.v1.Error
-	3,  // 5: tcpactor.v1.ServerStatus.error:type_name -> tcpactor.v1.Error
-	4,  // 6: tcpactor.v1.ServerStatus.proxy:type_name -> tcpactor.v1.NetworkProxy
-	42, // 7: tcpactor.v1.NextPendingConnection.owner:type_name -> actor.PID
-	13, // 8: tcpactor.v1.NextPendingConnection.options:type_name -> tcpactor.v1.ClaimOptions
-	42, // 9: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
-	40, // 10: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
-	3,  // 11: tcpactor.v1.PendingConnection.error:type_name -> tcpactor.v1.Error
-	3,  // 12: tcpactor.v1.WaitResult.error:type_name -> tcpactor.v1.Error
-	42, // 13: tcpactor.v1.AddPendingConnection.connection:type_name -> actor.PID
-	4,  // 14: tcpactor.v1.SetProxy.proxy:type_name -> tcpactor.v1.NetworkProxy
-	42, // 15: tcpactor.v1.Subscribe.subscriber:type_name -> actor.PID
-	42, // 16: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
-	42, // 17: tcpactor.v1.NewConnection.server:type_name -> actor.PID
-	42, // 18: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
-	40, // 19: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
-	42, // 20: tcpactor.v1.AcceptError.server:type_name -> actor.PID
-	3,  // 21: tcpactor.v1.AcceptError.error:type_name -> tcpactor.v1.Error
-	42, // 22: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
-	13, // 23: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
-	42, // 24: tcpactor.v1.Received.connection:type_name -> actor.PID
-	42, // 25: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
-	42, // 26: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
-	3,  // 27: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
-	42, // 28: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
-	42, // 29: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
-	3,  // 30: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
-	42, // 31: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
-	3,  // 32: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
-	1,  // 33: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
-	42, // 34: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
-	42, // 35: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
-	3,  // 36: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	4,  // 2: tcpactor.v1.Ack.error:type_name -> tcpactor.v1.Error
+	7,  // 3: tcpactor.v1.Listen.options:type_name -> tcpactor.v1.ListenOptions
+	4,  // 4: tcpactor.v1.ListenResult.error:type_name -> tcpactor.v1.Error
+	3,  // 5: tcpactor.v1.ListenResult.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
+	4,  // 6: tcpactor.v1.ServerStatus.error:type_name -> tcpactor.v1.Error
+	5,  // 7: tcpactor.v1.ServerStatus.proxy:type_name -> tcpactor.v1.NetworkProxy
+	3,  // 8: tcpactor.v1.ServerStatus.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
+	43, // 9: tcpactor.v1.NextPendingConnection.owner:type_name -> actor.PID
+	14, // 10: tcpactor.v1.NextPendingConnection.options:type_name -> tcpactor.v1.ClaimOptions
+	43, // 11: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
+	41, // 12: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	4,  // 13: tcpactor.v1.PendingConnection.error:type_name -> tcpactor.v1.Error
+	4,  // 14: tcpactor.v1.WaitResult.error:type_name -> tcpactor.v1.Error
+	43, // 15: tcpactor.v1.AddPendingConnection.connection:type_name -> actor.PID
+	5,  // 16: tcpactor.v1.SetProxy.proxy:type_name -> tcpactor.v1.NetworkProxy
+	43, // 17: tcpactor.v1.Subscribe.subscriber:type_name -> actor.PID
+	43, // 18: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
+	43, // 19: tcpactor.v1.NewConnection.server:type_name -> actor.PID
+	43, // 20: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
+	41, // 21: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	43, // 22: tcpactor.v1.AcceptError.server:type_name -> actor.PID
+	4,  // 23: tcpactor.v1.AcceptError.error:type_name -> tcpactor.v1.Error
+	43, // 24: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
+	14, // 25: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
+	43, // 26: tcpactor.v1.Received.connection:type_name -> actor.PID
+	43, // 27: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
+	43, // 28: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
+	4,  // 29: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
+	43, // 30: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
+	43, // 31: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
+	4,  // 32: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
+	43, // 33: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
+	4,  // 34: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
+	1,  // 35: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
+	43, // 36: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
+	43, // 37: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
+	4,  // 38: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_tcpactor_v1_tcpactor_proto_init() }
@@ -2835,7 +2917,7 @@ func file_tcpactor_v1_tcpactor_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpactor_v1_tcpactor_proto_rawDesc), len(file_tcpactor_v1_tcpactor_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
