@@ -25,8 +25,17 @@ const (
 // connection to use — conn itself, a wrapper (TLS, PROXY header) or a
 // replacement — or an error to reject it, in which case the server closes
 // conn. It runs in a goroutine of its own, never in the accept loop nor in the
-// actor, so it may block (read a header, shake hands); ctx is cancelled when
-// the server stops, and conn is closed then too.
+// actor, so it may block (read a header, shake hands, or serve the connection
+// itself, as Qt's Threaded Fortune Server does); ctx is cancelled when the
+// server stops, and conn is closed then too.
+//
+// While the hook runs, the connection counts against MaxConnections but not
+// against the pending limit, as in Qt, where only what the hook hands back
+// is queued: nothing but MaxConnections bounds how many connections hooks
+// hold at once. A connection the hook returns joins the queue even when the
+// queue is full; accepting then stops until claims bring the queue under
+// the limit. Only connections that reach the queue are announced with
+// NewConnection.
 type IncomingConnectionFunc func(ctx context.Context, conn net.Conn) (net.Conn, error)
 
 // ServerOptions are the Go-side settings of a ServerActor. The zero value is
@@ -36,8 +45,9 @@ type ServerOptions struct {
 	MaxPendingConnections int
 	// Backlog is the listen backlog when Listen does not give one; 0 means 50.
 	Backlog int
-	// MaxConnections caps live connections (Ranch's max_connections): at the
-	// cap the server stops accepting until one ends. 0 means no cap.
+	// MaxConnections caps live connections (Ranch's max_connections), those
+	// in the IncomingConnection hook included: at the cap the server stops
+	// accepting until one ends. 0 means no cap.
 	MaxConnections int
 	// IncomingConnection, when set, is the incomingConnection() hook.
 	IncomingConnection IncomingConnectionFunc

@@ -312,12 +312,16 @@ func (s *ServerActor) updateAllowance() {
 }
 
 // allowance is the room left: none while paused, otherwise what both the
-// pending queue and the live-connection cap leave.
+// pending queue and the live-connection cap leave. A connection in the
+// incomingConnection hook counts against the cap, not the queue: as in Qt,
+// where the queue holds only what the hook hands back, a hook that serves
+// its connections itself (Qt's threaded server) is not held to
+// maxPendingConnections.
 func (s *ServerActor) allowance() int {
 	if s.paused {
 		return 0
 	}
-	n := s.maxPending - len(s.pending) - len(s.inHook)
+	n := s.maxPending - len(s.pending)
 	if s.opts.Connection.Handler != nil {
 		n = s.maxPending // handled connections never wait in the queue
 	}
@@ -336,7 +340,7 @@ func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
 	s.nextID++
 	id := s.nextID
 	if hook := s.opts.IncomingConnection; hook != nil {
-		s.inHook[id] = m.conn // counts against the limits while the hook runs
+		s.inHook[id] = m.conn // counts against MaxConnections while the hook runs
 		self, root, hctx := ctx.Self(), ctx.ActorSystem().Root, s.hookCtx
 		go func() {
 			c, err := hook(hctx, m.conn)

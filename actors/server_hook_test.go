@@ -242,27 +242,110 @@ func TestSlowIncomingConnectionHookDoesNotBlockTheServer(t *testing.T) {
 	s.waitStatus("2 pending", pendingIs(2))
 }
 
-func TestConnectionsInTheHookCountAgainstThePendingLimit(t *testing.T) {
+// A hook that serves its connections itself, as Qt's Threaded Fortune
+// Server does, serves as many at once as connect: the pending limit counts
+// the queue only, as in Qt (18), where every incomingConnection() is
+// followed by the next accept whatever the hook did with the descriptor.
+func TestConnectionsHeldByTheHookAreNotCappedByThePendingLimit(t *testing.T) {
+	const clients = DefaultMaxPendingConnections + 10
+	release := make(chan struct{})
+	var held atomic.Int32
+	s := startServer(t, ServerOptions{IncomingConnection: func(ctx context.Context, c net.Conn) (net.Conn, error) {
+		defer c.Close()
+		held.Add(1)
+		defer held.Add(-1)
+		if _, err := c.Write([]byte{'!'}); err != nil {
+			return nil, err
+		}
+		select { // keep serving until every client has been served
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("served by the hook")
+	}})
+	addr := s.listen()
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		conns[i] = dial(t, addr)
+	}
+	for i, c := range conns {
+		if err := c.SetReadDeadline(time.Now().Add(replyTimeout)); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 1)
+		if _, err := c.Read(b); err != nil {
+			t.Fatalf("client %d of %d not served while the hook holds the others: %v (%d held)", i+1, clients, err, held.Load())
+		}
+	}
+	st := s.status()
+	if st.AcceptedTotal != clients || st.Active != clients || st.Pending != 0 {
+		t.Fatalf("status with %d connections in the hook: %v", clients, st)
+	}
+	close(release)
+	s.waitStatus("the hook done with every connection", func(st *messages.ServerStatus) bool { return st.Active == 0 })
+	eventually(t, "every hook returned", func() bool { return held.Load() == 0 })
+}
+
+// MaxConnections (Ranch's cap on live connections) is what bounds the
+// connections in the hook.
+func TestConnectionsInTheHookCountAgainstMaxConnections(t *testing.T) {
 	h := newBlockingHook()
-	s := startServer(t, ServerOptions{IncomingConnection: h.hook, MaxPendingConnections: 2})
+	s := startServer(t, ServerOptions{IncomingConnection: h.hook, MaxConnections: 2})
 	addr := s.listen()
 	for range 3 {
 		dial(t, addr)
 	}
 	h.waitEntered(t)
 	h.waitEntered(t)
-	statusStays(s, "two in the hook fill the queue: the third client is not accepted", func(st *messages.ServerStatus) bool {
+	statusStays(s, "two in the hook reach the cap: the third client is not accepted", func(st *messages.ServerStatus) bool {
 		return st.AcceptedTotal == 2 && st.Active == 2
 	})
 
 	h.releaseOne(t)
+	s.waitStatus("1 pending", pendingIs(1))
+	pc := claimNext(s, newProbe(t, s.sys).pid)
+	s.sys.Root.Send(pc.Connection, &messages.Abort{}) // one connection ends: room for the third
+	h.waitEntered(t)
+	s.waitStatus("the third client accepted", func(st *messages.ServerStatus) bool {
+		return st.AcceptedTotal == 3 && st.Active == 2
+	})
+	h.releaseOne(t)
 	h.releaseOne(t)
 	s.waitStatus("2 pending", pendingIs(2))
-	claimNext(s, newProbe(t, s.sys).pid)
+}
+
+// What hooks hand back joins the queue even past the pending limit (nothing
+// is dropped); accepting then stops until claims bring the queue under it.
+func TestAQueueFilledByTheHookStopsAcceptingUntilClaimsMakeRoom(t *testing.T) {
+	h := newBlockingHook()
+	s := startServer(t, ServerOptions{IncomingConnection: h.hook, MaxPendingConnections: 2})
+	addr := s.listen()
+	for range 4 {
+		dial(t, addr)
+	}
+	for range 4 {
+		h.waitEntered(t) // the queue is empty: all four are accepted
+	}
+	for range 4 {
+		h.releaseOne(t)
+	}
+	s.waitStatus("4 pending, over the limit of 2", pendingIs(4))
+	dial(t, addr)
+	statusStays(s, "a full queue: the fifth client is not accepted", func(st *messages.ServerStatus) bool {
+		return st.AcceptedTotal == 4
+	})
+
+	owner := newProbe(t, s.sys)
+	claimNext(s, owner.pid)
+	claimNext(s, owner.pid)
+	statusStays(s, "at the limit: the fifth client is still not accepted", func(st *messages.ServerStatus) bool {
+		return st.AcceptedTotal == 4 && st.Pending == 2
+	})
+	claimNext(s, owner.pid)
 	h.waitEntered(t)
 	h.releaseOne(t)
-	s.waitStatus("the third client pending", func(st *messages.ServerStatus) bool {
-		return st.AcceptedTotal == 3 && st.Pending == 2
+	s.waitStatus("the fifth client pending", func(st *messages.ServerStatus) bool {
+		return st.AcceptedTotal == 5 && st.Pending == 2
 	})
 }
 
