@@ -43,7 +43,8 @@ type IncomingConnectionFunc func(ctx context.Context, conn net.Conn) (net.Conn, 
 type ServerOptions struct {
 	// MaxPendingConnections is the initial setMaxPendingConnections(); 0 means 30.
 	MaxPendingConnections int
-	// Backlog is the listen backlog when Listen does not give one; 0 means 50.
+	// Backlog is the listen backlog when Listen does not give one; 0 means 50,
+	// a negative value the kernel's maximum (net.core.somaxconn), as Qt.
 	Backlog int
 	// MaxConnections caps live connections (Ranch's max_connections), those
 	// in the IncomingConnection hook included: at the cap the server stops

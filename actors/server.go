@@ -205,22 +205,21 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 	return r
 }
 
-// listenOptions validates Listen.options against the server's defaults.
+// listenOptions validates Listen.options against the server's defaults. A
+// backlog of 0 is the default; a negative one goes to listen(2) as it is,
+// which (as with Qt's setListenBacklogSize) gives the kernel's maximum.
 func (s *ServerActor) listenOptions(o *messages.ListenOptions) (backlog, maxConns int, e *messages.Error) {
 	backlog, maxConns = s.opts.Backlog, s.opts.MaxConnections
-	if backlog <= 0 {
+	if backlog == 0 {
 		backlog = DefaultBacklog
 	}
 	if o == nil {
 		return backlog, maxConns, nil
 	}
-	switch {
-	case o.Backlog < 0:
-		return 0, 0, invalid("backlog %d is negative", o.Backlog)
-	case o.MaxConnections < 0:
+	if o.MaxConnections < 0 {
 		return 0, 0, invalid("max_connections %d is negative", o.MaxConnections)
 	}
-	if o.Backlog > 0 {
+	if o.Backlog != 0 {
 		backlog = int(o.Backlog)
 	}
 	if o.MaxConnections > 0 {

@@ -31,7 +31,6 @@ func TestEveryMalformedRequestIsAnsweredWithAnErrorAndTheServerGoesOn(t *testing
 		{"Listen: three-part address", &messages.Listen{Address: "1.2.3"}, true, "1.2.3"},
 		{"Listen: bad IPv6 address", &messages.Listen{Address: "::g"}, true, "::g"},
 		{"Listen: port out of range", &messages.Listen{Address: "127.0.0.1", Port: 70000}, true, "70000"},
-		{"Listen: negative backlog", &messages.Listen{Address: "127.0.0.1", Options: &messages.ListenOptions{Backlog: -1}}, true, "backlog"},
 		{"Listen: negative max_connections", &messages.Listen{Address: "127.0.0.1", Options: &messages.ListenOptions{MaxConnections: -3}}, true, "max_connections"},
 		{"SetSocketDescriptor: -1", &messages.SetSocketDescriptor{SocketDescriptor: -1}, true, "-1"},
 		{"SetSocketDescriptor: 1<<40", &messages.SetSocketDescriptor{SocketDescriptor: 1 << 40}, true, "1099511627776"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,18 +94,26 @@ func TestListenOnAGivenPortUsesThatPort(t *testing.T) {
 	s.waitStatus("one pending", func(st *messages.ServerStatus) bool { return st.Pending == 1 })
 }
 
+// As Qt (21): listenBacklogSize() reports the backlog as asked for, and a
+// negative one gives the kernel's maximum, as listen(2) has it. Unlike Qt, 0
+// is the default (50): proto3 cannot tell it from a backlog not given.
 func TestListenBacklogIsReportedAndGivenToTheKernel(t *testing.T) {
+	somaxconn := readSomaxconn(t)
 	cases := []struct {
 		name    string
 		opts    ServerOptions
 		listen  *messages.ListenOptions
 		backlog int32
+		kernel  int // the accept queue's limit; 0: backlog
 	}{
-		{"server default", ServerOptions{}, nil, DefaultBacklog},
-		{"zero in Listen means the server's", ServerOptions{}, &messages.ListenOptions{}, DefaultBacklog},
-		{"server option", ServerOptions{Backlog: 7}, nil, 7},
-		{"Listen option", ServerOptions{}, &messages.ListenOptions{Backlog: 3}, 3},
-		{"Listen option over server option", ServerOptions{Backlog: 7}, &messages.ListenOptions{Backlog: 120}, 120},
+		{"server default", ServerOptions{}, nil, DefaultBacklog, 0},
+		{"zero in Listen means the server's", ServerOptions{}, &messages.ListenOptions{}, DefaultBacklog, 0},
+		{"server option", ServerOptions{Backlog: 7}, nil, 7, 0},
+		{"Listen option", ServerOptions{}, &messages.ListenOptions{Backlog: 3}, 3, 0},
+		{"Listen option over server option", ServerOptions{Backlog: 7}, &messages.ListenOptions{Backlog: 120}, 120, 0},
+		{"negative Listen option: the kernel's maximum", ServerOptions{}, &messages.ListenOptions{Backlog: -5}, -5, somaxconn},
+		{"negative server option: the kernel's maximum", ServerOptions{Backlog: -1}, nil, -1, somaxconn},
+		{"over the kernel's maximum", ServerOptions{}, &messages.ListenOptions{Backlog: int32(somaxconn) + 1}, int32(somaxconn) + 1, somaxconn},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -116,8 +125,12 @@ func TestListenBacklogIsReportedAndGivenToTheKernel(t *testing.T) {
 			if got := s.status().Backlog; got != c.backlog {
 				t.Errorf("status backlog %d, want %d", got, c.backlog)
 			}
-			if got := kernelBacklog(t, syscall.AF_INET, r.Port); got != int(c.backlog) {
-				t.Errorf("the kernel's accept queue limit is %d, want %d", got, c.backlog)
+			kernel := c.kernel
+			if kernel == 0 {
+				kernel = int(c.backlog)
+			}
+			if got := kernelBacklog(t, syscall.AF_INET, r.Port); got != kernel {
+				t.Errorf("the kernel's accept queue limit is %d, want %d", got, kernel)
 			}
 		})
 	}
@@ -653,6 +666,20 @@ func unusedFD(t testing.TB) int {
 
 // kernelBacklog asks the kernel, as `ss -l` does (NETLINK_INET_DIAG), for
 // the accept-queue limit of the TCP socket listening on port.
+// readSomaxconn is the kernel's largest listen backlog.
+func readSomaxconn(t testing.TB) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("somaxconn %q: %v", b, err)
+	}
+	return n
+}
+
 func kernelBacklog(t testing.TB, family int, port uint32) int {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, syscall.NETLINK_INET_DIAG)

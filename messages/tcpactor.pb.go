@@ -506,7 +506,7 @@ func (x *Ack) GetError() *Error {
 // ListenOptions are the knobs of listen() that Qt keeps elsewhere.
 type ListenOptions struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
-	Backlog        int32                  `protobuf:"varint,1,opt,name=backlog,proto3" json:"backlog,omitempty"`                                     // setListenBacklogSize(); 0 = the server's default (50); negative is an error
+	Backlog        int32                  `protobuf:"varint,1,opt,name=backlog,proto3" json:"backlog,omitempty"`                                     // setListenBacklogSize(); 0 = the server's default (50), so a backlog of 0 cannot be asked for (ask for 1); negative = the kernel's maximum (somaxconn), as in Qt
 	MaxConnections int32                  `protobuf:"varint,2,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"` // Ranch's max_connections: live connections at which accepting pauses; 0 = the server's default (no cap); negative is an error
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -830,7 +830,7 @@ type ServerStatus struct {
 	Active                int32                  `protobuf:"varint,10,opt,name=active,proto3" json:"active,omitempty"`                                                             // live connections accepted by this server (pending + claimed)
 	AcceptedTotal         uint64                 `protobuf:"varint,11,opt,name=accepted_total,json=acceptedTotal,proto3" json:"accepted_total,omitempty"`                          // connections accepted since the actor started
 	Paused                bool                   `protobuf:"varint,12,opt,name=paused,proto3" json:"paused,omitempty"`                                                             // pauseAccepting() in force
-	Backlog               int32                  `protobuf:"varint,13,opt,name=backlog,proto3" json:"backlog,omitempty"`                                                           // listenBacklogSize()
+	Backlog               int32                  `protobuf:"varint,13,opt,name=backlog,proto3" json:"backlog,omitempty"`                                                           // listenBacklogSize(): as asked for (negative: the kernel's maximum is used)
 	MaxConnections        int32                  `protobuf:"varint,14,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`                       // cap on live connections; 0 = none
 	AcceptErrors          uint64                 `protobuf:"varint,15,opt,name=accept_errors,json=acceptErrors,proto3" json:"accept_errors,omitempty"`                             // accept failures reported as AcceptError
 	Protocol              NetworkLayerProtocol   `protobuf:"varint,16,opt,name=protocol,proto3,enum=tcpactor.v1.NetworkLayerProtocol" json:"protocol,omitempty"`                   // serverAddress().protocol(): ANY_IP for Any, IPV4 for AnyIPv4
