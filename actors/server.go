@@ -18,8 +18,12 @@ import (
 // of the proto's ServerActor section is answered exactly once.
 //
 // Each accepted socket becomes a ConnectionActor spawned at the top level, not
-// as a child: as in Qt, closing or stopping the server closes the unclaimed
-// connections and leaves the claimed ones to their owners.
+// as a child: closing or stopping the server closes the unclaimed
+// connections and leaves the claimed ones to their owners (and those a local
+// handler serves to it). For close() that is Qt's behaviour; Qt's destructor
+// also deletes the claimed sockets, its children, but here a connection
+// belongs to whoever serves it, perhaps on another node, and ends when that
+// owner stops: a server stopped to restart, move or drain cuts nothing.
 type ServerActor struct {
 	opts ServerOptions
 

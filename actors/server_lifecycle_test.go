@@ -96,6 +96,60 @@ func TestCloseLeavesClaimedConnectionsWorking(t *testing.T) {
 	}
 }
 
+// Unlike Qt (19), where claimed sockets are the server's children and
+// deleting the server closes them (the client sees EOF), stopping the
+// ServerActor leaves a claimed connection to its owner and one a local
+// handler serves to the handler, as close() does: a connection belongs to
+// whoever serves it, perhaps on another node, and ends when that owner
+// stops. A server stopped for a restart, a move to another cluster member or
+// a drain (server.Listener's Close, like net.Listener's, leaves accepted
+// connections alone) must not cut the connections being served.
+func TestStoppingTheServerLeavesServedConnectionsWorking(t *testing.T) {
+	stops := []struct {
+		name string
+		stop func(s *testServer)
+	}{
+		{"stop", func(s *testServer) { _ = s.sys.Root.StopFuture(s.pid).Wait() }},
+		{"poison", func(s *testServer) { _ = s.sys.Root.PoisonFuture(s.pid).Wait() }},
+	}
+	for _, st := range stops {
+		t.Run(st.name+", claimed by an owner", func(t *testing.T) {
+			s := startServer(t, ServerOptions{})
+			client := dial(t, s.listen())
+			s.waitStatus("one pending", pendingIs(1))
+			pc := claimNext(s, newProbe(t, s.sys).pid)
+			st.stop(s)
+			mustStayOpen(t, client)
+			res, err := s.sys.Root.RequestFuture(pc.Connection, &messages.Write{Data: []byte("still here"), AckId: 1}, replyTimeout).Result()
+			if _, ok := res.(*messages.WriteAck); err != nil || !ok {
+				t.Fatalf("write after the server stopped answered %T %v, %v", res, res, err)
+			}
+			expectRead(t, client, "still here")
+		})
+		t.Run(st.name+", served by a local handler", func(t *testing.T) {
+			s := startServer(t, ServerOptions{Connection: ConnectionConfig{Handler: EchoHandler()}})
+			client := dial(t, s.listen())
+			s.waitStatus("one active", func(st *messages.ServerStatus) bool { return st.Active == 1 })
+			st.stop(s)
+			mustStayOpen(t, client)
+			if _, err := client.Write([]byte("echo")); err != nil {
+				t.Fatal(err)
+			}
+			expectRead(t, client, "echo")
+		})
+	}
+}
+
+// expectRead reads len(want) bytes from c and compares them with want.
+func expectRead(t testing.TB, c net.Conn, want string) {
+	t.Helper()
+	buf := make([]byte, len(want))
+	_ = c.SetReadDeadline(time.Now().Add(replyTimeout))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != want {
+		t.Fatalf("client read %q, %v; want %q", buf, err, want)
+	}
+}
+
 func TestCloseOfAServerThatIsNotListeningIsHarmless(t *testing.T) {
 	s := startServer(t, ServerOptions{})
 	before := s.status()

@@ -279,6 +279,27 @@ func TestSetMaxPendingConnectionsRejectsLessThanOne(t *testing.T) {
 	}
 }
 
+// Unlike Qt (17), where a raised limit takes effect only at the next claim
+// (or resumeAccepting(), or a waitForNewConnection()), raising the limit
+// accepts the clients waiting in the kernel backlog at once: the room is
+// there, and nothing else is waited for.
+func TestRaisingMaxPendingConnectionsAcceptsTheWaitingClientsAtOnce(t *testing.T) {
+	s := startServer(t, ServerOptions{MaxPendingConnections: 1})
+	addr := s.listen()
+	for range 3 {
+		dial(t, addr)
+	}
+	s.waitStatus("a full queue", pendingIs(1))
+	statusStays(s, "the other two wait in the backlog", func(st *messages.ServerStatus) bool {
+		return st.AcceptedTotal == 1
+	})
+
+	expectNoError(t, "SetMaxPendingConnections", ask[*messages.Ack](s, &messages.SetMaxPendingConnections{Max: 5}).Error)
+	s.waitStatus("all three pending, nothing claimed", func(st *messages.ServerStatus) bool {
+		return st.Pending == 3 && st.AcceptedTotal == 3
+	})
+}
+
 // ---------------------------------------------------------------------------
 // waitForNewConnection()
 
@@ -308,6 +329,30 @@ func TestWaitForNewConnectionWithZeroPolls(t *testing.T) {
 			r := ask[*messages.WaitResult](s, &messages.WaitForNewConnection{TimeoutMs: 0})
 			if r.Available != tc.want.Available || r.TimedOut != tc.want.TimedOut || r.Error.Failed() {
 				t.Fatalf("got %v, want %v", r, tc.want)
+			}
+		})
+	}
+}
+
+// Unlike Qt (16), which waits for a connection newer than those it has
+// queued and times out with one pending, a wait with a connection pending is
+// answered at once. Here connections queue while the caller is between two
+// requests, not only inside the wait as in Qt's blocking use: waiting for a
+// newer one would strand them (a loop claiming one per wait, or
+// server.Listener's claim-then-wait, would leave a connection queued in
+// between until the next client came).
+func TestWaitForNewConnectionWithAConnectionAlreadyPendingIsAnsweredAtOnce(t *testing.T) {
+	for _, ms := range []int32{-1, 60_000} { // both far longer than ask waits
+		t.Run(fmt.Sprintf("%d ms", ms), func(t *testing.T) {
+			s := startServer(t, ServerOptions{})
+			dial(t, s.listen())
+			s.waitStatus("1 pending", pendingIs(1))
+			r := ask[*messages.WaitResult](s, &messages.WaitForNewConnection{TimeoutMs: ms})
+			if !r.Available || r.TimedOut || r.Error.Failed() {
+				t.Fatalf("got %v, want available", r)
+			}
+			if e := s.status().Error; e.Failed() {
+				t.Fatalf("serverError %v after a wait that did not time out", e)
 			}
 		})
 	}
@@ -344,12 +389,24 @@ func TestWaitForNewConnectionTimesOut(t *testing.T) {
 }
 
 // As Qt (docs/qt-behaviour.md, 9b): a wait that times out, a poll included,
-// sets serverError() to SocketTimeoutError.
+// sets serverError() to SocketTimeoutError. Qt 6.4 does so only until its
+// first accept (16): after that its time-outs report the last accept's
+// EAGAIN, TemporaryError "Temporary error"; tcpactor stays with the
+// time-out.
 func TestWaitForNewConnectionTimeOutSetsTheServerError(t *testing.T) {
-	for _, ms := range []int32{0, 50} {
-		t.Run(fmt.Sprintf("%d ms", ms), func(t *testing.T) {
+	for _, tc := range []struct {
+		ms            int32
+		afterAnAccept bool
+	}{{0, false}, {50, false}, {0, true}, {50, true}} {
+		t.Run(fmt.Sprintf("%d ms, after an accept %v", tc.ms, tc.afterAnAccept), func(t *testing.T) {
+			ms := tc.ms
 			s := startServer(t, ServerOptions{})
-			s.listen()
+			addr := s.listen()
+			if tc.afterAnAccept {
+				dial(t, addr)
+				s.waitStatus("1 pending", pendingIs(1))
+				claimNext(s, newProbe(t, s.sys).pid)
+			}
 			if e := s.status().Error; e.Failed() {
 				t.Fatalf("error before the wait: %v", e)
 			}
