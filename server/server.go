@@ -271,7 +271,9 @@ func (s *Server) NextPendingConn(ctx context.Context, opts ConnOptions) (*Conn, 
 // WaitForNewConnection is QTcpServer::waitForNewConnection(msecs): it blocks
 // until a connection is pending (ok), msecs milliseconds pass (timedOut) or
 // the server stops listening (err). msecs 0 polls; -1 waits without a
-// time-out, bounded then only by ctx. The ServerActor never blocks: it keeps
+// time-out, bounded then only by ctx. A connection already pending answers
+// at once (Qt 6.4 waits for a newer one), so a loop that claims one
+// connection per wait strands none. The ServerActor never blocks: it keeps
 // the request and answers it later. This is Qt's "without an event loop"
 // pattern: WaitForNewConnection, then NextPendingConn.
 func (s *Server) WaitForNewConnection(ctx context.Context, msecs int) (ok, timedOut bool, err error) {
