@@ -212,22 +212,22 @@ func (s *ServerActor) authorize(ctx actor.Context) bool {
 			return refuse(RefusedLimit, accessDenied("a remote node (%s) may add at most %d pending connections", peer, s.limits.PendingPerNode))
 		}
 	case *messages.Subscribe:
-		if m.Subscriber != nil && m.Subscriber.Address != peer {
+		if m.Subscriber.GetId() != "" && m.Subscriber.Address != peer {
 			return refuse(RefusedForged, accessDenied("a remote node (%s) may subscribe only its own actors, not %s", peer, m.Subscriber))
 		}
 		sub := m.Subscriber
-		if sub == nil {
+		if sub.GetId() == "" {
 			sub = ctx.Sender()
 		}
 		if sub != nil && s.subscribers[sub.String()] == nil && s.subscribersOn(peer) >= s.limits.SubscribersPerNode {
 			return refuse(RefusedLimit, accessDenied("a remote node (%s) may have at most %d subscribers", peer, s.limits.SubscribersPerNode))
 		}
 	case *messages.Unsubscribe:
-		if m.Subscriber != nil && m.Subscriber.Address != peer {
+		if m.Subscriber.GetId() != "" && m.Subscriber.Address != peer {
 			return refuse(RefusedForged, accessDenied("a remote node (%s) may unsubscribe only its own actors, not %s", peer, m.Subscriber))
 		}
 	case *messages.NextPendingConnection:
-		if m.Owner != nil && m.Owner.Address != peer {
+		if m.Owner.GetId() != "" && m.Owner.Address != peer {
 			return refuse(RefusedForged, accessDenied("a remote node (%s) may claim only for its own actors, not %s", peer, m.Owner))
 		}
 	case *messages.WaitForNewConnection:
