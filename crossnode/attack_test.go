@@ -2,6 +2,7 @@ package crossnode
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,9 +14,14 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 )
 
 // The attacks of issue 10, from an unauthenticated Proto.Actor node (this
@@ -328,4 +334,110 @@ func TestRemoteAdminCannotMakeTheServerStopItselfOrOthers(t *testing.T) {
 		t.Fatalf("Listen: %v", lr.Error)
 	}
 	echoes(t, net.JoinHostPort(lr.Address, strconv.Itoa(int(lr.Port))))
+}
+
+// rawPeer speaks the pinned remote's gRPC protocol by hand, as an attacker
+// can: it announces what it likes and builds its own batches.
+type rawPeer struct {
+	t      *testing.T
+	conn   *grpc.ClientConn
+	stream remote.Remoting_ReceiveClient
+}
+
+func dialRaw(t *testing.T, addr string) *rawPeer {
+	t.Helper()
+	conn, err := grpc.Dial(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		conn.Close()
+	})
+	stream, err := remote.NewRemotingClient(conn).Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rawPeer{t: t, conn: conn, stream: stream}
+}
+
+// announce sends the ConnectRequest of a node at addr and waits for the
+// answer.
+func (r *rawPeer) announce(addr string) {
+	r.t.Helper()
+	err := r.stream.Send(&remote.RemoteMessage{MessageType: &remote.RemoteMessage_ConnectRequest{
+		ConnectRequest: &remote.ConnectRequest{ConnectionType: &remote.ConnectRequest_ServerConnection{
+			ServerConnection: &remote.ServerConnection{SystemId: "raw", Address: addr}}}}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.stream.Recv(); err != nil {
+		r.t.Fatalf("ConnectResponse: %v", err)
+	}
+}
+
+// send delivers msg to target in a batch of its own, without a sender.
+func (r *rawPeer) send(target *actor.PID, msg proto.Message, header map[string]string) {
+	r.t.Helper()
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	e := &remote.MessageEnvelope{MessageData: data}
+	if header != nil {
+		e.MessageHeader = &remote.MessageHeader{HeaderData: header}
+	}
+	err = r.stream.Send(&remote.RemoteMessage{MessageType: &remote.RemoteMessage_MessageBatch{MessageBatch: &remote.MessageBatch{
+		TypeNames: []string{string(msg.ProtoReflect().Descriptor().FullName())},
+		Targets:   []*actor.PID{target},
+		Envelopes: []*remote.MessageEnvelope{e},
+	}}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func TestRawStreamCannotForgeTheNodeItComesFrom(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		announce func(p *servedProc) string // "": no ConnectRequest
+	}{
+		{"no ConnectRequest", func(*servedProc) string { return "" }},
+		{"the server's own address", func(p *servedProc) string { return p.remote }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := startServe(t, "--handler", "echo")
+			before := request[*messages.ServerStatus](t, attacker(t), p.pid, &messages.GetStatus{})
+			r := dialRaw(t, p.remote)
+			if a := c.announce(p); a != "" {
+				r.announce(a)
+			}
+			r.send(p.pid, &messages.Close{}, nil) // sender-less: it would pass for local
+			awaitRefusals(t, p, "forged", 1)
+			if st := request[*messages.ServerStatus](t, attacker(t), p.pid, &messages.GetStatus{}); !st.Listening || st.Port != before.Port {
+				t.Fatalf("status after the forged Close: %v", st)
+			}
+			echoes(t, p.addr)
+		})
+	}
+
+	t.Run("relaying through the server", func(t *testing.T) {
+		p := startServe(t, "--handler", "echo")
+		victim := testkit.NewProbe(t, testkit.Remote(t, 1))
+		r := dialRaw(t, p.remote)
+		r.announce("127.0.0.1:1")
+		r.send(victim.PID, &messages.Subscribe{}, nil) // addressed to node 1, sent to the server's node
+		awaitRefusals(t, p, "forged", 1)
+		testkit.Quiet[*messages.Subscribe](t, victim, 200*time.Millisecond)
+	})
+
+	t.Run("another node's name in the header", func(t *testing.T) {
+		p, owner, conn, client := ownedConnection(t)
+		r := dialRaw(t, p.remote)
+		r.announce("127.0.0.1:1")
+		r.send(conn, &messages.Abort{}, map[string]string{actors.RemotePeerHeader: owner.Address})
+		awaitRefusals(t, p, "connection", 1)
+		echoOn(t, client, "not aborted")
+	})
 }
