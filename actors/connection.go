@@ -179,6 +179,9 @@ func (c *connection) Receive(ctx actor.Context) {
 			c.crashed(ctx, r)
 		}
 	}()
+	if !c.authorize(ctx) { // what remote peers may send: authz.go
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		c.started(ctx)

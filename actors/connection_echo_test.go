@@ -111,8 +111,9 @@ func TestEchoOwnerOnAnotherNodeReturnsEveryByte(t *testing.T) {
 		if owner.Address == conn.Address {
 			t.Fatalf("owner %v and connection %v on the same node", owner, conn)
 		}
-		// The claim itself crosses nodes too: B asks A's connection.
-		claim(t, sysB, remotePID(conn), owner, &messages.ClaimOptions{InitialCredit: 8})
+		// Claimed on A, as its server would (a connection without an owner
+		// takes no requests from another node); the owner is on B.
+		claim(t, sysA, conn, owner, &messages.ClaimOptions{InitialCredit: 8})
 	}
 	runEchoes(t, clients, each, reports)
 }
@@ -123,7 +124,7 @@ func TestConnectionClosesWhenItsOwnerOnAnotherNodeStops(t *testing.T) {
 	conn := startConn(t, sysA, sc, 1, nil, ConnectionConfig{})
 	end := watchEnd(t, sysA, conn)
 	owner := sysB.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
-	claim(t, sysB, remotePID(conn), owner, nil)
+	claim(t, sysA, conn, owner, nil) // as its server would
 	if err := sysB.Root.StopFuture(owner).Wait(); err != nil {
 		t.Fatal(err)
 	}

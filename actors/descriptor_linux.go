@@ -13,8 +13,10 @@ import (
 // adoptListener is the checking half of setSocketDescriptor(): fd must be an
 // open, listening TCP stream socket of this process. Unlike Qt 6.4, which
 // adopts any descriptor and reports itself listening, anything else is
-// refused with a readable error. The descriptor itself stays open (and is
-// closed with the server), so socketDescriptor() reports the number given.
+// refused with a readable error, and so is a protected listener of the
+// process (ProtectListener). The server adopts a duplicate: the descriptor
+// given stays open and its caller's (unlike Qt, which takes it over);
+// socketDescriptor() reports the number given.
 func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
 	unsupported := func(format string, args ...any) (*net.TCPListener, *os.File, *messages.Error) {
 		return nil, nil, messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION, format, args...)
@@ -44,12 +46,37 @@ func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
 	if on, _ := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN); on != 1 {
 		return unsupported("descriptor %d is a TCP socket that is not listening", fd)
 	}
-	f := os.NewFile(uintptr(n), "adopted-listener")
-	l, err := net.FileListener(f) // a duplicate that joins Go's poller
+	if sa, err := syscall.Getsockname(n); err == nil {
+		if addr, ok := isProtected(sockaddrIP(sa)); ok {
+			return nil, nil, messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_ACCESS,
+				"descriptor %d is this process's listener on %s, which a server may not adopt", fd, addr)
+		}
+	}
+	// The server works on a duplicate and closes only that: the descriptor
+	// given stays its caller's, so a Close can never close a descriptor
+	// number that meanwhile names another socket. No os.File is made of the
+	// original (its finalizer would close it).
+	d, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(n), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return nil, nil, messages.FromError(errno)
+	}
+	f := os.NewFile(d, "adopted-listener")
+	defer f.Close()
+	l, err := net.FileListener(f) // one more duplicate, which joins Go's poller
 	if err != nil {
 		return nil, nil, messages.FromError(err)
 	}
-	return l.(*net.TCPListener), f, nil
+	return l.(*net.TCPListener), nil, nil
+}
+
+func sockaddrIP(sa syscall.Sockaddr) (net.IP, int) {
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return net.IP(a.Addr[:]), a.Port
+	case *syscall.SockaddrInet6:
+		return net.IP(a.Addr[:]), a.Port
+	}
+	return nil, -1
 }
 
 // ipprotoMPTCP is IPPROTO_MPTCP, missing from package syscall.

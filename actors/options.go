@@ -54,6 +54,14 @@ type ServerOptions struct {
 	IncomingConnection IncomingConnectionFunc
 	// Connection configures every ConnectionActor the server makes.
 	Connection ConnectionConfig
+	// AllowRemoteAdmin lets remote nodes send the administrative requests
+	// (Listen, Close, SetProxy, SetMaxPendingConnections, Pause/
+	// ResumeAccepting, AddPendingConnection). Off: they are refused with
+	// SocketAccessError (authz.go). SetSocketDescriptor is never taken from
+	// a remote node.
+	AllowRemoteAdmin bool
+	// RemoteLimits caps what one remote node can make the server hold.
+	RemoteLimits RemoteLimits
 }
 
 // ConnectionConfig configures a ConnectionActor. The zero value uses the

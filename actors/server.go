@@ -50,20 +50,25 @@ type ServerActor struct {
 	hookCancel  context.CancelFunc
 	subscribers map[string]*actor.PID
 	waiters     map[uint64]*waiter
+	waitersOf   map[string]int // waiters per remote node (authz.go)
+	limits      RemoteLimits
 	nextID      uint64 // connection ids and waiter ids
 	accepted    uint64
 	acceptErrs  uint64
 }
 
 type pendingConn struct {
-	pid  *actor.PID
-	info *messages.ConnectionInfo
+	pid     *actor.PID
+	info    *messages.ConnectionInfo
+	added   bool   // by AddPendingConnection: not the server's to stop
+	addedBy string // the remote node that added it; "" when local
 }
 
 // waiter is a WaitForNewConnection not answered yet.
 type waiter struct {
 	replyTo *actor.PID
 	timer   *time.Timer
+	peer    string // the remote node that waits; "" when local
 }
 
 // Local messages the server sends itself.
@@ -91,6 +96,8 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		inHook:      map[uint64]net.Conn{},
 		subscribers: map[string]*actor.PID{},
 		waiters:     map[uint64]*waiter{},
+		waitersOf:   map[string]int{},
+		limits:      opts.RemoteLimits.withDefaults(),
 	}
 	if s.maxPending <= 0 {
 		s.maxPending = DefaultMaxPendingConnections
@@ -104,6 +111,9 @@ func newServerActor(opts ServerOptions) *ServerActor {
 
 // Receive dispatches each message to a short named method.
 func (s *ServerActor) Receive(ctx actor.Context) {
+	if !s.authorize(ctx) { // what remote peers may send: authz.go
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *messages.Listen:
 		ctx.Respond(s.listen(ctx, m))
@@ -241,7 +251,9 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 		return s.listenFailed(e)
 	}
 	backlog, maxConns, _ := s.listenOptions(nil)
-	return s.startListening(ctx, ln, f, backlog, maxConns)
+	r := s.startListening(ctx, ln, f, backlog, maxConns)
+	s.fd = m.SocketDescriptor // as Qt: the descriptor given, not the server's duplicate
+	return r
 }
 
 func (s *ServerActor) startListening(ctx actor.Context, ln *net.TCPListener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
@@ -276,7 +288,7 @@ func (s *ServerActor) alreadyListening() *messages.ListenResult {
 // listener. Claimed connections live on.
 func (s *ServerActor) close(ctx actor.Context) {
 	for _, p := range s.pending {
-		ctx.Stop(p.pid)
+		s.endPending(ctx, p)
 	}
 	s.pending = nil
 	for id, c := range s.inHook {
@@ -381,7 +393,7 @@ func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
 func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	info := ConnectionInfoOf(conn, id)
 	info.Server = ctx.Self()
-	pid := ctx.ActorSystem().Root.SpawnPrefix(NewConnection(conn, id, ctx.Self(), s.opts.Connection), "conn")
+	pid := spawnConnection(ctx.ActorSystem().Root, NewConnection(conn, id, ctx.Self(), s.opts.Connection))
 	ctx.Watch(pid)
 	s.live[pid.String()] = pid
 	if s.opts.Connection.Handler == nil {
@@ -473,10 +485,13 @@ func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnec
 	case s.isPending(pid):
 		return &messages.Ack{Error: invalid("connection %s is already pending", pid)}
 	}
+	if e := s.checkAddPending(ctx, pid); e != nil {
+		return &messages.Ack{Error: e}
+	}
 	ctx.Watch(pid)
 	s.live[pid.String()] = pid
 	info := &messages.ConnectionInfo{Server: ctx.Self()}
-	s.pending = append(s.pending, pendingConn{pid: pid, info: info})
+	s.pending = append(s.pending, pendingConn{pid: pid, info: info, added: true, addedBy: peerOf(ctx)})
 	s.updateAllowance()
 	s.announce(ctx, pid, info)
 	return &messages.Ack{}
@@ -509,7 +524,8 @@ func (s *ServerActor) waitForNewConnection(ctx actor.Context, m *messages.WaitFo
 	default:
 		s.nextID++
 		id := s.nextID
-		w := &waiter{replyTo: ctx.Sender()}
+		w := &waiter{replyTo: ctx.Sender(), peer: peerOf(ctx)}
+		s.holdWaiter(w)
 		if m.TimeoutMs > 0 {
 			self, root := ctx.Self(), ctx.ActorSystem().Root
 			w.timer = time.AfterFunc(time.Duration(m.TimeoutMs)*time.Millisecond, func() {
@@ -523,6 +539,7 @@ func (s *ServerActor) waitForNewConnection(ctx actor.Context, m *messages.WaitFo
 func (s *ServerActor) onWaitExpired(ctx actor.Context, id uint64) {
 	if w, ok := s.waiters[id]; ok {
 		delete(s.waiters, id)
+		s.releaseWaiter(w)
 		ctx.Send(w.replyTo, s.waitTimedOut())
 	}
 }
@@ -541,6 +558,7 @@ func (s *ServerActor) answerWaiters(ctx actor.Context, r *messages.WaitResult) {
 		}
 		ctx.Send(w.replyTo, r)
 		delete(s.waiters, id)
+		s.releaseWaiter(w)
 	}
 }
 
@@ -607,7 +625,7 @@ func (s *ServerActor) status() *messages.ServerStatus {
 		MaxPendingConnections: int32(s.maxPending),
 		HasPendingConnections: len(s.pending) > 0,
 		SocketDescriptor:      s.fd,
-		Proxy:                 s.proxy,
+		Proxy:                 withoutPassword(s.proxy),
 		Pending:               int32(len(s.pending)),
 		Active:                int32(len(s.live) + len(s.inHook)),
 		AcceptedTotal:         s.accepted,

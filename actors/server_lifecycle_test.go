@@ -303,6 +303,7 @@ func TestServerLeavesNoDescriptorsBehind(t *testing.T) {
 			syscall.Close(fd)
 			s.t.Fatalf("setSocketDescriptor: %v", r.Error)
 		}
+		syscall.Close(fd) // the server listens on its own duplicate
 	}
 	closeIt := func(s *testServer) { ask[*messages.Closed](s, &messages.Close{}) }
 	stopIt := func(s *testServer) { _ = s.sys.Root.StopFuture(s.pid).Wait() }

@@ -374,13 +374,18 @@ func TestSetSocketDescriptorAdoptsAListeningTCPSocket(t *testing.T) {
 			dial(t, net.JoinHostPort(c.want, itoa(port)))
 			s.waitStatus("one pending", func(st *messages.ServerStatus) bool { return st.Pending == 1 })
 
+			// The server adopted a duplicate: Close closes that one only,
+			// never a descriptor number of its caller (which may name
+			// another socket by then).
 			ask[*messages.Closed](s, &messages.Close{})
-			if err := fdGone(fd, ino); err != nil {
-				t.Fatalf("after Close the adopted descriptor %d: %v", fd, err)
+			if err := fdGone(fd, ino); err == nil {
+				t.Fatalf("Close closed the caller's descriptor %d", fd)
 			}
 			if st := s.status(); st.Listening || st.SocketDescriptor != -1 || st.Protocol != messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN {
 				t.Fatalf("status after Close: %v", st)
 			}
+			syscall.Close(fd)
+			mustBeRefused(t, net.JoinHostPort(c.want, itoa(port))) // no duplicate left listening
 		})
 	}
 }

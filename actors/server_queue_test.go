@@ -676,6 +676,15 @@ func TestAddPendingConnectionRefusesBadRequests(t *testing.T) {
 			expectNoError(t, "first AddPendingConnection", ask[*messages.Ack](s, &messages.AddPendingConnection{Connection: pid}).Error)
 			return pid
 		}},
+		{"the server itself", func(_ *testing.T, s *testServer) *actor.PID { return s.pid }},
+		{"a made-up PID", func(_ *testing.T, s *testServer) *actor.PID { return actor.NewPID(s.pid.Address, "conn-made-up") }},
+		{"an actor that is not a connection", func(t *testing.T, s *testServer) *actor.PID { return newProbe(t, s.sys).pid }},
+		{"a connection with a local handler", func(t *testing.T, s *testServer) *actor.PID {
+			_, conn := socketPair(t)
+			pid := s.sys.Root.Spawn(NewConnection(conn, 1000, nil, ConnectionConfig{Handler: EchoHandler()}))
+			t.Cleanup(func() { _ = s.sys.Root.StopFuture(pid).Wait() })
+			return pid
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 // request of the protocol crosses the network and its reply comes back.
 func TestEveryServerRequestIsAnsweredAcrossARemoteBoundary(t *testing.T) {
 	sysA, sysB := testkit.Remote(t, 0), testkit.Remote(t, 1)
-	local, err := sysA.Root.SpawnNamed(NewServer(ServerOptions{}), "tcpserver")
+	local, err := sysA.Root.SpawnNamed(NewServer(ServerOptions{AllowRemoteAdmin: true}), "tcpserver")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,14 +81,14 @@ func TestEveryServerRequestIsAnsweredAcrossARemoteBoundary(t *testing.T) {
 		t.Fatalf("GetStatus after Close: %v", st)
 	}
 
-	// SetSocketDescriptor names a descriptor of node A's process: this test
-	// is that process, so it can make one.
+	// SetSocketDescriptor names a descriptor of node A's process: never
+	// taken from another node, even with remote administration allowed.
 	fd := listeningDescriptor(t)
+	defer syscall.Close(fd)
 	sr := ask[*messages.ListenResult](s, &messages.SetSocketDescriptor{SocketDescriptor: int64(fd)})
-	if !sr.Ok || sr.Address != "127.0.0.1" {
-		t.Fatalf("SetSocketDescriptor: %v", sr)
+	if sr.Ok || sr.Error.GetCode() != messages.SocketError_SOCKET_ERROR_SOCKET_ACCESS {
+		t.Fatalf("SetSocketDescriptor from another node: %v, want a SocketAccessError", sr)
 	}
-	ask[*messages.Closed](s, &messages.Close{})
 }
 
 // listeningDescriptor returns a bare descriptor (no os.File whose finalizer

@@ -59,9 +59,15 @@ type timedLine struct {
 	text string
 }
 
-// startNode runs bin with args; the process is killed and reaped when the
-// test ends, whatever happens.
+// startNode runs `bin node args...`; the process is killed and reaped when
+// the test ends, whatever happens.
 func startNode(t *testing.T, bin, name string, args ...string) *nodeProc {
+	t.Helper()
+	return startCommand(t, bin, name, "node", args...)
+}
+
+// startCommand runs `bin sub args...` as startNode does.
+func startCommand(t *testing.T, bin, name, sub string, args ...string) *nodeProc {
 	t.Helper()
 	p := &nodeProc{t: t, name: name, wake: make(chan struct{}, 1), exit: make(chan struct{})}
 	for i, a := range args {
@@ -69,7 +75,7 @@ func startNode(t *testing.T, bin, name string, args ...string) *nodeProc {
 			p.debug = args[i+1]
 		}
 	}
-	p.cmd = exec.Command(bin, append([]string{"node"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{sub}, args...)...)
 	p.cmd.Stderr = &prefixWriter{t: t, prefix: name + " stderr: "}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {

@@ -14,7 +14,9 @@ type ListenerOptions struct {
 	Conn ConnOptions
 	// KeepServerOpen makes Close only end Accept, leaving the server
 	// listening: for a Listener that shares its server with other
-	// claimers. By default Close also closes the server (QTcpServer::close()).
+	// claimers. By default Close also closes the server (QTcpServer::close()),
+	// which a server on another node allows only with
+	// Options.AllowRemoteAdmin.
 	KeepServerOpen bool
 }
 

@@ -29,7 +29,8 @@ func bigBody(n int) []byte {
 
 func TestHTTPServeOverAListenerWhoseServerIsOnAnotherNode(t *testing.T) {
 	node0, node1 := testkit.Remote(t, 0), testkit.Remote(t, 1)
-	srv, addr := listening(t, node0, server.Options{})
+	// The Listener closes its server from node 1: remote administration.
+	srv, addr := listening(t, node0, server.Options{AllowRemoteAdmin: true})
 	ctx := testCtx(t)
 	l, err := server.NewListener(ctx, viewFrom(node1, srv), server.ListenerOptions{})
 	if err != nil {

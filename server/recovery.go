@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/internal/remotecfg"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,6 +41,8 @@ const (
 // A dropped request is never answered: its sender's future times out.
 type RemoteGuard struct {
 	log       *slog.Logger
+	local     atomic.Pointer[actor.ActorSystem] // Started: this node, for its address
+	refused   atomic.Uint64
 	dropped   atomic.Uint64
 	recovered atomic.Uint64
 }
@@ -124,7 +128,8 @@ func (g *RemoteGuard) unary(ctx context.Context, req any, info *grpc.UnaryServer
 // deserializes it.
 type guardedStream struct {
 	grpc.ServerStream
-	g *RemoteGuard
+	g    *RemoteGuard
+	peer streamPeer // who the peer says it is (guard_authz.go)
 }
 
 func (s *guardedStream) RecvMsg(m any) error {
@@ -132,20 +137,24 @@ func (s *guardedStream) RecvMsg(m any) error {
 		return err
 	}
 	if rm, ok := m.(*remote.RemoteMessage); ok {
+		if c := rm.GetConnectRequest(); c != nil {
+			s.g.connected(&s.peer, c)
+		}
 		if b := rm.GetMessageBatch(); b != nil {
-			s.g.filter(b)
+			s.g.filter(b, s.peer.name())
+			s.g.authorize(&s.peer, b)
 		}
 	}
 	return nil
 }
 
 // filter removes the envelopes of b that would crash the endpoint reader.
-func (g *RemoteGuard) filter(b *remote.MessageBatch) {
+func (g *RemoteGuard) filter(b *remote.MessageBatch, peer string) {
 	kept := b.Envelopes[:0]
 	for _, e := range b.Envelopes {
 		if why := unreadable(b, e); why != "" {
 			g.dropped.Add(1)
-			g.log.Warn("tcpactor: dropped a remote message this node cannot read", "reason", why)
+			actors.RefuseRemote(g.log, actors.RefusedUnreadable, peer, "dropped a remote message this node cannot read: "+why)
 			continue
 		}
 		kept = append(kept, e)

@@ -37,6 +37,9 @@ func placements(t *testing.T, f func(t *testing.T, srvSys, callerSys *actor.Acto
 // spawnOn spawns a server in srvSys and returns the handle callerSys uses.
 func spawnOn(t *testing.T, srvSys, callerSys *actor.ActorSystem, opts server.Options) *server.Server {
 	t.Helper()
+	if srvSys != callerSys {
+		opts.AllowRemoteAdmin = true // the facade administers it from the other node
+	}
 	srv := server.Spawn(srvSys, opts)
 	t.Cleanup(func() { _ = srv.Stop() })
 	if srvSys == callerSys {

@@ -245,8 +245,10 @@ func startRemote(sys *actor.ActorSystem, host string, port int) (*remote.Remote,
 	// The guard keeps the node up when a peer sends a message it cannot
 	// decode, and lets batches of Received through gRPC's default 4 MiB
 	// limit (see server.RemoteGuard).
-	r := remote.NewRemote(sys, server.NewRemoteGuard(sys.Logger()).Config(host, port))
+	guard := server.NewRemoteGuard(sys.Logger())
+	r := remote.NewRemote(sys, guard.Config(host, port))
 	r.Start()
+	guard.Started(sys) // what a remote peer may send: server/guard_authz.go
 	return r, nil
 }
 

@@ -29,6 +29,7 @@ type serverCollector struct {
 
 	listening, pending, active, accepted, acceptErrors *prometheus.Desc
 	bytesIn, bytesOut, writeFailures                   *prometheus.Desc
+	remoteRefused                                      *prometheus.Desc
 }
 
 func newServerCollector(srv *server.Server, stats *actors.ConnectionStats) *serverCollector {
@@ -45,12 +46,14 @@ func newServerCollector(srv *server.Server, stats *actors.ConnectionStats) *serv
 		bytesIn:       d("bytes_received_total", "Bytes read from peers."),
 		bytesOut:      d("bytes_sent_total", "Bytes written to peers (handed to the kernel)."),
 		writeFailures: d("write_failures_total", "Writes that ended as WriteFailed."),
+		remoteRefused: prometheus.NewDesc("tcpactor_remote_refused_total",
+			"Messages from remote peers refused or dropped (README: What a remote peer may do), by reason.", []string{"reason"}, nil),
 	}
 }
 
 // Describe sends every metric's description.
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.listening, c.pending, c.active, c.accepted, c.acceptErrors, c.bytesIn, c.bytesOut, c.writeFailures} {
+	for _, d := range []*prometheus.Desc{c.listening, c.pending, c.active, c.accepted, c.acceptErrors, c.bytesIn, c.bytesOut, c.writeFailures, c.remoteRefused} {
 		ch <- d
 	}
 }
@@ -61,6 +64,9 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.bytesIn, prometheus.CounterValue, float64(c.stats.BytesReceived.Load()))
 	ch <- prometheus.MustNewConstMetric(c.bytesOut, prometheus.CounterValue, float64(c.stats.BytesSent.Load()))
 	ch <- prometheus.MustNewConstMetric(c.writeFailures, prometheus.CounterValue, float64(c.stats.WriteFailures.Load()))
+	for reason, n := range actors.RemoteRefusals() {
+		ch <- prometheus.MustNewConstMetric(c.remoteRefused, prometheus.CounterValue, float64(n), reason)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	st, err := c.srv.Status(ctx)
@@ -81,9 +87,10 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 
 // metricsServer serves /metrics in Prometheus text format.
 type metricsServer struct {
-	http *http.Server
-	addr string
-	done chan struct{}
+	http    *http.Server
+	addr    string
+	done    chan struct{}
+	release func() // of actors.ProtectListener
 }
 
 // startMetrics listens on addr and serves the server's metrics, with the
@@ -106,6 +113,8 @@ func startMetrics(addr string, srv *server.Server, stats *actors.ConnectionStats
 		addr: ln.Addr().String(),
 		done: make(chan struct{}),
 	}
+	// No server of this process may adopt the metrics listener.
+	m.release = actors.ProtectListener(m.addr)
 	go func() {
 		defer close(m.done)
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -121,4 +130,5 @@ func (m *metricsServer) stop() {
 	defer cancel()
 	_ = m.http.Shutdown(ctx)
 	<-m.done
+	m.release()
 }

@@ -163,6 +163,7 @@ func (n *runningNode) start() error {
 		n.rem = remote.NewRemote(n.sys, rcfg)
 		n.rem.Start()
 	}
+	n.guard.Started(n.sys)
 	n.out.printf("remote on %s", n.sys.Address())
 	if n.cl != nil {
 		n.out.printf("member of %s", n.cfg.clusterName)

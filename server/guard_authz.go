@@ -1,0 +1,159 @@
+package server
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/actors"
+)
+
+// What the guard lets a peer send (the rest of the rules are the actors';
+// see "What a remote peer may do" in package actors and the README).
+//
+// The node at the other end of a stream is the one its ConnectRequest
+// announces: the pinned remote sends one first on every stream, with the
+// node's own address. Without mutual TLS that is the peer's word; with it,
+// only nodes holding a certificate of the cluster's CA can open a stream at
+// all. On that basis the guard drops, counts and (at most once per peer per
+// actors.RefusalLogInterval) logs:
+//   - every envelope of a stream that has not announced a node, announced
+//     this node's own address, or announced a second one;
+//   - envelopes addressed to another node (the endpoint reader would relay
+//     them there, under this node's name);
+//   - envelopes whose sender claims to be on this node (replies to it would
+//     go to a local actor of the peer's choosing);
+//   - the system messages Stop and PoisonPill (a peer never stops another
+//     node's actors); Watch and Unwatch whose watcher is not on the sending
+//     node (Watch{Watcher: nil} made the watched actor panic); Terminated for
+//     a PID that is not on the sending node (a forged Terminated{Who: owner}
+//     closed the owner's connections).
+//
+// Every envelope it keeps carries actors.RemotePeerHeader = the sending
+// node, replacing any value the peer set, so the actors know a request came
+// from another node even when it has no sender.
+
+// streamPeer is what the guard knows of the node at the other end of one
+// stream. Only that stream's goroutine touches it.
+type streamPeer struct {
+	addr   string                // announced by the ConnectRequest
+	bad    string                // why every envelope of the stream is dropped
+	header *remote.MessageHeader // {RemotePeerHeader: addr}, shared read-only by the stream's envelopes
+}
+
+func (p *streamPeer) name() string {
+	if p.addr == "" {
+		return "unknown"
+	}
+	return p.addr
+}
+
+// Started tells the guard that the remote of sys, configured with Config,
+// has started: the guard learns this node's address (to drop envelopes that
+// pretend to come from it), and the ServerActors of this process refuse to
+// adopt the remote's listening socket (actors.ProtectListener). Call it
+// right after remote.Start; until then only the address check is missing.
+func (g *RemoteGuard) Started(sys *actor.ActorSystem) {
+	g.local.Store(sys)
+	actors.ProtectListener(sys.Address())
+}
+
+// Refused is how many envelopes the guard dropped because the peer may not
+// send them.
+func (g *RemoteGuard) Refused() uint64 { return g.refused.Load() }
+
+func (g *RemoteGuard) isLocal(addr string) bool {
+	if addr == "" || addr == "nonhost" {
+		return true
+	}
+	sys := g.local.Load()
+	return sys != nil && addr == sys.Address()
+}
+
+// connected records the node a ConnectRequest announces.
+func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) {
+	addr := c.GetServerConnection().GetAddress()
+	switch {
+	case p.bad != "":
+	case p.addr != "" && addr != p.addr:
+		p.bad = fmt.Sprintf("the stream announced node %s, then %s", p.addr, addr)
+	case p.addr != "":
+	case addr == "":
+		p.bad = "the stream's ConnectRequest names no node"
+	case g.isLocal(addr):
+		p.bad = fmt.Sprintf("the peer claims this node's own address %s", addr)
+	default:
+		p.addr = addr
+		p.header = &remote.MessageHeader{HeaderData: map[string]string{actors.RemotePeerHeader: addr}}
+	}
+}
+
+// authorize removes from b what the peer may not send and marks the rest
+// with the peer's node. b has been through filter: its indexes are valid.
+func (g *RemoteGuard) authorize(p *streamPeer, b *remote.MessageBatch) {
+	kept := b.Envelopes[:0]
+	for _, e := range b.Envelopes {
+		if reason, why := g.check(p, b, e); why != "" {
+			g.refused.Add(1)
+			actors.RefuseRemote(g.log, reason, p.name(), why)
+			continue
+		}
+		if e.MessageHeader == nil {
+			e.MessageHeader = p.header
+		} else {
+			h := maps.Clone(e.MessageHeader.HeaderData)
+			if h == nil {
+				h = map[string]string{}
+			}
+			h[actors.RemotePeerHeader] = p.addr
+			e.MessageHeader = &remote.MessageHeader{HeaderData: h}
+		}
+		kept = append(kept, e)
+	}
+	clear(b.Envelopes[len(kept):])
+	b.Envelopes = kept
+}
+
+// check says why e may not be delivered, or "".
+func (g *RemoteGuard) check(p *streamPeer, b *remote.MessageBatch, e *remote.MessageEnvelope) (actors.RefusalReason, string) {
+	name := b.TypeNames[e.TypeId]
+	switch {
+	case p.bad != "":
+		return actors.RefusedForged, name + ": " + p.bad
+	case p.addr == "":
+		return actors.RefusedForged, name + " before the stream announced its node"
+	}
+	if t := b.Targets[e.Target]; g.local.Load() != nil && !g.isLocal(t.Address) {
+		return actors.RefusedForged, fmt.Sprintf("%s addressed to %s, another node: not relayed", name, t)
+	}
+	if e.Sender > 0 {
+		if s := b.Senders[e.Sender-1]; g.isLocal(s.Address) {
+			return actors.RefusedForged, fmt.Sprintf("%s with a sender on this node (%s)", name, s)
+		}
+	}
+	switch name {
+	case "actor.Stop", "actor.PoisonPill":
+		return actors.RefusedSystem, name + ": a remote peer may not stop this node's actors"
+	case "actor.Watch", "actor.Unwatch", "actor.Terminated":
+	default:
+		return 0, ""
+	}
+	m, err := remote.Deserialize(e.MessageData, name, e.SerializerId)
+	if err != nil {
+		return actors.RefusedSystem, fmt.Sprintf("%s that does not decode: %v", name, err)
+	}
+	var pid *actor.PID
+	switch m := m.(type) {
+	case *actor.Watch:
+		pid = m.Watcher
+	case *actor.Unwatch:
+		pid = m.Watcher
+	case *actor.Terminated:
+		pid = m.Who
+	}
+	if pid == nil || pid.Id == "" || pid.Address != p.addr {
+		return actors.RefusedSystem, fmt.Sprintf("%s naming %v: a peer may watch for, and report the end of, only actors of its own node", name, pid)
+	}
+	return 0, ""
+}
