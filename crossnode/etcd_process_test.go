@@ -13,9 +13,10 @@ import (
 
 // startEtcd runs a one-member etcd (Debian's etcd-server) on two free
 // loopback ports, its data in a temporary directory, and returns its client
-// endpoint once it says it serves clients. Without the binary the test is
+// endpoint once it says it serves clients. With cert, clients speak TLS and
+// must present a certificate of cert's CA. Without the binary the test is
 // skipped, or fails when CI=true (.ci/run installs it).
-func startEtcd(t *testing.T) string {
+func startEtcd(t *testing.T, cert *nodeCert) string {
 	t.Helper()
 	path, err := exec.LookPath("etcd")
 	if err != nil {
@@ -25,10 +26,17 @@ func startEtcd(t *testing.T) string {
 		t.Skipf("etcd is not installed (Debian package etcd-server): %v", err)
 	}
 	client, peer := hostport(freePort(t)), hostport(freePort(t))
-	cmd := exec.Command(path, "--name", "crossnode", "--data-dir", t.TempDir(),
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "crossnode=http://"+peer)
+	scheme := "http://"
+	var tlsArgs []string
+	if cert != nil {
+		scheme = "https://"
+		tlsArgs = []string{"--cert-file", cert.cert, "--key-file", cert.key,
+			"--client-cert-auth", "--trusted-ca-file", cert.ca}
+	}
+	cmd := exec.Command(path, append([]string{"--name", "crossnode", "--data-dir", t.TempDir(),
+		"--listen-client-urls", scheme + client, "--advertise-client-urls", scheme + client,
+		"--listen-peer-urls", "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer,
+		"--initial-cluster", "crossnode=http://" + peer}, tlsArgs...)...)
 	logs, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +88,8 @@ func startEtcd(t *testing.T) string {
 
 // TestEtcdClusterServesFromASurvivorWhenTheServersHostIsKilled runs three
 // `tcpactor node` members of one cluster with Proto.Actor's etcd provider
-// and a real etcd, every remote with mutual TLS: two may host the server
+// and a real etcd, every remote and etcd itself with mutual TLS (one CA for
+// the test; a deployment may use two): two may host the server
 // identity "echo", the third serves its connections with a remote echo
 // handler. It kills (SIGKILL) the member hosting the server and checks that
 // the other one listens on the same port and a reconnecting client is
@@ -89,18 +98,33 @@ func TestEtcdClusterServesFromASurvivorWhenTheServersHostIsKilled(t *testing.T) 
 	if testing.Short() {
 		t.Skip("multi-process cluster with etcd")
 	}
-	etcd := startEtcd(t)
-	bin := buildTCPActor(t)
 	ca := newTestCA(t, "cluster")
+	etcdCert := ca.issue("etcd")
+	etcd := startEtcd(t, &etcdCert)
+	bin := buildTCPActor(t)
 	c := &testCluster{t: t, listen: hostport(freePort(t))}
 	member := func(name string, role ...string) (*nodeProc, string) {
+		cert := ca.issue(name)
 		args := append([]string{"--remote", "127.0.0.1:0", "--cluster", "crossnode", "--etcd", etcd,
-			"--log-level", "error"}, ca.issue(name).args()...)
+			"--etcd-cert", cert.cert, "--etcd-key", cert.key, "--etcd-ca", cert.ca,
+			"--log-level", "error"}, cert.args()...)
 		p := startNode(t, bin, name, append(args, role...)...)
 		line, _ := p.waitLine("remote on ", time.Time{}, 30*time.Second)
 		p.waitLine("member of crossnode", time.Time{}, 30*time.Second)
 		return p, addrAfter(line, "remote on ")
 	}
+	// A member without a client certificate of etcd's CA is not let in.
+	stranger := startNode(t, bin, "stranger", "--remote", "127.0.0.1:0", "--cluster", "crossnode", "--etcd", etcd,
+		"--log-level", "error")
+	select {
+	case <-stranger.exit:
+		if stranger.cmd.ProcessState.Success() || stranger.count("member of", time.Time{}) > 0 {
+			t.Fatalf("a member without etcd's TLS joined: %v\n%s", stranger.cmd.ProcessState, stranger.output())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a member without etcd's TLS still runs 30 s later:\n%s", stranger.output())
+	}
+
 	serverRole := []string{"--listen", c.listen, "--name", "echo"}
 	a, aAddr := member("A", serverRole...)
 	b, bAddr := member("B", serverRole...)

@@ -21,6 +21,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/internal/remotecfg"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
@@ -34,6 +35,7 @@ type nodeConfig struct {
 	healthPort  int
 	etcd        []string
 	etcdPrefix  string
+	etcdTLS     remotecfg.TLSFiles
 	sec         remoteFlags
 	refresh     time.Duration
 	listen      string
@@ -89,6 +91,9 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 	fs.StringVar(&c.healthHost, "health-host", "", "`HOST` the automanaged health endpoint binds to (default: the host of --remote)")
 	etcd := fs.String("etcd", "", "etcd provider: the etcd cluster's client endpoints, `HOST:PORT,...`")
 	fs.StringVar(&c.etcdPrefix, "etcd-prefix", "/tcpactor", "etcd provider: the key prefix under which members register")
+	fs.StringVar(&c.etcdTLS.CertFile, "etcd-cert", "", "etcd provider: TLS to etcd with this client certificate, PEM `FILE` (needs --etcd-key and --etcd-ca)")
+	fs.StringVar(&c.etcdTLS.KeyFile, "etcd-key", "", "etcd provider: the key of --etcd-cert, PEM `FILE`")
+	fs.StringVar(&c.etcdTLS.CAFile, "etcd-ca", "", "etcd provider: the CA of etcd's server certificate, PEM `FILE`")
 	fs.DurationVar(&c.refresh, "refresh", time.Second, "how often the automanaged provider polls the members")
 	fs.StringVar(&c.listen, "listen", "", "run a server listening on `HOST:PORT`; in a cluster, this member hosts the server identity --name when the cluster places it here")
 	fs.StringVar(&c.name, "name", "echo", "the server's actor name (HOST:PORT/NAME) or, in a cluster, its identity of kind tcpserver")
@@ -122,6 +127,14 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 			if _, _, err := hostPort("etcd", e); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if c.etcdTLS.Set() {
+		if len(c.etcd) == 0 {
+			return nil, badUsage("--etcd-cert, --etcd-key and --etcd-ca need --etcd")
+		}
+		if _, _, err := c.etcdTLS.Configs(); err != nil {
+			return nil, badUsage("etcd TLS: %v", err)
 		}
 	}
 	if c.healthHost == "" {

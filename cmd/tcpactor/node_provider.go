@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/labstack/echo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // etcdDialTimeout bounds the first connection to etcd: a member that cannot
@@ -23,11 +25,26 @@ const etcdDialTimeout = 5 * time.Second
 // automanaged (--members, --health-port).
 func (n *runningNode) provider() (cluster.ClusterProvider, error) {
 	if len(n.cfg.etcd) > 0 {
-		p, err := etcd.NewWithConfig(n.cfg.etcdPrefix, clientv3.Config{
+		cfg := clientv3.Config{
 			Endpoints:   n.cfg.etcd,
 			DialTimeout: etcdDialTimeout,
 			Logger:      zap.NewNop(), // etcd's client logs JSON to stderr by default
-		})
+			// Without a blocking dial, New returns at once and the
+			// provider's first request (which has no deadline) waits
+			// forever for an etcd it cannot reach or that refuses it.
+			DialOptions: []grpc.DialOption{grpc.WithBlock()},
+		}
+		if n.cfg.etcdTLS.Set() {
+			// etcd checks the client certificate (--client-cert-auth);
+			// the member checks etcd's against the CA.
+			_, cli, err := n.cfg.etcdTLS.Configs()
+			if err != nil {
+				return nil, err
+			}
+			cli.MinVersion = tls.VersionTLS12 // etcd 3.4 and 3.5 speak TLS 1.2 and 1.3
+			cfg.TLS = cli
+		}
+		p, err := etcd.NewWithConfig(n.cfg.etcdPrefix, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("--etcd %v: %w", n.cfg.etcd, err)
 		}

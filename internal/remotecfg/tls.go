@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
 
@@ -34,6 +33,16 @@ func (f TLSFiles) Set() bool { return f.CertFile != "" || f.KeyFile != "" || f.C
 //
 // Both require TLS 1.3: every peer is a tcpactor node built with Go.
 func (f TLSFiles) Credentials() (server, client credentials.TransportCredentials, err error) {
+	srv, cli, err := f.Configs()
+	if err != nil {
+		return nil, nil, err
+	}
+	return credentials.NewTLS(srv), credentials.NewTLS(cli), nil
+}
+
+// Configs loads the files and returns the TLS configurations behind
+// Credentials; the client one also serves other TLS clients (etcd's).
+func (f TLSFiles) Configs() (server, client *tls.Config, err error) {
 	if f.CertFile == "" || f.KeyFile == "" || f.CAFile == "" {
 		return nil, nil, errors.New("mutual TLS needs a certificate, its key and a CA (all three PEM files)")
 	}
@@ -49,24 +58,18 @@ func (f TLSFiles) Credentials() (server, client credentials.TransportCredentials
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, nil, fmt.Errorf("CA %s: no PEM certificate in it", f.CAFile)
 	}
-	server = credentials.NewTLS(&tls.Config{
+	server = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
-	})
-	client = credentials.NewTLS(&tls.Config{
+	}
+	client = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
-	})
+	}
 	return server, client, nil
-}
-
-// TLSDialOptions are DialOptions with client credentials instead of none:
-// the same blocking dial with a time-out.
-func TLSDialOptions(client credentials.TransportCredentials) []grpc.DialOption {
-	return append(DialOptions(), grpc.WithTransportCredentials(client))
 }
 
 // IsLoopback reports whether host (an IP address or a name) is a loopback
