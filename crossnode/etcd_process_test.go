@@ -14,9 +14,10 @@ import (
 // startEtcd runs a one-member etcd (Debian's etcd-server) on two free
 // loopback ports, its data in a temporary directory, and returns its client
 // endpoint once it says it serves clients. With cert, clients speak TLS and
-// must present a certificate of cert's CA. Without the binary the test is
-// skipped, or fails when CI=true (.ci/run installs it).
-func startEtcd(t *testing.T, cert *nodeCert) string {
+// must present a certificate of cert's CA. kill ends it with SIGKILL (it is
+// also killed when the test ends). Without the binary the test is skipped,
+// or fails when CI=true (.ci/run installs it).
+func startEtcd(t *testing.T, cert *nodeCert) (endpoint string, kill func()) {
 	t.Helper()
 	path, err := exec.LookPath("etcd")
 	if err != nil {
@@ -67,23 +68,24 @@ func startEtcd(t *testing.T, cert *nodeCert) string {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	t.Cleanup(func() {
+	kill = func() {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
 			t.Errorf("etcd not reaped 10 s after SIGKILL")
 		}
-	})
+	}
+	t.Cleanup(kill)
 	select {
 	case <-ready:
-		return client
+		return client, kill
 	case <-exited:
 		t.Fatalf("etcd exited:\n%s", log.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("etcd not ready within 30 s:\n%s", log.String())
 	}
-	return ""
+	return "", nil
 }
 
 // TestEtcdClusterServesFromASurvivorWhenTheServersHostIsKilled runs three
@@ -100,7 +102,7 @@ func TestEtcdClusterServesFromASurvivorWhenTheServersHostIsKilled(t *testing.T) 
 	}
 	ca := newTestCA(t, "cluster")
 	etcdCert := ca.issue("etcd")
-	etcd := startEtcd(t, &etcdCert)
+	etcd, killEtcd := startEtcd(t, &etcdCert)
 	bin := buildTCPActor(t)
 	c := &testCluster{t: t, listen: hostport(freePort(t))}
 	member := func(name string, role ...string) (*nodeProc, string) {
@@ -160,5 +162,17 @@ func TestEtcdClusterServesFromASurvivorWhenTheServersHostIsKilled(t *testing.T) 
 		if !p.alive() {
 			t.Fatalf("%s died", p.name)
 		}
+	}
+
+	// With etcd gone, a member told to stop still exits (the provider's
+	// leave has no deadline of its own).
+	killEtcd()
+	if err := other.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-other.exit:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s still runs 30 s after SIGTERM with etcd gone", other.name)
 	}
 }

@@ -387,11 +387,27 @@ func (n *runningNode) stop() {
 	}
 	switch {
 	case n.cl != nil:
-		n.cl.Shutdown(true)
+		// Bounded: the etcd provider deregisters with a request that has
+		// no deadline, which waits forever when etcd is gone; the process
+		// is exiting, and the lease ends the registration anyway.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n.cl.Shutdown(true)
+		}()
+		select {
+		case <-done:
+		case <-time.After(clusterShutdownTimeout):
+			n.sys.Logger().Warn("tcpactor node: the cluster did not shut down in time; exiting anyway", "after", clusterShutdownTimeout)
+		}
 	case n.rem != nil:
 		n.rem.Shutdown(true)
 	}
 }
+
+// clusterShutdownTimeout bounds a member's graceful leave (Proto.Actor's
+// cluster alone sleeps ~2 s in it).
+const clusterShutdownTimeout = 10 * time.Second
 
 // probeListen checks that host:port is free: remote.Start panics otherwise.
 func probeListen(host string, port int) error {
