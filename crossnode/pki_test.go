@@ -69,10 +69,15 @@ func (ca *testCA) issue(node string) nodeCert {
 	return ca.issueTrusting(node, ca)
 }
 
+// issueNamed is issue with host names besides 127.0.0.1.
+func (ca *testCA) issueNamed(node string, dnsNames ...string) nodeCert {
+	return ca.issueTrusting(node, ca, dnsNames...)
+}
+
 // issueTrusting makes a node certificate of this CA whose node trusts
 // another CA: a node of one cluster that knows another cluster's CA
 // certificate (which is no secret) but holds none of its certificates.
-func (ca *testCA) issueTrusting(node string, trusted *testCA) nodeCert {
+func (ca *testCA) issueTrusting(node string, trusted *testCA, dnsNames ...string) nodeCert {
 	t := ca.t
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -88,6 +93,7 @@ func (ca *testCA) issueTrusting(node string, trusted *testCA) nodeCert {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     dnsNames,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +165,83 @@ func TestTLSPeerRefusesANodeWithoutACertificateOfItsCA(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAdvertisedHostIsWherePeersReachTheNodeAndWhatItsCertificateMustName:
+// a node started with --advertise localhost has PIDs on localhost:PORT, a
+// peer reaches it there, and the peer checks the node's certificate against
+// that name: a certificate for 127.0.0.1 only is refused.
+func TestAdvertisedHostIsWherePeersReachTheNodeAndWhatItsCertificateMustName(t *testing.T) {
+	bin := buildTCPActor(t)
+	ca := newTestCA(t, "cluster")
+	client := ca.issue("status")
+	for _, tc := range []struct {
+		name   string
+		cert   nodeCert
+		served bool
+	}{
+		{"certificate names localhost", ca.issueNamed("named", "localhost"), true},
+		{"certificate names 127.0.0.1 only", ca.issue("unnamed"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t)
+			p := startNode(t, bin, "server", append([]string{"--remote", hostport(port), "--advertise", "localhost",
+				"--listen", "127.0.0.1:0", "--name", "echo"}, tc.cert.args()...)...)
+			line, _ := p.waitLine("remote on ", time.Time{}, 20*time.Second)
+			if got, want := addrAfter(line, "remote on "), fmt.Sprintf("localhost:%d", port); got != want {
+				t.Fatalf("remote on %s, want the advertised %s", got, want)
+			}
+			p.waitLine("listening on ", time.Time{}, 20*time.Second)
+			st, err := statusOf(t, bin, fmt.Sprintf("localhost:%d", port), 3*time.Second, client.args()...)
+			switch {
+			case tc.served && err != nil:
+				t.Fatalf("status at the advertised address: %v", err)
+			case tc.served && st["listening"] != true:
+				t.Fatalf("status at the advertised address: %v", st)
+			case !tc.served && err == nil:
+				t.Fatalf("a peer accepted a certificate that does not name the host it dialled: %v", st)
+			}
+		})
+	}
+}
+
+// TestREADMECertificateRecipe runs the README's openssl recipe (the sh
+// block after the "openssl recipe" marker) with the real openssl, and
+// checks that tcpactor nodes with its certificates serve each other.
+func TestREADMECertificateRecipe(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("openssl is not installed: %v", err)
+		}
+		t.Skipf("openssl is not installed: %v", err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- openssl recipe")
+	if !ok {
+		t.Fatal("README.md has no openssl recipe marker")
+	}
+	_, block, ok := strings.Cut(after, "```sh\n")
+	if ok {
+		block, _, ok = strings.Cut(block, "```")
+	}
+	if !ok {
+		t.Fatal("README.md: no sh block after the openssl recipe marker")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", block)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(openssl)+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the README's recipe failed: %v\n%s", err, out)
+	}
+	cert := func(n string) nodeCert {
+		return nodeCert{cert: filepath.Join(dir, n+".pem"), key: filepath.Join(dir, n+"-key.pem"), ca: filepath.Join(dir, "ca.pem")}
+	}
+	bin := buildTCPActor(t)
+	_, remote, _ := tlsServerNode(t, bin, "node1", cert("node1").args()...)
+	mustServe(t, bin, remote, cert("node2"))
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
@@ -46,7 +47,7 @@ func (n *runningNode) provider() (cluster.ClusterProvider, error) {
 		}
 		p, err := etcd.NewWithConfig(n.cfg.etcdPrefix, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("--etcd %v: %w", n.cfg.etcd, err)
+			return nil, fmt.Errorf("etcd at %s: no connection within %v (unreachable, or it refused this member): %w", strings.Join(n.cfg.etcd, ","), etcdDialTimeout, err)
 		}
 		return p, nil
 	}
