@@ -202,6 +202,7 @@ func (n *runningNode) start() error {
 		n.cl = cluster.New(n.sys, cluster.Configure(n.cfg.clusterName, provider, disthash.New(), rcfg,
 			cluster.WithKinds(kinds...)))
 		if err := startMember(n.cl); err != nil {
+			n.cl = nil // half started: its graceful shutdown would only fail again
 			return err
 		}
 		n.rem = n.cl.Remote
