@@ -4,6 +4,7 @@ import (
 	"flag"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -97,5 +98,5 @@ func (f *remoteFlags) advertised(port int) (string, error) {
 	if port == 0 {
 		return "", badUsage("--advertise %s: with a remote on port 0, give HOST:PORT (the port is not known before it is bound)", f.advertise)
 	}
-	return hostPortString(f.advertise, port), nil
+	return hostPortString(strings.Trim(f.advertise, "[]"), port), nil
 }
