@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -242,5 +243,45 @@ func TestClusterSurvivesLosingTheOwnerTheServerHostAndASubscriber(t *testing.T) 
 		if !p.alive() {
 			t.Fatalf("%s died", p.name)
 		}
+	}
+}
+
+// TestAutomanagedHealthEndpointBindsWhereTheMemberIsTold: the automanaged
+// provider's health endpoint (plain HTTP, which tells anyone the member's
+// id, address and kinds) binds to the remote's host unless --health-host
+// says otherwise, never to every interface. Other loopback addresses
+// (127.0.0.2, 127.0.0.3) stand for the other interfaces.
+func TestAutomanagedHealthEndpointBindsWhereTheMemberIsTold(t *testing.T) {
+	bin := buildTCPActor(t)
+	for _, tc := range []struct {
+		name, healthHost, served, refused string
+	}{
+		{"the remote's host by default", "", "127.0.0.1", "127.0.0.2"},
+		{"--health-host", "127.0.0.3", "127.0.0.3", "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			health := freePort(t)
+			served := net.JoinHostPort(tc.served, fmt.Sprint(health))
+			args := []string{"--remote", "127.0.0.1:0", "--cluster", "health", "--members", served,
+				"--health-port", fmt.Sprint(health), "--log-level", "error"}
+			if tc.healthHost != "" {
+				args = append(args, "--health-host", tc.healthHost)
+			}
+			p := startNode(t, bin, "member", args...)
+			p.waitLine("member of health", time.Time{}, 30*time.Second)
+			res, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + served + "/_health")
+			if err != nil {
+				t.Fatalf("health endpoint on %s: %v", served, err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("health endpoint on %s: %s", served, res.Status)
+			}
+			refused := net.JoinHostPort(tc.refused, fmt.Sprint(health))
+			if c, err := net.DialTimeout("tcp", refused, time.Second); err == nil {
+				c.Close()
+				t.Fatalf("the health endpoint answers on %s too: it is bound to more than %s", refused, tc.served)
+			}
+		})
 	}
 }

@@ -44,14 +44,15 @@ func freePort(t *testing.T) int {
 // nodeProc is a `tcpactor node` child process whose stdout lines the test
 // reads.
 type nodeProc struct {
-	t     *testing.T
-	name  string
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []timedLine
-	wake  chan struct{}
-	exit  chan struct{}
-	debug string // --debug-addr, when given
+	t      *testing.T
+	name   string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	lines  []timedLine
+	wake   chan struct{}
+	exit   chan struct{}
+	debug  string // --debug-addr, when given
+	stderr lockedBuffer
 }
 
 type timedLine struct {
@@ -66,8 +67,9 @@ func startNode(t *testing.T, bin, name string, args ...string) *nodeProc {
 	return startCommand(t, bin, name, "node", args...)
 }
 
-// startCommand runs `bin sub args...` as startNode does.
-func startCommand(t *testing.T, bin, name, sub string, args ...string) *nodeProc {
+// startCommand runs `bin command args...` (a tcpactor command that runs
+// until it is stopped: node, serve, handle) as startNode does.
+func startCommand(t *testing.T, bin, name, command string, args ...string) *nodeProc {
 	t.Helper()
 	p := &nodeProc{t: t, name: name, wake: make(chan struct{}, 1), exit: make(chan struct{})}
 	for i, a := range args {
@@ -75,8 +77,8 @@ func startCommand(t *testing.T, bin, name, sub string, args ...string) *nodeProc
 			p.debug = args[i+1]
 		}
 	}
-	p.cmd = exec.Command(bin, append([]string{sub}, args...)...)
-	p.cmd.Stderr = &prefixWriter{t: t, prefix: name + " stderr: "}
+	p.cmd = exec.Command(bin, append([]string{command}, args...)...)
+	p.cmd.Stderr = &prefixWriter{t: t, prefix: name + " stderr: ", keep: &p.stderr}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +133,7 @@ func (p *nodeProc) waitLine(prefix string, since time.Time, within time.Duration
 		select {
 		case <-p.wake:
 		case <-p.exit:
-			p.t.Fatalf("%s exited while the test waited for %q; output:\n%s", p.name, prefix, p.output())
+			p.t.Fatalf("%s exited while the test waited for %q; output:\n%s\nstderr:\n%s", p.name, prefix, p.output(), p.stderr.String())
 		case <-deadline:
 			p.t.Fatalf("%s: no line %q within %v; output:\n%s", p.name, prefix, within, p.output())
 		}
@@ -237,11 +239,31 @@ func (p *nodeProc) backToBaseline(b baseline, slack int, within time.Duration) t
 type prefixWriter struct {
 	t      *testing.T
 	prefix string
+	keep   *lockedBuffer
+}
+
+// lockedBuffer keeps a child's stderr for the test's messages.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Write keeps a child's stderr out of the test log unless -v: the members
 // log every failed health check of a killed member.
 func (w *prefixWriter) Write(b []byte) (int, error) {
+	if w.keep != nil {
+		w.keep.mu.Lock()
+		if w.keep.b.Len() < 64<<10 {
+			w.keep.b.Write(b)
+		}
+		w.keep.mu.Unlock()
+	}
 	if testing.Verbose() && os.Getenv("CROSSNODE_STDERR") != "" {
 		w.t.Log(w.prefix + strings.TrimRight(string(b), "\n"))
 	}

@@ -60,7 +60,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	bulkConns := fs.Int("bulk-conns", 8, "connections in the bulk echo")
 	duration := fs.Duration("duration", 0, "length of each ping-pong and bulk round (default 2s, --quick 500ms)")
 	idleConns := fs.Int("idle-conns", 0, "connections held open for idle memory (default 10000, --quick 2000)")
-	kinds := fs.String("kinds", "actor,owner", "tcpactor servers to compare with raw: actor (local Handler), owner (owner actor per connection), remote (owner actor on a second node)")
+	kinds := fs.String("kinds", "actor,owner", "tcpactor servers to compare with raw: actor (local Handler), owner (owner actor per connection), remote (owner actor on a second node), remote-tls (remote with mutual TLS between the nodes, throwaway certificates)")
 	metrics := fs.String("metrics", strings.Join(allLoads, ","), "loads to run: "+strings.Join(allLoads, ", "))
 	out := fs.String("out", "", "also write the Markdown table to `FILE`")
 	svg := fs.String("svg", "", "also write a bar chart of the ratios to `FILE` (SVG)")
@@ -82,7 +82,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.DurationText = cfg.Duration.String()
 	var err error
-	if cfg.Kinds, err = splitList("--kinds", *kinds, []string{kindActor, kindOwner, kindRemote}); err != nil {
+	if cfg.Kinds, err = splitList("--kinds", *kinds, []string{kindActor, kindOwner, kindRemote, kindRemoteTLS}); err != nil {
 		return err
 	}
 	if cfg.Metrics, err = splitList("--metrics", *metrics, allLoads); err != nil {

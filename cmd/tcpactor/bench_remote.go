@@ -40,10 +40,17 @@ const (
 const benchServerName = "bench"
 
 // benchRemoteConfig is the remote configuration of both nodes of the remote
-// kind: the CLI's guard (64 MiB gRPC messages) on 127.0.0.1, a port the
-// kernel picks.
-func benchRemoteConfig(sys *actor.ActorSystem) *remote.Config {
-	return server.NewRemoteGuard(sys.Logger()).Config("127.0.0.1", 0)
+// kinds: the CLI's guard (64 MiB gRPC messages) on 127.0.0.1, a port the
+// kernel picks, and with tlsDir (kind remote-tls) mutual TLS with the
+// certificates there.
+func benchRemoteConfig(sys *actor.ActorSystem, tlsDir string) (*remote.Config, error) {
+	cfg := server.NewRemoteGuard(sys.Logger()).Config("127.0.0.1", 0)
+	if tlsDir != "" {
+		if err := benchTLS(tlsDir).Apply(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
 }
 
 // benchSystem is an actor system that logs nothing, as the other bench
@@ -57,26 +64,41 @@ func benchSystem() *actor.ActorSystem {
 // remoteEcho is the server node of the remote kind.
 type remoteEcho struct {
 	*actorEcho
-	owner *child
+	owner  *child
+	tlsDir string // kind remote-tls: the throwaway PKI, removed on stop
 }
 
 // startRemoteEcho starts the server node and its owner node, and returns once
 // the owner is subscribed to the server. cpuprofile, when set, names the
 // server node's profile; the owner node writes its own next to it
-// (NAME-owner.pprof).
-func startRemoteEcho(backlog int, cpuprofile string, stderr io.Writer) (*remoteEcho, error) {
+// (NAME-owner.pprof). With withTLS (kind remote-tls) the two nodes talk
+// mutual TLS, with a CA and a certificate made for this run.
+func startRemoteEcho(backlog int, cpuprofile string, withTLS bool, stderr io.Writer) (*remoteEcho, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
 	}
+	var tlsDir string
+	if withTLS {
+		if tlsDir, err = writeBenchPKI(); err != nil {
+			return nil, fmt.Errorf("make certificates: %w", err)
+		}
+	}
 	sys := benchSystem()
-	rem := remote.NewRemote(sys, benchRemoteConfig(sys))
-	rem.Start()
-	srv, err := server.SpawnNamed(sys, benchServerName, server.Options{})
+	cfg, err := benchRemoteConfig(sys, tlsDir)
 	if err != nil {
+		os.RemoveAll(tlsDir)
 		return nil, err
 	}
-	r := &remoteEcho{actorEcho: &actorEcho{sys: sys, srv: srv}}
+	rem := remote.NewRemote(sys, cfg)
+	rem.Start()
+	r := &remoteEcho{actorEcho: &actorEcho{sys: sys}, tlsDir: tlsDir}
+	srv, err := server.SpawnNamed(sys, benchServerName, server.Options{})
+	if err != nil {
+		os.RemoveAll(tlsDir)
+		return nil, err
+	}
+	r.srv = srv
 	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
 	defer cancel()
 	_, port, err := srv.Listen(ctx, "127.0.0.1", 0, &messages.ListenOptions{Backlog: int32(backlog)})
@@ -89,8 +111,11 @@ func startRemoteEcho(backlog int, cpuprofile string, stderr io.Writer) (*remoteE
 	if cpuprofile != "" {
 		ownerProfile = strings.TrimSuffix(cpuprofile, ".pprof") + "-owner.pprof"
 	}
-	r.owner, err = startChild(self, kindRemoteOwner, ownerProfile, 0, stderr,
-		"--owner-of", sys.Address()+"/"+benchServerName)
+	extra := []string{"--owner-of", sys.Address() + "/" + benchServerName}
+	if tlsDir != "" {
+		extra = append(extra, "--remote-tls-dir", tlsDir)
+	}
+	r.owner, err = startChild(self, kindRemoteOwner, ownerProfile, 0, stderr, extra...)
 	if err != nil {
 		r.stop()
 		return nil, err
@@ -105,6 +130,9 @@ func (r *remoteEcho) stop() {
 	if r.owner != nil {
 		_ = r.owner.stop()
 	}
+	if r.tlsDir != "" {
+		os.RemoveAll(r.tlsDir)
+	}
 }
 
 // ownerNode is the owner node of the remote kind (bench-server --kind
@@ -115,10 +143,11 @@ type ownerNode struct {
 	claimed, ended atomic.Int64
 }
 
-// startOwnerNode starts an actor system with a remote endpoint and an owner
-// actor (server.NewOwner, EchoOwner) subscribed to the server at target, and
+// startOwnerNode starts an actor system with a remote endpoint (mutual TLS
+// with the certificates in tlsDir, when given) and an owner actor
+// (server.NewOwner, EchoOwner) subscribed to the server at target, and
 // returns once the subscription is acknowledged.
-func startOwnerNode(target string) (*ownerNode, error) {
+func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
 	pid, err := serverPID("owner-of", target)
 	if err != nil {
 		return nil, err
@@ -127,7 +156,11 @@ func startOwnerNode(target string) (*ownerNode, error) {
 		return nil, err
 	}
 	o := &ownerNode{sys: benchSystem()}
-	rem := remote.NewRemote(o.sys, benchRemoteConfig(o.sys))
+	cfg, err := benchRemoteConfig(o.sys, tlsDir)
+	if err != nil {
+		return nil, err
+	}
+	rem := remote.NewRemote(o.sys, cfg)
 	rem.Start()
 	subscribed := make(chan string, 1)
 	notify := func(line string) { // runs in the owner actor: never blocks

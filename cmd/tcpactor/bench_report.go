@@ -93,7 +93,11 @@ type metricResult struct {
 	// too, the median of the per-round ratios remote/actor: the handler on a
 	// second node against the same handler run locally.
 	RatioToActor map[string]float64 `json:"ratio_to_actor,omitempty"`
-	def          metricDef
+	// RatioToPlaintext is, for the remote-tls kind in a run that has the
+	// remote kind too, the median of the per-round ratios remote-tls/remote:
+	// what mutual TLS between the nodes costs.
+	RatioToPlaintext map[string]float64 `json:"ratio_to_plaintext_remote,omitempty"`
+	def              metricDef
 }
 
 func newBenchResult(cfg benchConfig) *benchResult {
@@ -149,6 +153,9 @@ func (r *benchResult) finish() {
 		if contains(r.Config.Kinds, kindRemote) && contains(r.Config.Kinds, kindActor) {
 			m.RatioToActor = map[string]float64{kindRemote: m.ratioTo(kindRemote, kindActor)}
 		}
+		if contains(r.Config.Kinds, kindRemoteTLS) && contains(r.Config.Kinds, kindRemote) {
+			m.RatioToPlaintext = map[string]float64{kindRemoteTLS: m.ratioTo(kindRemoteTLS, kindRemote)}
+		}
 	}
 	c := r.Config
 	r.Notes = []string{
@@ -160,6 +167,9 @@ func (r *benchResult) finish() {
 	}
 	if contains(c.Kinds, kindRemote) {
 		r.Notes = append(r.Notes, "remote: the handler on a second node. The server child runs server.SpawnNamed without a Handler on a node with Proto.Actor remote (127.0.0.1, gRPC); a second child process runs server.NewOwner with server.EchoOwner, subscribed to it over remote, so every Received, Write, WriteAck and Demand crosses the nodes. RSS figures are the server node's only. \"vs actor\" is the median of the per-round ratios remote/actor (target for ping-pong: ≥ 0.5×).")
+	}
+	if contains(c.Kinds, kindRemoteTLS) {
+		r.Notes = append(r.Notes, "remote-tls: the remote kind with mutual TLS (TLS 1.3, ECDSA P-256 certificates of a CA made for the run) on the nodes' gRPC streams (server.RemoteTLS). \"vs plaintext\" is the median of the per-round ratios remote-tls/remote.")
 	}
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("Each server runs in its own child process, started afresh for every measurement; the load runs in the parent, on loopback. %d interleaved rounds (raw first in odd rounds, last in even ones); ratio = median of the per-round ratios tcpactor/raw; the absolute columns are medians across rounds and only frame the ratios.", c.Rounds),
@@ -208,14 +218,23 @@ func (r *benchResult) markdown() string {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		title := map[string]string{kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)"}[k]
+		title := map[string]string{kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)",
+			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)"}[k]
 		if len(r.Config.Kinds) > 1 {
 			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)",
-				kindRemote: "Owner actor on a second node (remote)"}[k])
+				kindRemote: "Owner actor on a second node (remote)", kindRemoteTLS: "Owner actor on a second node, mutual TLS (remote-tls)"}[k])
 		}
-		vsActor := k == kindRemote && contains(r.Config.Kinds, kindActor)
-		if vsActor {
-			fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? | vs actor |\n|---|---:|---:|---:|---|---|---:|\n", title)
+		// vs is the extra column: the remote kind against the local
+		// handler, the TLS one against plaintext.
+		vsName, vs := "", func(*metricResult) float64 { return 0 }
+		switch {
+		case k == kindRemote && contains(r.Config.Kinds, kindActor):
+			vsName, vs = "vs actor", func(m *metricResult) float64 { return m.RatioToActor[k] }
+		case k == kindRemoteTLS && contains(r.Config.Kinds, kindRemote):
+			vsName, vs = "vs plaintext", func(m *metricResult) float64 { return m.RatioToPlaintext[k] }
+		}
+		if vsName != "" {
+			fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? | %s |\n|---|---:|---:|---:|---|---|---:|\n", title, vsName)
 		} else {
 			fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |\n|---|---:|---:|---:|---|---|\n", title)
 		}
@@ -231,8 +250,8 @@ func (r *benchResult) markdown() string {
 			}
 			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %.2f | %s | %s |", m.Name, m.Unit,
 				group(m.Median[kindRaw], m.def.digits), group(m.Median[k], m.def.digits), m.Ratio[k], target, met)
-			if vsActor {
-				fmt.Fprintf(&b, " %.2f |", m.RatioToActor[k])
+			if vsName != "" {
+				fmt.Fprintf(&b, " %.2f |", vs(m))
 			}
 			b.WriteString("\n")
 		}
@@ -313,7 +332,7 @@ func (r *benchResult) svg() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x(v), top, x(v), height-30, map[bool]string{true: "#888", false: "#ddd"}[v == 1])
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s×</text>`+"\n", x(v), height-14, trimFloat(v, 1))
 	}
-	colors := map[string][2]string{kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}}
+	colors := map[string][2]string{kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}}
 	for i, m := range r.Metrics {
 		y := top + 5 + i*rowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH, html.EscapeString(m.Name))

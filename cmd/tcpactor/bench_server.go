@@ -45,10 +45,11 @@ const (
 // benchServer is the child process of the bench.
 func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("bench-server", stderr)
-	kind := fs.String("kind", kindRaw, "server: raw, actor, owner or remote")
+	kind := fs.String("kind", kindRaw, "server: raw, actor, owner, remote or remote-tls")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
 	backlog := fs.Int("backlog", 0, "listen backlog of the tcpactor servers; 0 = tcpactor's default (50)")
 	ownerOf := fs.String("owner-of", "", "kind remote-owner: the server (`HOST:PORT/NAME`) to serve")
+	tlsDir := fs.String("remote-tls-dir", "", "kind remote-owner: mutual TLS with the certificates in `DIR` (of kind remote-tls)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -64,12 +65,12 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		s, err = startRawEcho()
 	case kindActor, kindOwner:
 		s, err = startActorEcho(*kind == kindOwner, *backlog)
-	case kindRemote: // see bench_remote.go
-		s, err = startRemoteEcho(*backlog, *cpuprofile, stderr)
+	case kindRemote, kindRemoteTLS: // see bench_remote.go
+		s, err = startRemoteEcho(*backlog, *cpuprofile, *kind == kindRemoteTLS, stderr)
 	case kindRemoteOwner:
-		s, err = startOwnerNode(*ownerOf)
+		s, err = startOwnerNode(*ownerOf, *tlsDir)
 	default:
-		return fmt.Errorf("--kind %q: want raw, actor, owner or remote", *kind)
+		return fmt.Errorf("--kind %q: want raw, actor, owner, remote or remote-tls", *kind)
 	}
 	if err != nil {
 		return err

@@ -138,3 +138,40 @@ func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
 		t.Errorf("--out file has no remote table:\n%s", md)
 	}
 }
+
+// TestBenchMeasuresTheRemoteHandlerWithMutualTLS runs the remote kind with
+// and without mutual TLS between its nodes through a ping-pong round, and
+// checks that the TLS kind reports figures and its ratio to plaintext, and
+// the extra column of its table. It says nothing about speed.
+func TestBenchMeasuresTheRemoteHandlerWithMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	table := filepath.Join(dir, "bench.md")
+	var stdout, stderr bytes.Buffer
+	args := append(append([]string{}, tinyBench...), "--kinds", "remote,remote-tls", "--metrics", "pingpong", "--json", "--out", table)
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("bench exited %d\nstderr:\n%s", code, stderr.String())
+	}
+	var res struct {
+		Metrics []struct {
+			Key              string
+			Median           map[string]float64
+			RatioToPlaintext map[string]float64 `json:"ratio_to_plaintext_remote"`
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
+	}
+	for _, m := range res.Metrics {
+		if !(m.Median[kindRemoteTLS] > 0) || !(m.RatioToPlaintext[kindRemoteTLS] > 0) {
+			t.Errorf("%s: remote-tls figure %v, ratio to plaintext %v; want both > 0",
+				m.Key, m.Median[kindRemoteTLS], m.RatioToPlaintext[kindRemoteTLS])
+		}
+	}
+	md, err := os.ReadFile(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| metric | raw | tcpactor (owner on a second node, mutual TLS) | ratio | target | met? | vs plaintext |") {
+		t.Errorf("--out file has no remote-tls table:\n%s", md)
+	}
+}

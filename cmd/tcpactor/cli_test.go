@@ -255,6 +255,7 @@ func TestCommandLine(t *testing.T) {
 	t.Run("ServeChatSendsEachLineToTheOtherMembers", testServeChat)
 	t.Run("BadCommandLinesExitNonZeroWithOneLineOnStderr", testBadCommandLines)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
+	t.Run("ARemoteOffLoopbackNeedsTLSOrRemoteInsecure", testARemoteOffLoopbackNeedsTLSOrRemoteInsecure)
 }
 
 func testServeEchoesCountsInMetricsAndDrains(t *testing.T) {
@@ -414,6 +415,15 @@ func testBadCommandLines(t *testing.T) {
 		{"handle", "--server", busy + "/x", "--handler", "telnet"},
 		{"handle", "--server", "127.0.0.1:1/x"},
 		{"handle", "--server", "127.0.0.1:1/x", "--remote", busy},
+		{"serve", "--listen", "127.0.0.1:0", "--remote", "127.0.0.1:0", "--remote-cert", "node.pem"},
+		{"serve", "--listen", "127.0.0.1:0", "--remote", "127.0.0.1:0", "--remote-cert", "no.pem", "--remote-key", "no-key.pem", "--remote-ca", "no-ca.pem"},
+		{"serve", "--listen", "127.0.0.1:0", "--remote-ca", "ca.pem"},
+		{"serve", "--listen", "127.0.0.1:0", "--remote", "127.0.0.1:0", "--advertise", "node1.example"},
+		{"status", "--server", "127.0.0.1:1/x", "--remote-key", "key.pem"},
+		{"node", "--remote", "127.0.0.1:0", "--remote-ca", "ca.pem"},
+		{"node", "--remote", "127.0.0.1:0", "--cluster", "c", "--etcd", "127.0.0.1:2379", "--members", "127.0.0.1:1", "--health-port", "1"},
+		{"node", "--remote", "127.0.0.1:0", "--cluster", "c", "--etcd", "noport"},
+		{"node", "--remote", "127.0.0.1:0", "--etcd", "127.0.0.1:2379"},
 	} {
 		out, errOut, code := runCmd(t, args...)
 		if code == 0 || strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(errOut, "\n") || out != "" {
@@ -426,8 +436,49 @@ func testBadCommandLines(t *testing.T) {
 	}
 }
 
+// testARemoteOffLoopbackNeedsTLSOrRemoteInsecure: a remote on an address
+// other hosts may reach, without mutual TLS, is refused with one line on
+// stderr, before anything is bound, unless --remote-insecure says so. The
+// addresses are never bound (192.0.2.1 is TEST-NET-1, not on this machine):
+// nothing leaves loopback.
+func testARemoteOffLoopbackNeedsTLSOrRemoteInsecure(t *testing.T) {
+	for _, cmd := range [][]string{
+		{"serve", "--listen", "127.0.0.1:0", "--remote", "192.0.2.1:8090"},
+		{"serve", "--listen", "127.0.0.1:0", "--remote", "0.0.0.0:0"},
+		{"serve", "--listen", "127.0.0.1:0", "--remote", ":8090"},
+		{"handle", "--server", "127.0.0.1:1/x", "--remote", "192.0.2.1:0"},
+		{"status", "--server", "127.0.0.1:1/x", "--remote", "[::]:0"},
+		{"node", "--remote", "192.0.2.1:8090"},
+	} {
+		out, errOut, code := runCmd(t, cmd...)
+		if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "is not a loopback address") {
+			t.Errorf("tcpactor %q: exit %d, stdout %q, stderr %q; want exit 2 and one line saying it is not a loopback address",
+				cmd, code, out, errOut)
+		}
+		// --remote-insecure lets it through the check: it then fails to
+		// bind 192.0.2.1, or to reach the server on port 1, or (0.0.0.0)
+		// runs, which the test stops.
+		insecure := append(cmd, "--remote-insecure")
+		if cmd[0] == "serve" && !strings.HasPrefix(cmd[4], "192.") {
+			continue
+		}
+		_, errOut, code = runCmd(t, insecure...)
+		if code == 0 || strings.Contains(errOut, "loopback") {
+			t.Errorf("tcpactor %q: exit %d, stderr %q; want it past the loopback check", insecure, code, errOut)
+		}
+	}
+	for _, ok := range []string{"127.0.0.1:0", "127.1.2.3:0", "[::1]:0", "localhost:0"} {
+		if cmd := []string{"node", "--remote", ok, "--log-level", "nonsense"}; true {
+			_, errOut, _ := runCmd(t, cmd...)
+			if strings.Contains(errOut, "loopback") {
+				t.Errorf("tcpactor %q: %q; a loopback remote needs no TLS", cmd, errOut)
+			}
+		}
+	}
+}
+
 func testEveryCommandHasHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "handle", "status", "bench"} {
+	for _, cmd := range []string{"serve", "handle", "status", "node", "bench"} {
 		out, errOut, code := runCmd(t, cmd, "--help")
 		if code != 0 || !strings.Contains(out+errOut, "-") || len(out+errOut) < 40 {
 			t.Errorf("tcpactor %s --help: exit %d, output %q%q", cmd, code, out, errOut)

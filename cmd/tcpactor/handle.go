@@ -30,6 +30,8 @@ func handle(args []string, stdout, stderr io.Writer) error {
 	handler := fs.String("handler", "echo", "what the owner actors do: echo or discard")
 	remoteAddr := fs.String("remote", "127.0.0.1:0", "this node's remote `HOST:PORT` (port 0 picks one); the server's node must reach it")
 	level := fs.String("log-level", "warn", "log level of stderr: debug, info, warn, error")
+	var rf remoteFlags
+	rf.add(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -41,7 +43,7 @@ func handle(args []string, stdout, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	srvPID, sys, stop, err := startPeer(*target, *remoteAddr, *level, stderr)
+	srvPID, sys, stop, err := startPeer(*target, *remoteAddr, &rf, *level, stderr)
 	if err != nil {
 		return err
 	}

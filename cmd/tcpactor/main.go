@@ -3,6 +3,7 @@
 //	tcpactor serve [flags]    a server (echo, discard, fortune, chat or none) on one actor system
 //	tcpactor handle [flags]   serve the connections of a server that runs on another node
 //	tcpactor status [flags]   ask a running server for its state, over remote
+//	tcpactor node [flags]     a cluster member (remote, cluster membership, server, handler)
 //	tcpactor bench [flags]    tcpactor against a plain net.Listener server
 //
 // Run `tcpactor COMMAND --help` for the flags of each. Errors are one line on
@@ -26,7 +27,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
-	"github.com/tcpactor/tcpactor/server"
 )
 
 // errUsage marks a command line that cannot be used: exit status 2.
@@ -97,6 +97,10 @@ usage:
                   [--remote HOST:PORT] [--name NAME] [--metrics HOST:PORT] ...
   tcpactor handle --server HOST:PORT/NAME [--handler echo|discard] [--remote HOST:PORT]
   tcpactor status --server HOST:PORT/NAME [--json]
+  tcpactor node   --remote HOST:PORT [--cluster NAME (--members ...|--etcd ...)] ...
+
+Every command with a remote takes --remote-cert FILE --remote-key FILE
+--remote-ca FILE (mutual TLS between nodes) and --advertise HOST.
   tcpactor bench  [--quick] [--json]
 
 Run 'tcpactor COMMAND --help' for the flags of a command.
@@ -233,10 +237,10 @@ func (h peerLossIsInfo) WithGroup(name string) slog.Handler {
 	return peerLossIsInfo{Handler: h.Handler.WithGroup(name), level: h.level}
 }
 
-// startRemote starts Proto.Actor remote on host:port. remote.Start panics
-// when it cannot listen, so the address is tried first and a clean error
-// returned instead.
-func startRemote(sys *actor.ActorSystem, host string, port int) (*remote.Remote, error) {
+// startRemote starts Proto.Actor remote on host:port with the transport
+// security of rf. remote.Start panics when it cannot listen, so the address
+// is tried first and a clean error returned instead.
+func startRemote(sys *actor.ActorSystem, host string, port int, rf *remoteFlags) (*remote.Remote, error) {
 	probe, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("remote cannot listen on %s: %w", net.JoinHostPort(host, strconv.Itoa(port)), err)
@@ -245,8 +249,12 @@ func startRemote(sys *actor.ActorSystem, host string, port int) (*remote.Remote,
 	// The guard keeps the node up when a peer sends a message it cannot
 	// decode, and lets batches of Received through gRPC's default 4 MiB
 	// limit (see server.RemoteGuard).
-	guard := server.NewRemoteGuard(sys.Logger())
-	r := remote.NewRemote(sys, guard.Config(host, port))
+	guard := newGuard(sys)
+	cfg, err := rf.config(guard, host, port)
+	if err != nil {
+		return nil, err
+	}
+	r := remote.NewRemote(sys, cfg)
 	r.Start()
 	guard.Started(sys) // what a remote peer may send: server/guard_authz.go
 	return r, nil
@@ -254,9 +262,10 @@ func startRemote(sys *actor.ActorSystem, host string, port int) (*remote.Remote,
 
 // startPeer starts this process's node for a command that talks to a server
 // on another node (status, handle), from its --server HOST:PORT/NAME,
-// --remote and --log-level flags. It checks them, then that the server's
-// node answers, before any remote traffic. stop shuts the node down.
-func startPeer(target, remoteAddr, level string, stderr io.Writer) (srv *actor.PID, sys *actor.ActorSystem, stop func(), err error) {
+// --remote, transport-security and --log-level flags. It checks them, then
+// that the server's node answers, before any remote traffic. stop shuts the
+// node down.
+func startPeer(target, remoteAddr string, rf *remoteFlags, level string, stderr io.Writer) (srv *actor.PID, sys *actor.ActorSystem, stop func(), err error) {
 	if target == "" {
 		return nil, nil, nil, badUsage("--server is required (HOST:PORT/NAME)")
 	}
@@ -267,6 +276,9 @@ func startPeer(target, remoteAddr, level string, stderr io.Writer) (srv *actor.P
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := rf.check("remote", host, port); err != nil {
+		return nil, nil, nil, err
+	}
 	lvl, err := logLevel(level)
 	if err != nil {
 		return nil, nil, nil, err
@@ -275,7 +287,7 @@ func startPeer(target, remoteAddr, level string, stderr io.Writer) (srv *actor.P
 		return nil, nil, nil, err
 	}
 	sys = newSystem(stderr, lvl)
-	rem, err := startRemote(sys, host, port)
+	rem, err := startRemote(sys, host, port, rf)
 	if err != nil {
 		sys.Shutdown()
 		return nil, nil, nil, err

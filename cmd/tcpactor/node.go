@@ -19,9 +19,9 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/internal/remotecfg"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
@@ -31,7 +31,12 @@ type nodeConfig struct {
 	remote      string
 	clusterName string
 	members     []string
+	healthHost  string
 	healthPort  int
+	etcd        []string
+	etcdPrefix  string
+	etcdTLS     remotecfg.TLSFiles
+	sec         remoteFlags
 	refresh     time.Duration
 	listen      string
 	name        string
@@ -80,9 +85,15 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 	fs := newFlags("node", stdout)
 	c := &nodeConfig{}
 	fs.StringVar(&c.remote, "remote", "", "this node's remote `HOST:PORT` (required; port 0 picks one)")
-	fs.StringVar(&c.clusterName, "cluster", "", "join the cluster `NAME` (automanaged provider; needs --members and --health-port)")
+	fs.StringVar(&c.clusterName, "cluster", "", "join the cluster `NAME`: automanaged provider (--members and --health-port) or etcd (--etcd)")
 	members := fs.String("members", "", "automanaged health endpoints of all members, this one included: `HOST:PORT,...`")
-	fs.IntVar(&c.healthPort, "health-port", 0, "`PORT` of this member's automanaged health endpoint (HTTP on all interfaces)")
+	fs.IntVar(&c.healthPort, "health-port", 0, "`PORT` of this member's automanaged health endpoint (plain HTTP)")
+	fs.StringVar(&c.healthHost, "health-host", "", "`HOST` the automanaged health endpoint binds to (default: the host of --remote)")
+	etcd := fs.String("etcd", "", "etcd provider: the etcd cluster's client endpoints, `HOST:PORT,...`")
+	fs.StringVar(&c.etcdPrefix, "etcd-prefix", "/tcpactor", "etcd provider: the key prefix under which members register")
+	fs.StringVar(&c.etcdTLS.CertFile, "etcd-cert", "", "etcd provider: TLS to etcd with this client certificate, PEM `FILE` (needs --etcd-key and --etcd-ca)")
+	fs.StringVar(&c.etcdTLS.KeyFile, "etcd-key", "", "etcd provider: the key of --etcd-cert, PEM `FILE`")
+	fs.StringVar(&c.etcdTLS.CAFile, "etcd-ca", "", "etcd provider: the CA of etcd's server certificate, PEM `FILE`")
 	fs.DurationVar(&c.refresh, "refresh", time.Second, "how often the automanaged provider polls the members")
 	fs.StringVar(&c.listen, "listen", "", "run a server listening on `HOST:PORT`; in a cluster, this member hosts the server identity --name when the cluster places it here")
 	fs.StringVar(&c.name, "name", "echo", "the server's actor name (HOST:PORT/NAME) or, in a cluster, its identity of kind tcpserver")
@@ -93,20 +104,50 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 	fs.DurationVar(&c.idle, "idle-timeout", 0, "the server closes connections idle this long; 0 = never")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve /status and net/http/pprof on `HOST:PORT` (for tests and diagnosis)")
 	fs.StringVar(&c.level, "log-level", "error", "log level of stderr: debug, info, warn, error")
+	c.sec.add(fs)
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
 	if c.remote == "" {
 		return nil, badUsage("--remote HOST:PORT is required")
 	}
+	host, port, err := hostPort("remote", c.remote)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sec.check("remote", host, port); err != nil {
+		return nil, err
+	}
 	if *members != "" {
 		c.members = strings.Split(*members, ",")
 	}
+	if *etcd != "" {
+		c.etcd = strings.Split(*etcd, ",")
+		for _, e := range c.etcd {
+			if _, _, err := hostPort("etcd", e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if c.etcdTLS.Set() {
+		if len(c.etcd) == 0 {
+			return nil, badUsage("--etcd-cert, --etcd-key and --etcd-ca need --etcd")
+		}
+		if _, _, err := c.etcdTLS.Configs(); err != nil {
+			return nil, badUsage("etcd TLS: %v", err)
+		}
+	}
+	if c.healthHost == "" {
+		c.healthHost = host
+	}
+	automanaged := len(c.members) > 0 || c.healthPort > 0
 	switch {
-	case c.clusterName != "" && (len(c.members) == 0 || c.healthPort <= 0):
-		return nil, badUsage("--cluster needs --members and --health-port")
-	case c.clusterName == "" && (len(c.members) > 0 || c.healthPort > 0):
-		return nil, badUsage("--members and --health-port need --cluster")
+	case c.clusterName != "" && automanaged && len(c.etcd) > 0:
+		return nil, badUsage("--cluster: choose one provider, automanaged (--members, --health-port) or etcd (--etcd)")
+	case c.clusterName != "" && len(c.etcd) == 0 && (len(c.members) == 0 || c.healthPort <= 0):
+		return nil, badUsage("--cluster needs --members and --health-port (automanaged) or --etcd")
+	case c.clusterName == "" && (automanaged || len(c.etcd) > 0):
+		return nil, badUsage("--members, --health-port and --etcd need --cluster")
 	case c.handler != "" && c.target == "" && c.listen == "" && c.clusterName == "":
 		return nil, badUsage("--handler needs --server (or a server of this node: --listen)")
 	case c.credit < 0:
@@ -145,19 +186,25 @@ func (n *runningNode) start() error {
 	if err := probeListen(host, port); err != nil {
 		return err
 	}
-	rcfg := n.guard.Config(host, port)
+	rcfg, err := n.cfg.sec.config(n.guard, host, port)
+	if err != nil {
+		return err
+	}
 	if n.cfg.clusterName != "" {
-		if err := probeListen("0.0.0.0", n.cfg.healthPort); err != nil {
-			return fmt.Errorf("--health-port: %w", err)
+		provider, err := n.provider()
+		if err != nil {
+			return err
 		}
 		var kinds []*cluster.Kind
 		if n.cfg.listen != "" {
 			kinds = append(kinds, server.ClusterKind(n.clusterServerConfig()))
 		}
-		provider := automanaged.NewWithConfig(n.cfg.refresh, n.cfg.healthPort, n.cfg.members...)
 		n.cl = cluster.New(n.sys, cluster.Configure(n.cfg.clusterName, provider, disthash.New(), rcfg,
 			cluster.WithKinds(kinds...)))
-		n.cl.StartMember()
+		if err := startMember(n.cl); err != nil {
+			n.cl = nil // half started: its graceful shutdown would only fail again
+			return err
+		}
 		n.rem = n.cl.Remote
 	} else {
 		n.rem = remote.NewRemote(n.sys, rcfg)
@@ -342,11 +389,27 @@ func (n *runningNode) stop() {
 	}
 	switch {
 	case n.cl != nil:
-		n.cl.Shutdown(true)
+		// Bounded: the etcd provider deregisters with a request that has
+		// no deadline, which waits forever when etcd is gone; the process
+		// is exiting, and the lease ends the registration anyway.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n.cl.Shutdown(true)
+		}()
+		select {
+		case <-done:
+		case <-time.After(clusterShutdownTimeout):
+			n.sys.Logger().Warn("tcpactor node: the cluster did not shut down in time; exiting anyway", "after", clusterShutdownTimeout)
+		}
 	case n.rem != nil:
 		n.rem.Shutdown(true)
 	}
 }
+
+// clusterShutdownTimeout bounds a member's graceful leave (Proto.Actor's
+// cluster alone sleeps ~2 s in it).
+const clusterShutdownTimeout = 10 * time.Second
 
 // probeListen checks that host:port is free: remote.Start panics otherwise.
 func probeListen(host string, port int) error {

@@ -30,6 +30,7 @@ type serveConfig struct {
 	remoteHost string
 	remotePort int
 	remoteOn   bool
+	remoteSec  remoteFlags
 	name       string
 	metrics    string
 	drain      time.Duration
@@ -57,7 +58,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	defer sys.Shutdown()
 	var rem *remote.Remote
 	if cfg.remoteOn {
-		if rem, err = startRemote(sys, cfg.remoteHost, cfg.remotePort); err != nil {
+		if rem, err = startRemote(sys, cfg.remoteHost, cfg.remotePort, &cfg.remoteSec); err != nil {
 			return err
 		}
 		defer shutdownRemote(rem)
@@ -112,10 +113,12 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	level := fs.String("log-level", "warn", "log level of stderr: debug, info, warn, error")
 	remoteAdmin := fs.Bool("remote-admin", false, "let remote nodes send administrative requests (Listen, Close, SetProxy, pause/resume, ...); off, they are refused")
 	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: stop accepting, let connections end on their own for this long, then close the rest (flushing their writes)")
+	cfg := &serveConfig{}
+	cfg.remoteSec.add(fs)
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
-	cfg := &serveConfig{name: *name, metrics: *metrics, drain: *drain, logLevel: *level, listenFlag: *listen}
+	cfg.name, cfg.metrics, cfg.drain, cfg.logLevel, cfg.listenFlag = *name, *metrics, *drain, *level, *listen
 	var err error
 	if cfg.host, cfg.port, err = hostPort("listen", *listen); err != nil {
 		return nil, err
@@ -125,6 +128,11 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 		if cfg.remoteHost, cfg.remotePort, err = hostPort("remote", *remoteAddr); err != nil {
 			return nil, err
 		}
+		if err = cfg.remoteSec.check("remote", cfg.remoteHost, cfg.remotePort); err != nil {
+			return nil, err
+		}
+	} else if cfg.remoteSec.tlsOn() || cfg.remoteSec.advertise != "" {
+		return nil, badUsage("--remote-cert, --remote-key, --remote-ca and --advertise need --remote")
 	}
 	if *metrics != "" {
 		if _, _, err = hostPort("metrics", *metrics); err != nil {

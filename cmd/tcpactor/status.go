@@ -38,13 +38,15 @@ func status(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	remoteAddr := fs.String("remote", "127.0.0.1:0", "this node's remote `HOST:PORT`, where the answer comes back; the server's node must reach it")
 	level := fs.String("log-level", "error", "log level of stderr: debug, info, warn, error")
+	var rf remoteFlags
+	rf.add(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *timeout <= 0 {
 		return badUsage("--timeout %v: want more than 0", *timeout)
 	}
-	pid, sys, stop, err := startPeer(*target, *remoteAddr, *level, stderr)
+	pid, sys, stop, err := startPeer(*target, *remoteAddr, &rf, *level, stderr)
 	if err != nil {
 		return err
 	}
