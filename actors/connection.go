@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -27,15 +28,33 @@ const maxCredit = 1 << 30
 //
 // Replies: SetOwner, Abort, GetInfo and SetSocketOption are answered at
 // once; CloseWrite once the queued writes are flushed and FIN is sent; Close
-// once the connection has ended (flushed, FIN, closed), with the error that
-// ended it if it ended otherwise. A Write is answered with WriteAck (ack_id
-// != 0) when it is handed to the kernel, or WriteFailed, sent to its sender,
-// else to the owner. Messages to the owner, in order: Received, WriteAck,
-// WriteFailed, PeerClosed, ErrorOccurred, and Disconnected last, exactly
-// once (not when the owner itself has stopped).
+// once the queued writes are flushed and FIN is sent (the lingering that
+// follows is not waited for), with the error that ended the connection if it
+// ended otherwise. A Write is answered with WriteAck (ack_id != 0) when it is
+// handed to the kernel, or WriteFailed, sent to its sender, else to the
+// owner. Messages to the owner, in order: Received, WriteAck, WriteFailed,
+// PeerClosed, ErrorOccurred, and Disconnected last, exactly once (not when
+// the owner itself has stopped). A request that reaches the connection after
+// its actor stopped is answered too, from the dead letters of its actor
+// system (see answerDeadLetters).
 //
-// A Close waits for the queued writes to reach the kernel: with a peer that
-// never reads, only Abort, Stop or a time-out ends it.
+// The peer's FIN (PeerClosed) does not close the connection: the owner
+// still writes its answer, then closes (Close, CloseWrite, Abort). An owner
+// that does nothing is closed for after ConnectionConfig.PeerCloseTimeout
+// (ClaimOptions.peer_close_timeout_ms), gracefully; keep_open_on_peer_close
+// waits for the owner without a time-out.
+//
+// Every ending but Abort (and a broken socket) is a lingering close, as
+// nginx's lingering_close: the queued writes are flushed while the peer's
+// input is read and thrown away, then FIN, then the input is still read and
+// thrown away until the peer closes or ConnectionConfig.LingerTimeout
+// passes, and only then is the socket closed. Closing a socket with unread
+// input would reset it and throw away what the kernel still holds of
+// acknowledged writes. The owner gets Disconnected (and Close its Ack) at
+// the FIN, without waiting for the linger; the actor stops (its watchers
+// get Terminated) when the socket is closed. A flush that makes no progress
+// for LingerTimeout (a peer that does not read) ends the connection with
+// SocketTimeoutError, its queued writes failed.
 //
 // The actor is never restarted: a panic while handling a message closes the
 // socket (reset) and stops the actor.
@@ -48,9 +67,8 @@ func NewConnection(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionCo
 type closeHow int
 
 const (
-	closePlain    closeHow = iota // close(2): the kernel sends what it holds, then FIN
-	closeGraceful                 // shutdown(SHUT_WR), then close(2)
-	closeReset                    // SO_LINGER 0, then close(2): RST
+	closePlain closeHow = iota // close(2): the kernel sends what it holds, then FIN (RST if input is unread)
+	closeReset                 // SO_LINGER 0, then close(2): RST
 )
 
 // pendingWrite is one Write waiting for (or on its way to) the wire.
@@ -87,6 +105,11 @@ type (
 	}
 	// idleTick asks the actor to check its idle time-out.
 	idleTick struct{}
+	// closeTick asks the actor to check the progress of a lingering close.
+	closeTick struct{}
+	// peerCloseTick ends a connection whose owner did not close it within
+	// PeerCloseTimeout of PeerClosed.
+	peerCloseTick struct{}
 )
 
 // connection is the ConnectionActor.
@@ -139,7 +162,18 @@ type connection struct {
 	endErr           *messages.Error // Disconnected.error
 	failErr          *messages.Error // WriteFailed.error for writes left at the end
 	endHow           closeHow
-	lingering        bool // SO_LINGER > 0 was set: close(2) may block
+	soLinger         bool // SO_LINGER > 0 was set: close(2) may block
+	peerCloseTimeout time.Duration
+	peerCloseTimer   *time.Timer
+
+	// The lingering close: flush (input discarded), FIN, discard until the
+	// peer closes.
+	closeTimer  *time.Timer
+	flushedAt   uint64 // bytesSent when the close timer was last armed
+	lingering   bool   // FIN sent, Disconnected sent: reading to the peer's end
+	announced   bool   // Disconnected and the Close replies are sent
+	discarded   int    // bytes thrown away once nothing of ours was unacknowledged
+	closeWaitOK bool   // a Close ended well: later Close requests get a plain Ack
 
 	// Counters and time-outs.
 	bytesReceived uint64
@@ -159,6 +193,15 @@ func newConnection(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionCo
 	}
 	if cfg.WriteQueueBytes <= 0 {
 		cfg.WriteQueueBytes = DefaultWriteQueueBytes
+	}
+	if cfg.LingerTimeout == 0 {
+		cfg.LingerTimeout = DefaultLingerTimeout
+	}
+	if cfg.LingerBytes == 0 {
+		cfg.LingerBytes = DefaultLingerBytes
+	}
+	if cfg.PeerCloseTimeout == 0 {
+		cfg.PeerCloseTimeout = DefaultPeerCloseTimeout
 	}
 	c := &connection{conn: conn, id: id, server: server, cfg: cfg}
 	if tc, ok := conn.(*net.TCPConn); ok && fastPaths {
@@ -188,6 +231,10 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.onWritten(m)
 	case *idleTick:
 		c.onIdleTick(ctx)
+	case *closeTick:
+		c.onCloseTick()
+	case *peerCloseTick:
+		c.onPeerCloseTick()
 	case *messages.SetOwner:
 		c.setOwner(ctx, m)
 	case *messages.Demand:
@@ -214,10 +261,15 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.other(ctx, m)
 	}
 	c.drainEvents()
+	if c.lingering && !c.announced {
+		// After the message, not inside the handler callback that closed.
+		c.announce()
+	}
 }
 
 func (c *connection) started(ctx actor.Context) {
 	c.self, c.sys = ctx.Self(), ctx.ActorSystem()
+	answerDeadLetters(c.sys)
 	// A *PID caches the process it resolved to. Another actor system of the
 	// same process that sends to this PID object caches its remote route in
 	// it; the goroutines' own sends must not take that detour (their
@@ -295,6 +347,9 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	case credit < 0:
 		e = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
 			"initial_credit %d is negative: want 0 (default) or more", credit)
+	case m.GetOptions().GetPeerCloseTimeoutMs() < 0:
+		e = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"peer_close_timeout_ms %d is negative: want 0 (default) or more", m.GetOptions().GetPeerCloseTimeoutMs())
 	case c.ending || c.closing:
 		e = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION, "connection %d is closing", c.id)
 	}
@@ -313,6 +368,10 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	}
 	c.owner = owner
 	c.keepOpen = m.GetOptions().GetKeepOpenOnPeerClose()
+	c.peerCloseTimeout = c.cfg.PeerCloseTimeout
+	if ms := m.GetOptions().GetPeerCloseTimeoutMs(); ms > 0 {
+		c.peerCloseTimeout = time.Duration(ms) * time.Millisecond
+	}
 	c.credit = min(credit, maxCredit)
 	c.respond(ctx, &messages.Ack{})
 	if !c.serving {
@@ -328,8 +387,13 @@ func (c *connection) onTerminated(m *actor.Terminated) {
 		return // a former owner, watched before a hand-over
 	}
 	c.ownerGone = true
-	c.endWith(nil, messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
-		"connection closed: its owner %s stopped", m.Who), closePlain)
+	if !c.announced {
+		c.lastErr = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"connection closed: its owner %s stopped", m.Who)
+	}
+	// What the owner wrote before it stopped is still delivered: a
+	// lingering close, as if it had sent Close.
+	c.startClose(nil)
 }
 
 func pidEqual(a, b *actor.PID) bool {
@@ -356,7 +420,12 @@ func (c *connection) demand(n int) {
 // askRead gives the reader its permit for one read when the connection may
 // read: it serves, has credit, and holds nothing back.
 func (c *connection) askRead() {
-	if !c.serving || c.reading || c.ending || c.closing || c.peerClosed || c.held != nil || c.credit <= 0 {
+	if !c.serving || c.reading || c.ending || c.peerClosed {
+		return
+	}
+	// A closing connection reads without credit and throws the bytes away:
+	// unread input at close(2) would reset the connection.
+	if !c.closing && (c.held != nil || c.credit <= 0) {
 		return
 	}
 	c.reading = true
@@ -375,7 +444,11 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 		c.touch()
 		switch {
 		case c.closing:
-			putBuf(r.buf) // disconnectFromHost: nothing more is read
+			putBuf(r.buf) // disconnectFromHost: nothing more is delivered
+			if c.lingering && c.countDiscarded(r.n) {
+				c.endWith(nil, nil, closePlain)
+				return
+			}
 		case c.credit > 0:
 			c.deliver(r)
 		default:
@@ -383,6 +456,10 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 		}
 	}
 	if r.err != nil {
+		if c.closing {
+			c.closingReadEnded(r.err)
+			return
+		}
 		c.readFailed(ctx, r.err)
 		return
 	}
@@ -414,31 +491,61 @@ func (c *connection) readFailed(ctx actor.Context, err error) {
 	switch e := socketError(err); {
 	case e == nil: // EOF: the peer sent FIN
 		c.onPeerClosed(ctx)
-	case e.Code == messages.SocketError_SOCKET_ERROR_NONE: // closed under the actor: not by it
+	case errors.Is(err, net.ErrClosed): // closed under the actor: not by it
 		c.failWith(messages.NewError(messages.SocketError_SOCKET_ERROR_NETWORK,
 			"the socket of connection %d was closed outside its actor", c.id), closePlain)
 	case e.Code == messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT:
 		c.failWith(messages.NewError(e.Code, "read timed out: the peer sent nothing for %v", c.cfg.ReadTimeout), closePlain)
+	case e.Code == messages.SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED:
+		// As Qt: a reset also finishes the read channel (readChannelFinished),
+		// after errorOccurred and before disconnected.
+		c.peerClosed = true
+		c.failWith(e, closePlain)
 	default:
 		c.failWith(e, closePlain)
 	}
 }
 
+// onPeerClosed handles the peer's FIN. As Qt, the owner hears
+// RemoteHostClosedError (ErrorOccurred, "The remote host closed the
+// connection") then PeerClosed (readChannelFinished). Unlike Qt, which
+// closes the socket at once, the write side stays open for the owner's
+// answer to a request that ended with a half-close: until the owner closes,
+// or PeerCloseTimeout passes (keep_open_on_peer_close: no time-out). A local
+// Handler decides at once with PeerClosed's return value.
 func (c *connection) onPeerClosed(ctx actor.Context) {
 	c.peerClosed = true
+	c.lastErr = messages.RemoteHostClosed()
 	keepOpen := c.keepOpen
 	if c.handler != nil {
 		keepOpen = c.handler.PeerClosed(c.sock)
-	} else if c.owner != nil {
+	} else if c.canTell(c.owner) {
+		ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: c.lastErr})
 		ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self})
 	}
 	switch {
-	case c.ending:
+	case c.ending || c.closing:
 	case c.writeShut:
 		c.endWith(nil, nil, closePlain) // both directions are done
-	case !keepOpen:
+	case keepOpen:
+	case c.handler != nil:
 		c.startClose(nil) // as Qt: disconnectFromHost(), which flushes first
+	case c.peerCloseTimeout > 0:
+		d := c.peerCloseTimeout
+		c.peerCloseTimer = time.AfterFunc(d, func() { c.sendSelf(&peerCloseTick{}) })
+	default:
+		c.startClose(nil)
 	}
+}
+
+// onPeerCloseTick closes a connection whose owner neither closed nor
+// answered within PeerCloseTimeout of PeerClosed: gracefully, so what it
+// did write is delivered.
+func (c *connection) onPeerCloseTick() {
+	if c.ending || c.closing || c.writeShut || c.writeShutPending {
+		return
+	}
+	c.startClose(nil)
 }
 
 // ---------------------------------------------------------------------------
@@ -623,7 +730,7 @@ func (c *connection) settleJob() error {
 
 func (c *connection) writeFailed(err error) {
 	e := socketError(err)
-	if e == nil || e.Code == messages.SocketError_SOCKET_ERROR_NONE {
+	if e == nil || errors.Is(err, net.ErrClosed) {
 		e = c.closedError()
 	}
 	c.failWith(e, closePlain)
@@ -654,7 +761,7 @@ func (c *connection) flushed() {
 		}
 	}
 	if c.closing {
-		c.endWith(nil, nil, closeGraceful)
+		c.finishClose()
 	}
 }
 
@@ -712,18 +819,145 @@ func (c *connection) drainEvents() {
 // Ack when the connection has ended.
 func (c *connection) startClose(who *actor.PID) {
 	if who != nil {
-		c.closeWaiters = append(c.closeWaiters, who)
+		if c.announced {
+			c.ctx.Send(who, &messages.Ack{Error: c.endErr})
+		} else {
+			c.closeWaiters = append(c.closeWaiters, who)
+		}
 	}
-	if c.ending {
+	if c.ending || c.closing {
 		return
 	}
 	c.closing = true
+	if c.peerCloseTimer != nil {
+		c.peerCloseTimer.Stop()
+	}
 	if c.held != nil {
 		putBuf(c.held.buf)
 		c.held = nil
 	}
+	// Read (and throw away) from now on, claimed or not, so that the peer
+	// never waits on us and nothing is left unread at close(2).
+	if c.serving {
+		c.askRead()
+	} else {
+		c.serve()
+	}
+	c.armCloseTimer()
 	if c.job == nil && c.queueLen() == 0 {
 		c.flushed()
+	}
+}
+
+// finishClose runs once a close has flushed every queued write: FIN, then
+// the owner's Disconnected and the Close replies — everything it wrote is
+// in the kernel, and nothing more will be read for it — then the linger,
+// unless the peer has closed already.
+func (c *connection) finishClose() {
+	if c.announced || c.ending {
+		return
+	}
+	if !c.writeShut {
+		if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		c.writeShut = true
+	}
+	_, halfCloses := c.conn.(interface{ CloseWrite() error })
+	if c.peerClosed || c.cfg.LingerTimeout < 0 || !halfCloses {
+		// Nothing more can come, or the peer cannot see our FIN (a wrapper
+		// that cannot half-close): no linger.
+		c.endWith(nil, nil, closePlain)
+		return
+	}
+	c.lingering = true // Receive announces the end once this message is handled
+	c.armCloseTimer()
+}
+
+// closingReadEnded handles the end of reading during a close: the peer's
+// FIN (or reset) ends the linger; during the flush it only means that the
+// linger will be short.
+func (c *connection) closingReadEnded(err error) {
+	if socketError(err) == nil { // EOF
+		c.peerClosed = true
+		if c.lingering {
+			c.endWith(nil, nil, closePlain)
+		}
+		return
+	}
+	if c.lingering {
+		c.endWith(nil, nil, closePlain) // what we sent is the peer's problem now
+		return
+	}
+	c.readFailed(c.ctx, err)
+}
+
+// armCloseTimer (re)starts the close's clock: LingerTimeout for the flush
+// to make progress, then LingerTimeout for the linger.
+func (c *connection) armCloseTimer() {
+	d := c.cfg.LingerTimeout
+	if d <= 0 {
+		return
+	}
+	c.flushedAt = c.bytesSent
+	if c.closeTimer == nil {
+		c.closeTimer = time.AfterFunc(d, func() { c.sendSelf(&closeTick{}) })
+		return
+	}
+	c.closeTimer.Reset(d)
+}
+
+// onCloseTick: a flush that moved goes on; one that did not fails its
+// writes and ends with SocketTimeoutError; a linger is over.
+func (c *connection) onCloseTick() {
+	switch {
+	case c.ending || !c.closing:
+	case c.lingering:
+		c.endWith(nil, nil, closePlain)
+	case c.bytesSent != c.flushedAt:
+		c.armCloseTimer()
+	default:
+		c.failWith(messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT,
+			"close timed out: the peer took nothing of the %d bytes left to write for %v",
+			c.queued, c.cfg.LingerTimeout), closePlain)
+	}
+}
+
+// countDiscarded counts input thrown away during the linger once nothing
+// we sent waits for the peer's acknowledgement, and reports when it passes
+// LingerBytes: from then on a peer that keeps sending only holds the
+// connection, and closing can no longer cost it our data. While our data is
+// unacknowledged only LingerTimeout ends the linger.
+func (c *connection) countDiscarded(n int) bool {
+	if c.cfg.LingerBytes < 0 || unsentBytes(c.conn) > 0 {
+		return false
+	}
+	c.discarded += n
+	return c.discarded > c.cfg.LingerBytes
+}
+
+// announce sends what an orderly end tells: the Close replies, then the
+// owner's Disconnected (the local handler's Disconnected call). It happens
+// once, at the FIN of a lingering close or in teardown.
+func (c *connection) announce() {
+	if c.announced {
+		return
+	}
+	c.announced = true
+	for _, w := range append(c.closeWaiters, c.writeShutWaiters...) {
+		c.ctx.Send(w, &messages.Ack{Error: c.endErr})
+	}
+	c.closeWaiters, c.writeShutWaiters = nil, nil
+	if c.handler != nil {
+		c.safely(c.drainEvents)
+		c.safely(func() { c.handler.Disconnected(c.sock, c.endErr) })
+		c.handler = nil
+		return
+	}
+	if c.owner != nil && !c.ownerGone {
+		c.ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: c.endErr})
+		c.ctx.Unwatch(c.owner)
+		c.ownerGone = true // told its last message: nothing more goes to it
 	}
 }
 
@@ -802,8 +1036,10 @@ func (c *connection) teardown(ctx actor.Context) {
 	c.torn = true
 	c.ending = true
 	c.stopped.Store(true)
-	if c.idle != nil {
-		c.idle.Stop()
+	for _, t := range []*time.Timer{c.idle, c.closeTimer, c.peerCloseTimer} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	c.closeSocket(c.endHow)
 	if c.done != nil {
@@ -835,20 +1071,8 @@ func (c *connection) teardown(ctx actor.Context) {
 		putBuf(c.held.buf)
 		c.held = nil
 	}
-	for _, w := range append(c.closeWaiters, c.writeShutWaiters...) {
-		ctx.Send(w, &messages.Ack{Error: c.endErr})
-	}
-	c.closeWaiters, c.writeShutWaiters = nil, nil
-	if c.handler != nil {
-		c.safely(c.drainEvents)
-		c.safely(func() { c.handler.Disconnected(c.sock, c.endErr) })
-		c.handler = nil
-		return
-	}
-	if c.owner != nil && !c.ownerGone {
-		ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: c.endErr})
-		ctx.Unwatch(c.owner)
-	}
+	c.ctx = ctx
+	c.announce()
 }
 
 func (c *connection) closeSocket(how closeHow) {
@@ -857,17 +1081,13 @@ func (c *connection) closeSocket(how closeHow) {
 	}
 	c.socketClosed = true
 	switch how {
-	case closeGraceful:
-		if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && !c.writeShut {
-			_ = cw.CloseWrite()
-		}
 	case closeReset:
 		if tc := tcpConnOf(c.conn); tc != nil {
 			_ = tc.SetLinger(0)
-			c.lingering = false
+			c.soLinger = false
 		}
 	}
-	if c.lingering {
+	if c.soLinger {
 		// SO_LINGER > 0 makes close(2) wait for the peer: not in the actor.
 		go c.conn.Close()
 		return
@@ -935,6 +1155,9 @@ func (c *connection) info() *messages.ConnectionInfo {
 	info := ConnectionInfoOf(c.conn, c.id)
 	if c.closing {
 		info.State = messages.SocketState_SOCKET_STATE_CLOSING
+	}
+	if c.announced {
+		info.State = messages.SocketState_SOCKET_STATE_UNCONNECTED // as Qt after disconnected()
 	}
 	info.BytesReceived = c.bytesReceived
 	info.BytesSent = c.bytesSent
@@ -1007,7 +1230,7 @@ func (c *connection) setSocketOption(o *messages.SetSocketOption) *messages.Erro
 	}
 	if o.LingerSeconds != nil {
 		apply(tc.SetLinger(int(*o.LingerSeconds)))
-		c.lingering = *o.LingerSeconds > 0
+		c.soLinger = *o.LingerSeconds > 0
 	}
 	if len(errs) > 0 {
 		return messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION, "set socket option: %v", errs)
