@@ -500,7 +500,12 @@ func (c *connection) readFailed(ctx actor.Context, err error) {
 		// As Qt: a reset also finishes the read channel (readChannelFinished),
 		// after errorOccurred and before disconnected.
 		c.peerClosed = true
-		c.failWith(e, closePlain)
+		c.lastErr = e
+		if c.handler == nil && c.canTell(c.owner) {
+			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: e})
+			ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self})
+		}
+		c.endWith(e, e, closePlain)
 	default:
 		c.failWith(e, closePlain)
 	}
