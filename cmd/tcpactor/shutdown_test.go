@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -104,39 +103,5 @@ func TestShutdownDeliversEverythingWrittenToSlowReadersThenEOF(t *testing.T) {
 			t.Errorf("client %d: read %d bytes, then %v; want EOF (a reset throws away what the server had written)", i, r.got, r.err)
 		}
 		t.Logf("client %d: %d of %d bytes echoed before the end", i, r.got, each)
-	}
-}
-
-// `tcpactor handle` answers a request that ended with a half-close (nc -N,
-// HTTP/1.0) in full: the owner on the handler node closes after its echo.
-func TestHandleAnswersAHalfClosedRequestInFull(t *testing.T) {
-	withBinary(t)
-	s := start(t, "serve", "--listen", "127.0.0.1:0", "--remote", "127.0.0.1:0", "--handler", "none", "--drain-timeout", "100ms")
-	addr := s.line("listening on")
-	rem := s.line("remote on")
-	h := start(t, "handle", "--server", rem+"/tcpserver")
-	h.line("remote on")
-	for _, size := range []int{1, 100, 64 << 10, 1 << 20} {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := bytes.Repeat([]byte{'r'}, size)
-		go func() {
-			_, _ = c.Write(req)
-			_ = c.(*net.TCPConn).CloseWrite()
-		}()
-		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		got, err := io.ReadAll(c)
-		c.Close()
-		if err != nil || !bytes.Equal(got, req) {
-			t.Fatalf("request of %d bytes then a half-close: the echo was %d bytes, %v", size, len(got), err)
-		}
-	}
-	if code := h.stop(syscall.SIGTERM); code != 0 {
-		t.Fatalf("handle exited %d; stderr:\n%s", code, h.stderr)
-	}
-	if code := s.stop(syscall.SIGTERM); code != 0 {
-		t.Fatalf("serve exited %d; stderr:\n%s", code, s.stderr)
 	}
 }
