@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -138,6 +139,7 @@ type connection struct {
 	keepOpen bool
 	reading  bool        // the reader holds a read permit
 	held     *readResult // bytes read when the credit was taken away by a hand-over
+	heldErr  error       // the read error that came with held (a wrapper's n > 0 with EOF)
 	permit   chan struct{}
 	done     chan struct{}
 
@@ -295,14 +297,19 @@ func (c *connection) serve() {
 	c.serving = true
 	c.permit = make(chan struct{}, 1)
 	c.done = make(chan struct{})
-	r := &reader{conn: c.conn, raw: c.raw, size: c.cfg.ReadChunkSize, timeout: c.cfg.ReadTimeout,
-		permit: c.permit, done: c.done, send: c.sendSelf}
-	go r.run()
+	c.startReader(c.cfg.ReadTimeout)
 	if d := c.cfg.IdleTimeout; d > 0 {
 		c.lastActive = time.Now()
 		c.idle = time.AfterFunc(d, func() { c.sendSelf(&idleTick{}) })
 	}
 	c.askRead()
+}
+
+// startReader starts the reader goroutine; it ends with its first error.
+func (c *connection) startReader(timeout time.Duration) {
+	r := &reader{conn: c.conn, raw: c.raw, size: c.cfg.ReadChunkSize, timeout: timeout,
+		permit: c.permit, done: c.done, send: c.sendSelf}
+	go r.run()
 }
 
 // sendSelf is how the goroutines and the timer talk to the actor.
@@ -456,11 +463,14 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 		}
 	}
 	if r.err != nil {
-		if c.closing {
+		switch {
+		case c.closing:
 			c.closingReadEnded(r.err)
-			return
+		case c.held != nil:
+			c.heldErr = r.err // the end of the input comes after the bytes held back
+		default:
+			c.readFailed(ctx, r.err)
 		}
-		c.readFailed(ctx, r.err)
 		return
 	}
 	c.askRead()
@@ -471,6 +481,10 @@ func (c *connection) deliverHeld() {
 		r := c.held
 		c.held = nil
 		c.deliver(r)
+		if err := c.heldErr; err != nil {
+			c.heldErr = nil
+			c.readFailed(c.ctx, err)
+		}
 	}
 }
 
@@ -876,6 +890,9 @@ func (c *connection) finishClose() {
 		return
 	}
 	c.lingering = true // Receive announces the end once this message is handled
+	if c.idle != nil {
+		c.idle.Stop() // the linger has its own clock
+	}
 	c.armCloseTimer()
 }
 
@@ -883,18 +900,22 @@ func (c *connection) finishClose() {
 // FIN (or reset) ends the linger; during the flush it only means that the
 // linger will be short.
 func (c *connection) closingReadEnded(err error) {
-	if socketError(err) == nil { // EOF
+	switch {
+	case socketError(err) == nil: // EOF
 		c.peerClosed = true
 		if c.lingering {
 			c.endWith(nil, nil, closePlain)
 		}
-		return
-	}
-	if c.lingering {
+	case c.lingering:
 		c.endWith(nil, nil, closePlain) // what we sent is the peer's problem now
-		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// ReadTimeout: a quiet peer does not end a flush (the close's own
+		// clock does); read on without it.
+		c.startReader(0)
+		c.askRead()
+	default:
+		c.readFailed(c.ctx, err)
 	}
-	c.readFailed(c.ctx, err)
 }
 
 // armCloseTimer (re)starts the close's clock: LingerTimeout for the flush
@@ -1144,7 +1165,7 @@ func (c *connection) touch() {
 }
 
 func (c *connection) onIdleTick(ctx actor.Context) {
-	if c.ending || c.idle == nil {
+	if c.ending || c.idle == nil || c.lingering {
 		return
 	}
 	d := c.cfg.IdleTimeout

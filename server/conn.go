@@ -514,7 +514,9 @@ func (o *connOwner) Receive(ctx actor.Context) {
 	case *messages.PeerClosed:
 		o.c.peerClosed()
 	case *messages.ErrorOccurred:
-		// Disconnected follows with the same error.
+		// The peer's FIN (RemoteHostClosedError, then PeerClosed: Read
+		// returns io.EOF, writing goes on), or an error that Disconnected
+		// follows with.
 	case *messages.Disconnected:
 		o.c.ended(m.Error.Err())
 	case *watchConnection:
