@@ -170,12 +170,11 @@ type connection struct {
 
 	// The lingering close: flush (input discarded), FIN, discard until the
 	// peer closes.
-	closeTimer  *time.Timer
-	flushedAt   uint64 // bytesSent when the close timer was last armed
-	lingering   bool   // FIN sent, Disconnected sent: reading to the peer's end
-	announced   bool   // Disconnected and the Close replies are sent
-	discarded   int    // bytes thrown away once nothing of ours was unacknowledged
-	closeWaitOK bool   // a Close ended well: later Close requests get a plain Ack
+	closeTimer *time.Timer
+	flushedAt  uint64 // bytesSent when the close timer was last armed
+	lingering  bool   // FIN sent, Disconnected sent: reading to the peer's end
+	announced  bool   // Disconnected and the Close replies are sent
+	discarded  int    // bytes thrown away once nothing of ours was unacknowledged
 
 	// Counters and time-outs.
 	bytesReceived uint64

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"runtime"
+	"strings"
 	"sync"
 	"weak"
 
@@ -26,9 +27,9 @@ import (
 //
 // A message without a sender (ctx.Send) cannot be answered: owners send
 // Write as a request (ctx.Request) for that reason. Demand has no reply.
-// Close also addresses a ServerActor; a dead server's caller gets an Ack
-// besides Proto.Actor's DeadLetterResponse (a future takes the first, the
-// DeadLetterResponse, as before).
+// A future (RequestFuture) is left to Proto.Actor's DeadLetterResponse,
+// which fails it with actor.ErrDeadLetter: it takes only the first reply,
+// and Close also addresses ServerActors, whose callers expect Closed.
 
 var deadLetterSystems sync.Map // weak.Pointer[actor.ActorSystem] → struct{}
 
@@ -42,7 +43,7 @@ func answerDeadLetters(sys *actor.ActorSystem) {
 	root := sys.Root
 	sys.EventStream.Subscribe(func(evt any) {
 		dl, ok := evt.(*actor.DeadLetterEvent)
-		if !ok || dl.Sender == nil {
+		if !ok || dl.Sender == nil || strings.HasPrefix(dl.Sender.Id, "future") {
 			return
 		}
 		if reply := deadLetterReply(dl.PID, dl.Message); reply != nil {
