@@ -313,7 +313,9 @@ func (s *ServerActor) checkAddPending(ctx actor.Context, pid *actor.PID) *messag
 // only forgotten (its maker keeps it).
 func (s *ServerActor) endPending(ctx actor.Context, p pendingConn) {
 	if !p.added {
-		ctx.Stop(p.pid)
+		// Close, not Stop: the connection lingers (reads and throws away
+		// what the peer still sends) so that it ends with FIN, not a reset.
+		ctx.Send(p.pid, &messages.Close{})
 		return
 	}
 	ctx.Unwatch(p.pid)

@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,15 +29,33 @@ const maxCredit = 1 << 30
 //
 // Replies: SetOwner, Abort, GetInfo and SetSocketOption are answered at
 // once; CloseWrite once the queued writes are flushed and FIN is sent; Close
-// once the connection has ended (flushed, FIN, closed), with the error that
-// ended it if it ended otherwise. A Write is answered with WriteAck (ack_id
-// != 0) when it is handed to the kernel, or WriteFailed, sent to its sender,
-// else to the owner. Messages to the owner, in order: Received, WriteAck,
-// WriteFailed, PeerClosed, ErrorOccurred, and Disconnected last, exactly
-// once (not when the owner itself has stopped).
+// once the queued writes are flushed and FIN is sent (the lingering that
+// follows is not waited for), with the error that ended the connection if it
+// ended otherwise. A Write is answered with WriteAck (ack_id != 0) when it is
+// handed to the kernel, or WriteFailed, sent to its sender, else to the
+// owner. Messages to the owner, in order: Received, WriteAck, WriteFailed,
+// PeerClosed, ErrorOccurred, and Disconnected last, exactly once (not when
+// the owner itself has stopped). A request that reaches the connection after
+// its actor stopped is answered too, from the dead letters of its actor
+// system (see answerDeadLetters).
 //
-// A Close waits for the queued writes to reach the kernel: with a peer that
-// never reads, only Abort, Stop or a time-out ends it.
+// The peer's FIN (PeerClosed) does not close the connection: the owner
+// still writes its answer, then closes (Close, CloseWrite, Abort). An owner
+// that does nothing is closed for after ConnectionConfig.PeerCloseTimeout
+// (ClaimOptions.peer_close_timeout_ms), gracefully; keep_open_on_peer_close
+// waits for the owner without a time-out.
+//
+// Every ending but Abort (and a broken socket) is a lingering close, as
+// nginx's lingering_close: the queued writes are flushed while the peer's
+// input is read and thrown away, then FIN, then the input is still read and
+// thrown away until the peer closes or ConnectionConfig.LingerTimeout
+// passes, and only then is the socket closed. Closing a socket with unread
+// input would reset it and throw away what the kernel still holds of
+// acknowledged writes. The owner gets Disconnected (and Close its Ack) at
+// the FIN, without waiting for the linger; the actor stops (its watchers
+// get Terminated) when the socket is closed. A flush that makes no progress
+// for LingerTimeout (a peer that does not read) ends the connection with
+// SocketTimeoutError, its queued writes failed.
 //
 // The actor is never restarted: a panic while handling a message closes the
 // socket (reset) and stops the actor.
@@ -48,9 +68,8 @@ func NewConnection(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionCo
 type closeHow int
 
 const (
-	closePlain    closeHow = iota // close(2): the kernel sends what it holds, then FIN
-	closeGraceful                 // shutdown(SHUT_WR), then close(2)
-	closeReset                    // SO_LINGER 0, then close(2): RST
+	closePlain closeHow = iota // close(2): the kernel sends what it holds, then FIN (RST if input is unread)
+	closeReset                 // SO_LINGER 0, then close(2): RST
 )
 
 // pendingWrite is one Write waiting for (or on its way to) the wire.
@@ -87,6 +106,11 @@ type (
 	}
 	// idleTick asks the actor to check its idle time-out.
 	idleTick struct{}
+	// closeTick asks the actor to check the progress of a lingering close.
+	closeTick struct{}
+	// peerCloseTick ends a connection whose owner did not close it within
+	// PeerCloseTimeout of PeerClosed.
+	peerCloseTick struct{}
 )
 
 // connection is the ConnectionActor.
@@ -115,6 +139,7 @@ type connection struct {
 	keepOpen bool
 	reading  bool        // the reader holds a read permit
 	held     *readResult // bytes read when the credit was taken away by a hand-over
+	heldErr  error       // the read error that came with held (a wrapper's n > 0 with EOF)
 	permit   chan struct{}
 	done     chan struct{}
 
@@ -139,7 +164,17 @@ type connection struct {
 	endErr           *messages.Error // Disconnected.error
 	failErr          *messages.Error // WriteFailed.error for writes left at the end
 	endHow           closeHow
-	lingering        bool // SO_LINGER > 0 was set: close(2) may block
+	soLinger         bool // SO_LINGER > 0 was set: close(2) may block
+	peerCloseTimeout time.Duration
+	peerCloseTimer   *time.Timer
+
+	// The lingering close: flush (input discarded), FIN, discard until the
+	// peer closes.
+	closeTimer *time.Timer
+	flushedAt  uint64 // bytesSent when the close timer was last armed
+	lingering  bool   // FIN sent, Disconnected sent: reading to the peer's end
+	announced  bool   // Disconnected and the Close replies are sent
+	discarded  int    // bytes thrown away once nothing of ours was unacknowledged
 
 	// Counters and time-outs.
 	bytesReceived uint64
@@ -159,6 +194,15 @@ func newConnection(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionCo
 	}
 	if cfg.WriteQueueBytes <= 0 {
 		cfg.WriteQueueBytes = DefaultWriteQueueBytes
+	}
+	if cfg.LingerTimeout == 0 {
+		cfg.LingerTimeout = DefaultLingerTimeout
+	}
+	if cfg.LingerBytes == 0 {
+		cfg.LingerBytes = DefaultLingerBytes
+	}
+	if cfg.PeerCloseTimeout == 0 {
+		cfg.PeerCloseTimeout = DefaultPeerCloseTimeout
 	}
 	c := &connection{conn: conn, id: id, server: server, cfg: cfg}
 	if tc, ok := conn.(*net.TCPConn); ok && fastPaths {
@@ -191,6 +235,10 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.onWritten(m)
 	case *idleTick:
 		c.onIdleTick(ctx)
+	case *closeTick:
+		c.onCloseTick()
+	case *peerCloseTick:
+		c.onPeerCloseTick()
 	case *messages.SetOwner:
 		c.setOwner(ctx, m)
 	case *messages.Demand:
@@ -217,10 +265,15 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.other(ctx, m)
 	}
 	c.drainEvents()
+	if c.lingering && !c.announced {
+		// After the message, not inside the handler callback that closed.
+		c.announce()
+	}
 }
 
 func (c *connection) started(ctx actor.Context) {
 	c.self, c.sys = ctx.Self(), ctx.ActorSystem()
+	answerDeadLetters(c.sys)
 	// A *PID caches the process it resolved to. Another actor system of the
 	// same process that sends to this PID object caches its remote route in
 	// it; the goroutines' own sends must not take that detour (their
@@ -246,14 +299,19 @@ func (c *connection) serve() {
 	c.serving = true
 	c.permit = make(chan struct{}, 1)
 	c.done = make(chan struct{})
-	r := &reader{conn: c.conn, raw: c.raw, size: c.cfg.ReadChunkSize, timeout: c.cfg.ReadTimeout,
-		permit: c.permit, done: c.done, send: c.sendSelf}
-	go r.run()
+	c.startReader(c.cfg.ReadTimeout)
 	if d := c.cfg.IdleTimeout; d > 0 {
 		c.lastActive = time.Now()
 		c.idle = time.AfterFunc(d, func() { c.sendSelf(&idleTick{}) })
 	}
 	c.askRead()
+}
+
+// startReader starts the reader goroutine; it ends with its first error.
+func (c *connection) startReader(timeout time.Duration) {
+	r := &reader{conn: c.conn, raw: c.raw, size: c.cfg.ReadChunkSize, timeout: timeout,
+		permit: c.permit, done: c.done, send: c.sendSelf}
+	go r.run()
 }
 
 // sendSelf is how the goroutines and the timer talk to the actor.
@@ -298,6 +356,9 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	case credit < 0:
 		e = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
 			"initial_credit %d is negative: want 0 (default) or more", credit)
+	case m.GetOptions().GetPeerCloseTimeoutMs() < 0:
+		e = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"peer_close_timeout_ms %d is negative: want 0 (default) or more", m.GetOptions().GetPeerCloseTimeoutMs())
 	case c.ending || c.closing:
 		e = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION, "connection %d is closing", c.id)
 	}
@@ -316,6 +377,10 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	}
 	c.owner = owner
 	c.keepOpen = m.GetOptions().GetKeepOpenOnPeerClose()
+	c.peerCloseTimeout = c.cfg.PeerCloseTimeout
+	if ms := m.GetOptions().GetPeerCloseTimeoutMs(); ms > 0 {
+		c.peerCloseTimeout = time.Duration(ms) * time.Millisecond
+	}
 	c.credit = min(credit, maxCredit)
 	c.respond(ctx, &messages.Ack{})
 	if !c.serving {
@@ -331,8 +396,13 @@ func (c *connection) onTerminated(m *actor.Terminated) {
 		return // a former owner, watched before a hand-over
 	}
 	c.ownerGone = true
-	c.endWith(nil, messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
-		"connection closed: its owner %s stopped", m.Who), closePlain)
+	if !c.announced {
+		c.lastErr = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"connection closed: its owner %s stopped", m.Who)
+	}
+	// What the owner wrote before it stopped is still delivered: a
+	// lingering close, as if it had sent Close.
+	c.startClose(nil)
 }
 
 func pidEqual(a, b *actor.PID) bool {
@@ -359,7 +429,12 @@ func (c *connection) demand(n int) {
 // askRead gives the reader its permit for one read when the connection may
 // read: it serves, has credit, and holds nothing back.
 func (c *connection) askRead() {
-	if !c.serving || c.reading || c.ending || c.closing || c.peerClosed || c.held != nil || c.credit <= 0 {
+	if !c.serving || c.reading || c.ending || c.peerClosed {
+		return
+	}
+	// A closing connection reads without credit and throws the bytes away:
+	// unread input at close(2) would reset the connection.
+	if !c.closing && (c.held != nil || c.credit <= 0) {
 		return
 	}
 	c.reading = true
@@ -378,7 +453,11 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 		c.touch()
 		switch {
 		case c.closing:
-			putBuf(r.buf) // disconnectFromHost: nothing more is read
+			putBuf(r.buf) // disconnectFromHost: nothing more is delivered
+			if c.lingering && c.countDiscarded(r.n) {
+				c.endWith(nil, nil, closePlain)
+				return
+			}
 		case c.credit > 0:
 			c.deliver(r)
 		default:
@@ -386,7 +465,14 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 		}
 	}
 	if r.err != nil {
-		c.readFailed(ctx, r.err)
+		switch {
+		case c.closing:
+			c.closingReadEnded(r.err)
+		case c.held != nil:
+			c.heldErr = r.err // the end of the input comes after the bytes held back
+		default:
+			c.readFailed(ctx, r.err)
+		}
 		return
 	}
 	c.askRead()
@@ -397,6 +483,10 @@ func (c *connection) deliverHeld() {
 		r := c.held
 		c.held = nil
 		c.deliver(r)
+		if err := c.heldErr; err != nil {
+			c.heldErr = nil
+			c.readFailed(c.ctx, err)
+		}
 	}
 }
 
@@ -417,31 +507,66 @@ func (c *connection) readFailed(ctx actor.Context, err error) {
 	switch e := socketError(err); {
 	case e == nil: // EOF: the peer sent FIN
 		c.onPeerClosed(ctx)
-	case e.Code == messages.SocketError_SOCKET_ERROR_NONE: // closed under the actor: not by it
+	case errors.Is(err, net.ErrClosed): // closed under the actor: not by it
 		c.failWith(messages.NewError(messages.SocketError_SOCKET_ERROR_NETWORK,
 			"the socket of connection %d was closed outside its actor", c.id), closePlain)
 	case e.Code == messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT:
 		c.failWith(messages.NewError(e.Code, "read timed out: the peer sent nothing for %v", c.cfg.ReadTimeout), closePlain)
+	case e.Code == messages.SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED:
+		// As Qt: a reset also finishes the read channel (readChannelFinished),
+		// after errorOccurred and before disconnected.
+		c.peerClosed = true
+		c.lastErr = e
+		if c.handler == nil && c.canTell(c.owner) {
+			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: e})
+			ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self})
+		}
+		c.endWith(e, e, closePlain)
 	default:
 		c.failWith(e, closePlain)
 	}
 }
 
+// onPeerClosed handles the peer's FIN. As Qt, the owner hears
+// RemoteHostClosedError (ErrorOccurred, "The remote host closed the
+// connection") then PeerClosed (readChannelFinished). Unlike Qt, which
+// closes the socket at once, the write side stays open for the owner's
+// answer to a request that ended with a half-close: until the owner closes,
+// or PeerCloseTimeout passes (keep_open_on_peer_close: no time-out). A local
+// Handler decides at once with PeerClosed's return value.
 func (c *connection) onPeerClosed(ctx actor.Context) {
 	c.peerClosed = true
+	c.lastErr = messages.RemoteHostClosed()
 	keepOpen := c.keepOpen
 	if c.handler != nil {
 		keepOpen = c.handler.PeerClosed(c.sock)
-	} else if c.owner != nil {
+	} else if c.canTell(c.owner) {
+		ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: c.lastErr})
 		ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self})
 	}
 	switch {
-	case c.ending:
+	case c.ending || c.closing:
 	case c.writeShut:
 		c.endWith(nil, nil, closePlain) // both directions are done
-	case !keepOpen:
+	case keepOpen:
+	case c.handler != nil:
 		c.startClose(nil) // as Qt: disconnectFromHost(), which flushes first
+	case c.peerCloseTimeout > 0:
+		d := c.peerCloseTimeout
+		c.peerCloseTimer = time.AfterFunc(d, func() { c.sendSelf(&peerCloseTick{}) })
+	default:
+		c.startClose(nil)
 	}
+}
+
+// onPeerCloseTick closes a connection whose owner neither closed nor
+// answered within PeerCloseTimeout of PeerClosed: gracefully, so what it
+// did write is delivered.
+func (c *connection) onPeerCloseTick() {
+	if c.ending || c.closing || c.writeShut || c.writeShutPending {
+		return
+	}
+	c.startClose(nil)
 }
 
 // ---------------------------------------------------------------------------
@@ -626,7 +751,7 @@ func (c *connection) settleJob() error {
 
 func (c *connection) writeFailed(err error) {
 	e := socketError(err)
-	if e == nil || e.Code == messages.SocketError_SOCKET_ERROR_NONE {
+	if e == nil || errors.Is(err, net.ErrClosed) {
 		e = c.closedError()
 	}
 	c.failWith(e, closePlain)
@@ -657,7 +782,7 @@ func (c *connection) flushed() {
 		}
 	}
 	if c.closing {
-		c.endWith(nil, nil, closeGraceful)
+		c.finishClose()
 	}
 }
 
@@ -715,18 +840,152 @@ func (c *connection) drainEvents() {
 // Ack when the connection has ended.
 func (c *connection) startClose(who *actor.PID) {
 	if who != nil {
-		c.closeWaiters = append(c.closeWaiters, who)
+		if c.announced {
+			c.ctx.Send(who, &messages.Ack{Error: c.endErr})
+		} else {
+			c.closeWaiters = append(c.closeWaiters, who)
+		}
 	}
-	if c.ending {
+	if c.ending || c.closing {
 		return
 	}
 	c.closing = true
+	if c.peerCloseTimer != nil {
+		c.peerCloseTimer.Stop()
+	}
 	if c.held != nil {
 		putBuf(c.held.buf)
 		c.held = nil
 	}
+	// Read (and throw away) from now on, claimed or not, so that the peer
+	// never waits on us and nothing is left unread at close(2).
+	if c.serving {
+		c.askRead()
+	} else {
+		c.serve()
+	}
+	c.armCloseTimer()
 	if c.job == nil && c.queueLen() == 0 {
 		c.flushed()
+	}
+}
+
+// finishClose runs once a close has flushed every queued write: FIN, then
+// the owner's Disconnected and the Close replies — everything it wrote is
+// in the kernel, and nothing more will be read for it — then the linger,
+// unless the peer has closed already.
+func (c *connection) finishClose() {
+	if c.announced || c.ending {
+		return
+	}
+	if !c.writeShut {
+		if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		c.writeShut = true
+	}
+	_, halfCloses := c.conn.(interface{ CloseWrite() error })
+	if c.peerClosed || c.cfg.LingerTimeout < 0 || !halfCloses {
+		// Nothing more can come, or the peer cannot see our FIN (a wrapper
+		// that cannot half-close): no linger.
+		c.endWith(nil, nil, closePlain)
+		return
+	}
+	c.lingering = true // Receive announces the end once this message is handled
+	if c.idle != nil {
+		c.idle.Stop() // the linger has its own clock
+	}
+	c.armCloseTimer()
+}
+
+// closingReadEnded handles the end of reading during a close: the peer's
+// FIN (or reset) ends the linger; during the flush it only means that the
+// linger will be short.
+func (c *connection) closingReadEnded(err error) {
+	switch {
+	case socketError(err) == nil: // EOF
+		c.peerClosed = true
+		if c.lingering {
+			c.endWith(nil, nil, closePlain)
+		}
+	case c.lingering:
+		c.endWith(nil, nil, closePlain) // what we sent is the peer's problem now
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// ReadTimeout: a quiet peer does not end a flush (the close's own
+		// clock does); read on without it.
+		c.startReader(0)
+		c.askRead()
+	default:
+		c.readFailed(c.ctx, err)
+	}
+}
+
+// armCloseTimer (re)starts the close's clock: LingerTimeout for the flush
+// to make progress, then LingerTimeout for the linger.
+func (c *connection) armCloseTimer() {
+	d := c.cfg.LingerTimeout
+	if d <= 0 {
+		return
+	}
+	c.flushedAt = c.bytesSent
+	if c.closeTimer == nil {
+		c.closeTimer = time.AfterFunc(d, func() { c.sendSelf(&closeTick{}) })
+		return
+	}
+	c.closeTimer.Reset(d)
+}
+
+// onCloseTick: a flush that moved goes on; one that did not fails its
+// writes and ends with SocketTimeoutError; a linger is over.
+func (c *connection) onCloseTick() {
+	switch {
+	case c.ending || !c.closing:
+	case c.lingering:
+		c.endWith(nil, nil, closePlain)
+	case c.bytesSent != c.flushedAt:
+		c.armCloseTimer()
+	default:
+		c.failWith(messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT,
+			"close timed out: the peer took nothing of the %d bytes left to write for %v",
+			c.queued, c.cfg.LingerTimeout), closePlain)
+	}
+}
+
+// countDiscarded counts input thrown away during the linger once nothing
+// we sent waits for the peer's acknowledgement, and reports when it passes
+// LingerBytes: from then on a peer that keeps sending only holds the
+// connection, and closing can no longer cost it our data. While our data is
+// unacknowledged only LingerTimeout ends the linger.
+func (c *connection) countDiscarded(n int) bool {
+	if c.cfg.LingerBytes < 0 || unsentBytes(c.conn) > 0 {
+		return false
+	}
+	c.discarded += n
+	return c.discarded > c.cfg.LingerBytes
+}
+
+// announce sends what an orderly end tells: the Close replies, then the
+// owner's Disconnected (the local handler's Disconnected call). It happens
+// once, at the FIN of a lingering close or in teardown.
+func (c *connection) announce() {
+	if c.announced {
+		return
+	}
+	c.announced = true
+	for _, w := range append(c.closeWaiters, c.writeShutWaiters...) {
+		c.ctx.Send(w, &messages.Ack{Error: c.endErr})
+	}
+	c.closeWaiters, c.writeShutWaiters = nil, nil
+	if c.handler != nil {
+		c.safely(c.drainEvents)
+		c.safely(func() { c.handler.Disconnected(c.sock, c.endErr) })
+		c.handler = nil
+		return
+	}
+	if c.owner != nil && !c.ownerGone {
+		c.ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: c.endErr})
+		c.ctx.Unwatch(c.owner)
+		c.ownerGone = true // told its last message: nothing more goes to it
 	}
 }
 
@@ -805,8 +1064,10 @@ func (c *connection) teardown(ctx actor.Context) {
 	c.torn = true
 	c.ending = true
 	c.stopped.Store(true)
-	if c.idle != nil {
-		c.idle.Stop()
+	for _, t := range []*time.Timer{c.idle, c.closeTimer, c.peerCloseTimer} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	c.closeSocket(c.endHow)
 	if c.done != nil {
@@ -838,20 +1099,8 @@ func (c *connection) teardown(ctx actor.Context) {
 		putBuf(c.held.buf)
 		c.held = nil
 	}
-	for _, w := range append(c.closeWaiters, c.writeShutWaiters...) {
-		ctx.Send(w, &messages.Ack{Error: c.endErr})
-	}
-	c.closeWaiters, c.writeShutWaiters = nil, nil
-	if c.handler != nil {
-		c.safely(c.drainEvents)
-		c.safely(func() { c.handler.Disconnected(c.sock, c.endErr) })
-		c.handler = nil
-		return
-	}
-	if c.owner != nil && !c.ownerGone {
-		ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: c.endErr})
-		ctx.Unwatch(c.owner)
-	}
+	c.ctx = ctx
+	c.announce()
 }
 
 func (c *connection) closeSocket(how closeHow) {
@@ -860,17 +1109,13 @@ func (c *connection) closeSocket(how closeHow) {
 	}
 	c.socketClosed = true
 	switch how {
-	case closeGraceful:
-		if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && !c.writeShut {
-			_ = cw.CloseWrite()
-		}
 	case closeReset:
 		if tc := tcpConnOf(c.conn); tc != nil {
 			_ = tc.SetLinger(0)
-			c.lingering = false
+			c.soLinger = false
 		}
 	}
-	if c.lingering {
+	if c.soLinger {
 		// SO_LINGER > 0 makes close(2) wait for the peer: not in the actor.
 		go c.conn.Close()
 		return
@@ -922,7 +1167,7 @@ func (c *connection) touch() {
 }
 
 func (c *connection) onIdleTick(ctx actor.Context) {
-	if c.ending || c.idle == nil {
+	if c.ending || c.idle == nil || c.lingering {
 		return
 	}
 	d := c.cfg.IdleTimeout
@@ -938,6 +1183,9 @@ func (c *connection) info() *messages.ConnectionInfo {
 	info := ConnectionInfoOf(c.conn, c.id)
 	if c.closing {
 		info.State = messages.SocketState_SOCKET_STATE_CLOSING
+	}
+	if c.announced {
+		info.State = messages.SocketState_SOCKET_STATE_UNCONNECTED // as Qt after disconnected()
 	}
 	info.BytesReceived = c.bytesReceived
 	info.BytesSent = c.bytesSent
@@ -1010,7 +1258,7 @@ func (c *connection) setSocketOption(o *messages.SetSocketOption) *messages.Erro
 	}
 	if o.LingerSeconds != nil {
 		apply(tc.SetLinger(int(*o.LingerSeconds)))
-		c.lingering = *o.LingerSeconds > 0
+		c.soLinger = *o.LingerSeconds > 0
 	}
 	if len(errs) > 0 {
 		return messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION, "set socket option: %v", errs)

@@ -128,10 +128,11 @@ func TestConnectionClosesWhenItsOwnerOnAnotherNodeStops(t *testing.T) {
 	if err := sysB.Root.StopFuture(owner).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	waitClosed(t, end, "the connection's end after its remote owner stopped")
 	if _, err := readAll(t, cc); err != nil {
 		t.Fatalf("peer read %v, want EOF", err)
 	}
+	cc.Close() // the connection lingers until the peer closes too
+	waitClosed(t, end, "the connection's end after its remote owner stopped")
 }
 
 // remotePID is a copy of pid for use by another actor system of this

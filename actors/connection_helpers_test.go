@@ -335,6 +335,8 @@ func (e *echoOwner) Receive(ctx actor.Context) {
 		ctx.Send(m.Connection, &messages.Demand{N: 1})
 	case *messages.WriteFailed:
 		e.failed++
+	case *messages.PeerClosed:
+		ctx.Send(m.Connection, &messages.Close{}) // answered: close after the echoes
 	case *messages.Disconnected:
 		e.report <- ownerReport{sum: e.h.Sum(nil), n: e.n, failed: e.failed, err: m.Error}
 	}

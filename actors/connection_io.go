@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -109,27 +108,13 @@ func takeBuf(b *[]byte, n int) []byte {
 	return out
 }
 
-// socketError maps a read or write error to Qt's SocketError. It returns nil
-// for io.EOF (the peer's FIN is not an error) and code NONE for a socket we
-// closed ourselves.
+// socketError maps a read or write error to Qt's SocketError, with the one
+// table messages.FromError keeps. It returns nil for io.EOF: the peer's FIN
+// is not an error of the read (onPeerClosed reports RemoteHostClosedError
+// for it, as Qt).
 func socketError(err error) *messages.Error {
-	var errno syscall.Errno
-	switch {
-	case err == nil || errors.Is(err, io.EOF):
+	if err == nil || errors.Is(err, io.EOF) {
 		return nil
-	case errors.Is(err, net.ErrClosed):
-		return &messages.Error{Message: err.Error()}
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "socket operation timed out")
-	case errors.As(err, &errno):
-		switch errno {
-		case syscall.ECONNRESET, syscall.EPIPE, syscall.ECONNABORTED:
-			// As Qt: a reset or a broken pipe is RemoteHostClosedError.
-			return messages.NewError(messages.SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED, "the remote host closed the connection: %v", err)
-		case syscall.ENOBUFS, syscall.ENOMEM:
-			return messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE, "out of resources: %v", err)
-		}
-		return messages.NewError(messages.SocketError_SOCKET_ERROR_NETWORK, "network error: %v", err)
 	}
-	return messages.NewError(messages.SocketError_SOCKET_ERROR_UNKNOWN, "%v", err)
+	return messages.FromError(err)
 }

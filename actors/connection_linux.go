@@ -3,6 +3,7 @@
 package actors
 
 import (
+	"net"
 	"os"
 	"syscall"
 	"unsafe"
@@ -131,4 +132,25 @@ func writev(fd int, bufs [][]byte, off int) (int, error) {
 		return 0, e
 	}
 	return int(r), nil
+}
+
+// unsentBytes is what the kernel still holds of what was written to conn:
+// bytes not yet acknowledged by the peer (TIOCOUTQ). 0 when it cannot tell.
+func unsentBytes(conn net.Conn) int {
+	tc := tcpConnOf(conn)
+	if tc == nil {
+		return 0
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = raw.Control(func(fd uintptr) {
+		var v int32
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&v))); e == 0 {
+			n = int(v)
+		}
+	})
+	return n
 }

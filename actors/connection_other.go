@@ -2,7 +2,10 @@
 
 package actors
 
-import "syscall"
+import (
+	"net"
+	"syscall"
+)
 
 // fastPaths is off outside Linux: connections are read with plain blocking
 // reads and written by a writer goroutine.
@@ -15,3 +18,7 @@ type rawIO struct{}
 func (*rawIO) read(syscall.RawConn, int) (*[]byte, int, error) { return nil, 0, errWouldBlock }
 
 func writeNow(syscall.RawConn, [][]byte) (int, bool, error) { return 0, true, nil }
+
+// unsentBytes cannot tell outside Linux: the linger's byte limit counts
+// every byte thrown away.
+func unsentBytes(net.Conn) int { return 0 }

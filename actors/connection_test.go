@@ -214,20 +214,25 @@ func TestConnectionClosesWhenItsOwnerStops(t *testing.T) {
 	if err := sys.Root.StopFuture(owner).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	waitClosed(t, end, "the connection's end after its owner stopped")
 	if _, err := readAll(t, cc); err != nil {
 		t.Fatalf("the peer read %v, want EOF", err)
 	}
+	cc.Close() // the connection lingers until the peer closes too
+	waitClosed(t, end, "the connection's end after its owner stopped")
 }
 
 func TestConnectionClosesWhenItIsClaimedByAnOwnerThatIsAlreadyGone(t *testing.T) {
 	sys := testkit.NewSystem(t)
-	_, sc := socketPair(t)
+	cc, sc := socketPair(t)
 	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{})
 	end := watchEnd(t, sys, conn)
 	owner := sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
 	_ = sys.Root.StopFuture(owner).Wait()
 	sys.Root.Send(conn, &messages.SetOwner{Owner: owner})
+	if _, err := readAll(t, cc); err != nil {
+		t.Fatalf("the peer read %v, want EOF", err)
+	}
+	cc.Close() // the connection lingers until the peer closes too
 	waitClosed(t, end, "the connection's end")
 }
 
@@ -250,11 +255,16 @@ func TestConnectionReportsAPeerResetMidWriteAsErrorOccurredThenDisconnected(t *t
 	cc.Close() // RST
 
 	var occurred *messages.ErrorOccurred
-	reported := 0
+	reported, peerClosed := 0, false
 	for {
 		switch m := owner.next(t).(type) {
 		case *messages.WriteAck, *messages.WriteFailed:
 			reported++
+		case *messages.PeerClosed: // as Qt's readChannelFinished after a reset
+			if occurred == nil || peerClosed {
+				t.Fatal("PeerClosed before ErrorOccurred, or twice")
+			}
+			peerClosed = true
 		case *messages.ErrorOccurred:
 			if occurred != nil {
 				t.Fatal("two ErrorOccurred")
@@ -305,13 +315,17 @@ func TestConnectionCloseWriteSendsFINAfterTheQueuedWritesAndReadingGoesOn(t *tes
 		t.Fatalf("Received %q", r.Data)
 	}
 	_ = cc.CloseWrite()
+	expectNext[*messages.ErrorOccurred](t, owner)
 	expectNext[*messages.PeerClosed](t, owner)
 	if d := expectNext[*messages.Disconnected](t, owner); d.Error.Failed() {
 		t.Fatalf("Disconnected after both sides sent FIN: %v", d.Error)
 	}
 }
 
-func TestConnectionReportsThePeersFINAsPeerClosedThenDisconnected(t *testing.T) {
+// As Qt: the peer's FIN is errorOccurred(RemoteHostClosedError, "The remote
+// host closed the connection") then readChannelFinished (PeerClosed). Unlike
+// Qt the connection does not close itself then: it waits for its owner.
+func TestConnectionReportsThePeersFINAsQtDoesThenWaitsForTheOwnersClose(t *testing.T) {
 	sys := testkit.NewSystem(t)
 	cc, sc := socketPair(t)
 	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{})
@@ -319,9 +333,21 @@ func TestConnectionReportsThePeersFINAsPeerClosedThenDisconnected(t *testing.T) 
 	owner := newInbox(t, sys)
 	claim(t, sys, conn, owner.pid, nil)
 	_ = cc.CloseWrite()
+	occurred := expectNext[*messages.ErrorOccurred](t, owner)
+	if e := occurred.Error; e.GetCode() != messages.SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED ||
+		e.GetMessage() != "The remote host closed the connection" {
+		t.Fatalf("ErrorOccurred after the peer's FIN: %v, want Qt's RemoteHostClosedError", e)
+	}
 	expectNext[*messages.PeerClosed](t, owner)
+	owner.nothingFor(t, 100*time.Millisecond)
+	if i := info(t, sys, conn); i.Error.GetCode() != messages.SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED {
+		t.Fatalf("GetInfo.error after the peer's FIN: %v, want RemoteHostClosedError (Qt's error())", i.Error)
+	}
+	if a := call[*messages.Ack](t, sys, conn, &messages.Close{}); a.Error.Failed() {
+		t.Fatal(a.Error)
+	}
 	if d := expectNext[*messages.Disconnected](t, owner); d.Error.Failed() {
-		t.Fatalf("Disconnected after the peer's FIN: %v", d.Error)
+		t.Fatalf("Disconnected after the peer's FIN and Close: %v", d.Error)
 	}
 	waitClosed(t, end, "the connection's end")
 	if _, err := readAll(t, cc); err != nil {
@@ -342,6 +368,7 @@ func TestConnectionKeptOpenAfterThePeersFINStillWrites(t *testing.T) {
 	if r := expectNext[*messages.Received](t, owner); string(r.Data) != "question" {
 		t.Fatalf("Received %q", r.Data)
 	}
+	expectNext[*messages.ErrorOccurred](t, owner)
 	expectNext[*messages.PeerClosed](t, owner)
 	owner.nothingFor(t, 50*time.Millisecond)
 

@@ -101,7 +101,9 @@ func (s *Socket) Write(p []byte, ackID uint64) {
 func (s *Socket) Demand(n int) { s.c.demand(n) }
 
 // Close is disconnectFromHost(): queued writes are flushed, then FIN, then
-// Disconnected. Nothing more is read.
+// Disconnected. Nothing more is delivered: the connection reads and throws
+// away what the peer still sends until the peer closes (a lingering close,
+// see NewConnection), so that the peer is not reset.
 func (s *Socket) Close() { s.c.startClose(nil) }
 
 // Abort is abort(): queued writes fail (one WriteFailed each) and the

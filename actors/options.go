@@ -16,6 +16,9 @@ const (
 	DefaultReadChunkSize         = 32 << 10 // bytes per Received
 	DefaultInitialCredit         = 4        // Received messages granted with a claim
 	DefaultWriteQueueBytes       = 1 << 20  // bytes queued before Write fails
+	DefaultLingerTimeout         = 5 * time.Second
+	DefaultLingerBytes           = 64 << 10
+	DefaultPeerCloseTimeout      = 10 * time.Second
 	acceptBackoffMin             = 5 * time.Millisecond
 	acceptBackoffMax             = time.Second
 )
@@ -79,6 +82,23 @@ type ConnectionConfig struct {
 	// ReadTimeout closes a connection with SocketTimeoutError when the owner
 	// has credit but the peer sends nothing for this long. 0 means none.
 	ReadTimeout time.Duration
+	// LingerTimeout bounds a lingering close (every ending but Abort): the
+	// flush of the queued writes ends with SocketTimeoutError when it makes
+	// no progress for this long, and after the FIN the peer's input is read
+	// and thrown away for at most this long before the socket is closed.
+	// 0 means 5 s; negative: no linger (close(2) right after the FIN).
+	LingerTimeout time.Duration
+	// LingerBytes ends the linger early once this many bytes were thrown
+	// away after the peer acknowledged everything sent (closing then cannot
+	// cost it our data). 0 means 64 KiB; negative: no such limit.
+	LingerBytes int
+	// PeerCloseTimeout is how long after PeerClosed a connection waits for
+	// its owner actor to close it (Close, CloseWrite, Abort) before closing
+	// by itself, gracefully. ClaimOptions.peer_close_timeout_ms overrides it
+	// per claim; keep_open_on_peer_close waits without a time-out. A local
+	// Handler decides with its PeerClosed return value instead. 0 means 10 s;
+	// negative: close at once after PeerClosed (the queued writes flushed).
+	PeerCloseTimeout time.Duration
 	// Handler, when set, serves each connection inside its ConnectionActor
 	// (Ranch's model) instead of queueing it for an owner actor.
 	Handler HandlerFactory

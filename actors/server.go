@@ -285,7 +285,9 @@ func (s *ServerActor) alreadyListening() *messages.ListenResult {
 }
 
 // close is QTcpServer::close(): unclaimed connections first, then the
-// listener. Claimed connections live on.
+// listener. Claimed connections live on. An unclaimed connection is told to
+// Close, not stopped: it lingers (reads and throws away what the peer sent
+// or still sends) so that it ends with FIN, as Qt's, and not with a reset.
 func (s *ServerActor) close(ctx actor.Context) {
 	for _, p := range s.pending {
 		s.endPending(ctx, p)

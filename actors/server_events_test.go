@@ -182,6 +182,7 @@ func TestAcceptErrorIsReportedWithBackOffWhenOutOfDescriptors(t *testing.T) {
 	if got := child.expect("NEWCONNECTION")[0]; got != strconv.Itoa(int(dialedPort(client))) {
 		child.fatalf("the child accepted peer port %s, want the client's %d", got, dialedPort(client))
 	}
+	client.Close() // else its connection lingers (up to 5 s) in the child's end
 	child.send("EXIT")
 	child.wait()
 }

@@ -46,6 +46,8 @@ func TestCloseClosesUnclaimedConnectionsThenTheListener(t *testing.T) {
 
 	mustReadEOF(t, unclaimed1)
 	mustReadEOF(t, unclaimed2)
+	unclaimed1.Close() // they linger until their peers close
+	unclaimed2.Close()
 	mustSeeServerClose(t, inBacklog) // Qt's client sees a reset here (6c)
 	mustBeRefused(t, addr)
 	mustStayOpen(t, claimedClient)

@@ -79,8 +79,24 @@ func (e *SocketErr) Error() string {
 	return e.Text
 }
 
+// RemoteHostClosedText is Qt's errorString() for RemoteHostClosedError, which
+// Qt reports when the peer closes (FIN, a half-close too) or resets.
+const RemoteHostClosedText = "The remote host closed the connection"
+
+// RemoteHostClosed is the error of a peer's FIN, in Qt's code and words.
+func RemoteHostClosed() *Error {
+	return &Error{Code: SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED, Message: RemoteHostClosedText}
+}
+
 // FromError maps a Go socket error to Qt's SocketError with a readable text
-// (Qt's own wording, then the system's). nil gives nil.
+// (Qt's own wording, then the system's). nil gives nil. It is the one table
+// from errno to SocketError: listening, accepting, reading and writing all
+// use it. Kernel time-outs (ETIMEDOUT: retransmission, keep-alive) are
+// NetworkError "Connection timed out", as Qt's socket engine has them;
+// SocketTimeoutError is kept for tcpactor's own time-outs (deadlines), as
+// Qt keeps it for its waitFor… time-outs. A socket closed under its user
+// (net.ErrClosed) is OperationError; callers that must tell "closed by us"
+// apart test errors.Is(err, net.ErrClosed).
 func FromError(err error) *Error {
 	if err == nil {
 		return nil
@@ -105,18 +121,20 @@ func FromError(err error) *Error {
 		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
 			code, text = SocketError_SOCKET_ERROR_SOCKET_RESOURCE, "Out of resources"
 		case syscall.ECONNRESET, syscall.EPIPE, syscall.ECONNABORTED:
-			code, text = SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED, "The remote host closed the connection"
+			code, text = SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED, RemoteHostClosedText
 		case syscall.ECONNREFUSED:
 			code, text = SocketError_SOCKET_ERROR_CONNECTION_REFUSED, "Connection refused"
 		case syscall.ETIMEDOUT:
-			code, text = SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "Socket operation timed out"
+			code, text = SocketError_SOCKET_ERROR_NETWORK, "Connection timed out"
 		case syscall.ENETDOWN, syscall.ENETUNREACH, syscall.EHOSTUNREACH:
 			code, text = SocketError_SOCKET_ERROR_NETWORK, "Network unreachable"
 		case syscall.EAGAIN:
 			code, text = SocketError_SOCKET_ERROR_TEMPORARY, "Resource temporarily unavailable"
+		default:
+			code, text = SocketError_SOCKET_ERROR_NETWORK, "Network error"
 		}
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		code, text = SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "Socket operation timed out"
+		code, text = SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "Network operation timed out"
 	case errors.Is(err, net.ErrClosed):
 		code, text = SocketError_SOCKET_ERROR_OPERATION, "The socket is closed"
 	}

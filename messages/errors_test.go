@@ -81,7 +81,11 @@ func TestFromErrorMapsSystemErrorsToQtCodesWithReadableText(t *testing.T) {
 		{wrap(syscall.EMFILE), SocketError_SOCKET_ERROR_SOCKET_RESOURCE, "Out of resources"},
 		{wrap(syscall.ECONNREFUSED), SocketError_SOCKET_ERROR_CONNECTION_REFUSED, "Connection refused"},
 		{wrap(syscall.ECONNRESET), SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED, "The remote host closed the connection"},
-		{os.ErrDeadlineExceeded, SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "Socket operation timed out"},
+		{wrap(syscall.EPIPE), SocketError_SOCKET_ERROR_REMOTE_HOST_CLOSED, "The remote host closed the connection"},
+		{wrap(syscall.ETIMEDOUT), SocketError_SOCKET_ERROR_NETWORK, "Connection timed out"},
+		{wrap(syscall.EHOSTUNREACH), SocketError_SOCKET_ERROR_NETWORK, "Network unreachable"},
+		{wrap(syscall.EIO), SocketError_SOCKET_ERROR_NETWORK, "Network error"},
+		{os.ErrDeadlineExceeded, SocketError_SOCKET_ERROR_SOCKET_TIMEOUT, "Network operation timed out"},
 		{net.ErrClosed, SocketError_SOCKET_ERROR_OPERATION, "The socket is closed"},
 		{fmt.Errorf("something else"), SocketError_SOCKET_ERROR_UNKNOWN, "Unknown error"},
 	}

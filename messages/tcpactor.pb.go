@@ -699,10 +699,14 @@ func (x *ListenResult) GetProtocol() NetworkLayerProtocol {
 }
 
 // Close is QTcpServer::close() when sent to a ServerActor (answered with
-// Closed): unclaimed pending connections are closed, then the listener;
-// claimed connections live on. Sent to a ConnectionActor it is
-// QTcpSocket::disconnectFromHost() (answered with Ack): queued writes are
-// flushed, then FIN; the owner gets Disconnected.
+// Closed): unclaimed pending connections are closed (lingering, as below),
+// then the listener; claimed connections live on. Sent to a ConnectionActor
+// it is QTcpSocket::disconnectFromHost() (answered with Ack once flushed and
+// FIN is sent): queued writes are flushed while the peer's input is thrown
+// away, then FIN, then the owner gets Disconnected; the connection then
+// lingers, still throwing input away, until the peer closes or the linger
+// time-out (5 s) passes, and only then closes the socket, so that a peer
+// that still sends is not reset and gets every byte acknowledged.
 type Close struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -981,10 +985,16 @@ func (x *ServerStatus) GetProtocol() NetworkLayerProtocol {
 }
 
 // ClaimOptions travel with a claim (NextPendingConnection, SetOwner).
+//
+// After PeerClosed (the peer's FIN) the connection stays open for writing so
+// that the owner can answer a request that ended with a half-close; it ends
+// when the owner sends Close, CloseWrite or Abort, or, when the owner does
+// nothing, gracefully (queued writes flushed, FIN) after the owner time-out.
 type ClaimOptions struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	InitialCredit       int32                  `protobuf:"varint,1,opt,name=initial_credit,json=initialCredit,proto3" json:"initial_credit,omitempty"`                         // Received messages the owner accepts before its first Demand; 0 = default (4); negative is an error
-	KeepOpenOnPeerClose bool                   `protobuf:"varint,2,opt,name=keep_open_on_peer_close,json=keepOpenOnPeerClose,proto3" json:"keep_open_on_peer_close,omitempty"` // after PeerClosed keep the connection open for writing (half-close); default: close
+	KeepOpenOnPeerClose bool                   `protobuf:"varint,2,opt,name=keep_open_on_peer_close,json=keepOpenOnPeerClose,proto3" json:"keep_open_on_peer_close,omitempty"` // after PeerClosed wait for the owner's Close without a time-out
+	PeerCloseTimeoutMs  int32                  `protobuf:"varint,3,opt,name=peer_close_timeout_ms,json=peerCloseTimeoutMs,proto3" json:"peer_close_timeout_ms,omitempty"`      // after PeerClosed close by itself after this long; 0 = the connection's default (10 s); negative is an error
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -1031,6 +1041,13 @@ func (x *ClaimOptions) GetKeepOpenOnPeerClose() bool {
 		return x.KeepOpenOnPeerClose
 	}
 	return false
+}
+
+func (x *ClaimOptions) GetPeerCloseTimeoutMs() int32 {
+	if x != nil {
+		return x.PeerCloseTimeoutMs
+	}
+	return 0
 }
 
 // NextPendingConnection is QTcpServer::nextPendingConnection(). Sent by
@@ -2013,7 +2030,9 @@ func (x *WriteAck) GetAckId() uint64 {
 }
 
 // WriteFailed reports that a Write will never reach the wire: queue full,
-// connection closed, reset or aborted.
+// connection closed, reset or aborted. A Write that reaches a connection
+// whose actor has stopped is answered with WriteFailed too, from the dead
+// letters of the connection's node, when the Write has a sender.
 type WriteFailed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Connection    *actor.PID             `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
@@ -2150,8 +2169,11 @@ func (*CloseWrite) Descriptor() ([]byte, []int) {
 	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{32}
 }
 
-// PeerClosed tells the owner the peer sent FIN. Unless the claim asked to
-// keep the connection open, Disconnected follows.
+// PeerClosed tells the owner the peer sent FIN (Qt's readChannelFinished),
+// after an ErrorOccurred with RemoteHostClosedError, as Qt. The write side
+// stays open: the owner answers, then closes (see ClaimOptions for the
+// time-out). After a reset PeerClosed comes between ErrorOccurred and
+// Disconnected.
 type PeerClosed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Connection    *actor.PID             `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
@@ -2609,10 +2631,11 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\abacklog\x18\r \x01(\x05R\abacklog\x12'\n" +
 	"\x0fmax_connections\x18\x0e \x01(\x05R\x0emaxConnections\x12#\n" +
 	"\raccept_errors\x18\x0f \x01(\x04R\facceptErrors\x12=\n" +
-	"\bprotocol\x18\x10 \x01(\x0e2!.tcpactor.v1.NetworkLayerProtocolR\bprotocol\"k\n" +
+	"\bprotocol\x18\x10 \x01(\x0e2!.tcpactor.v1.NetworkLayerProtocolR\bprotocol\"\x9e\x01\n" +
 	"\fClaimOptions\x12%\n" +
 	"\x0einitial_credit\x18\x01 \x01(\x05R\rinitialCredit\x124\n" +
-	"\x17keep_open_on_peer_close\x18\x02 \x01(\bR\x13keepOpenOnPeerClose\"n\n" +
+	"\x17keep_open_on_peer_close\x18\x02 \x01(\bR\x13keepOpenOnPeerClose\x121\n" +
+	"\x15peer_close_timeout_ms\x18\x03 \x01(\x05R\x12peerCloseTimeoutMs\"n\n" +
 	"\x15NextPendingConnection\x12 \n" +
 	"\x05owner\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x05owner\x123\n" +

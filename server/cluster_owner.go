@@ -33,6 +33,16 @@ type OwnerHandler interface {
 	Disconnected(c *Owned, err *messages.Error)
 }
 
+// OwnerPeerCloser is an optional interface of an OwnerHandler. PeerClosed
+// reports the peer's FIN (a half-close, or the whole close), after every
+// Received: return true to keep writing and close later (Owned.Close),
+// false to close once the writes already sent are flushed. A handler
+// without it is closed for at PeerClosed, after the writes it sent before:
+// a request followed by a half-close is answered in full, then closed.
+type OwnerPeerCloser interface {
+	PeerClosed(c *Owned) (keepOpen bool)
+}
+
 // OwnerHandlerFactory makes the OwnerHandler of one claimed connection.
 type OwnerHandlerFactory func() OwnerHandler
 
@@ -54,10 +64,12 @@ func (c *Owned) PID() *actor.PID { return c.pid }
 func (c *Owned) Info() *messages.ConnectionInfo { return c.info }
 
 // Write queues data for the peer and returns the ack id its WriteAcked or
-// WriteFailed will carry.
+// WriteFailed will carry. Writes go as requests (with the owner as sender),
+// so that one reaching a connection that has already ended is still
+// answered, with WriteFailed from the connection's node.
 func (c *Owned) Write(data []byte) uint64 {
 	c.nextAck++
-	c.ctx.Send(c.pid, &messages.Write{Data: data, AckId: c.nextAck})
+	c.ctx.Request(c.pid, &messages.Write{Data: data, AckId: c.nextAck})
 	return c.nextAck
 }
 
@@ -66,13 +78,14 @@ func (c *Owned) Write(data []byte) uint64 {
 // on its write, with no WriteAck and Demand messages in between. Failures
 // still come as WriteFailed, with ack id 0.
 func (c *Owned) WriteAndDemand(data []byte, n int) {
-	c.ctx.Send(c.pid, &messages.Write{Data: data, Demand: int32(n)})
+	c.ctx.Request(c.pid, &messages.Write{Data: data, Demand: int32(n)})
 }
 
 // Demand grants n more Received.
 func (c *Owned) Demand(n int) { c.ctx.Send(c.pid, &messages.Demand{N: int32(n)}) }
 
-// Close is disconnectFromHost(): flush, FIN, then Disconnected.
+// Close is disconnectFromHost(): flush, FIN, then Disconnected (the
+// connection then lingers until the peer closes; the owner does not wait).
 func (c *Owned) Close() { c.ctx.Send(c.pid, &messages.Close{}) }
 
 // Abort resets the connection.
@@ -144,8 +157,13 @@ func (o *ownerActor) Receive(ctx actor.Context) {
 		o.terminated(ctx, m)
 	case *connGone:
 		o.lost(ctx, m.who, m.why)
-	case *messages.PeerClosed, *messages.ErrorOccurred:
-		// Disconnected follows (the claim does not keep connections open).
+	case *messages.PeerClosed:
+		if c := o.conn(ctx, m.Connection, nil); c != nil {
+			o.peerClosed(c)
+		}
+	case *messages.ErrorOccurred:
+		// Disconnected follows, with the error; a FIN's RemoteHostClosed
+		// comes before PeerClosed.
 	case *actor.Stopping:
 		o.unwatchAll(ctx)
 	}
@@ -257,6 +275,16 @@ func (o *ownerActor) conn(ctx actor.Context, pid *actor.PID, info *messages.Conn
 	o.notify("claimed %s", pid)
 	c.h.Connected(c)
 	return c
+}
+
+// peerClosed closes the connection after the handler's writes, unless the
+// handler keeps it open: the connection itself would wait for the owner (up
+// to its owner time-out) before closing.
+func (o *ownerActor) peerClosed(c *Owned) {
+	if pc, ok := c.h.(OwnerPeerCloser); ok && pc.PeerClosed(c) {
+		return
+	}
+	c.Close()
 }
 
 func (o *ownerActor) ended(ctx actor.Context, pid *actor.PID, err *messages.Error) {

@@ -77,8 +77,9 @@ func (o ConnOptions) withDefaults() ConnOptions {
 // that times out may still deliver the bytes it had sent; the count it
 // returns is the bytes acknowledged.
 //
-// Close stops the owner actor; the connection, which watches its owner,
-// then closes its socket (close(2): what the kernel holds is still sent).
+// Close asks the connection to close and stops the owner actor: the
+// connection flushes, sends FIN and lingers until the peer closes (what the
+// kernel holds is still sent, and the peer is not reset).
 // As with any net.Conn, Close must be called: the owner actor, and so the
 // connection, live until then. Every method is safe for concurrent use.
 type Conn struct {
@@ -514,7 +515,9 @@ func (o *connOwner) Receive(ctx actor.Context) {
 	case *messages.PeerClosed:
 		o.c.peerClosed()
 	case *messages.ErrorOccurred:
-		// Disconnected follows with the same error.
+		// The peer's FIN (RemoteHostClosedError, then PeerClosed: Read
+		// returns io.EOF, writing goes on), or an error that Disconnected
+		// follows with.
 	case *messages.Disconnected:
 		o.c.ended(m.Error.Err())
 	case *watchConnection:

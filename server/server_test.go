@@ -201,6 +201,9 @@ func TestNextPendingConnectionMakesTheOwnerReceiveTheBytes(t *testing.T) {
 			t.Errorf("owner received %q; want hello", r.Data)
 		}
 		client.Close()
+		// The connection waits for its owner's answer after the peer's FIN.
+		testkit.Next[*messages.PeerClosed](t, owner)
+		callerSys.Root.Send(pid, &messages.Close{})
 		testkit.Next[*messages.Disconnected](t, owner)
 	})
 }

@@ -306,6 +306,8 @@ func (o *echoOwner) Receive(ctx actor.Context) {
 		ctx.Send(m.Connection, &messages.Write{Data: m.Data, Demand: 1})
 	case *messages.WriteFailed:
 		ctx.Send(m.Connection, &messages.Close{})
+	case *messages.PeerClosed:
+		ctx.Send(m.Connection, &messages.Close{}) // the echo is over: close after its writes
 	case *messages.Disconnected:
 		ctx.Stop(ctx.Self())
 	}

@@ -164,7 +164,8 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 
 // drain stops accepting, waits up to d for the live connections to end on
 // their own, then closes the rest (each flushes its queued writes, then
-// FIN) and gives them closeGrace to do so. A second signal cuts it short.
+// FIN, then lingers until its peer closes) and gives them closeGrace plus
+// the linger time-out to do so. A second signal cuts it short.
 func drain(sys *actor.ActorSystem, srv *server.Server, conns *actor.PID, d time.Duration, sigs <-chan os.Signal) error {
 	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
 	defer cancel()
@@ -174,7 +175,10 @@ func drain(sys *actor.ActorSystem, srv *server.Server, conns *actor.PID, d time.
 	if waitIdle(ctx, srv, d, sigs) {
 		res, err := sys.Root.RequestFuture(conns, &closeConns{}, server.DefaultTimeout).Result()
 		if err == nil && res.(int) > 0 {
-			waitIdle(ctx, srv, closeGrace, sigs)
+			// Each flushes, sends FIN, then lingers until its peer closes
+			// (at most the linger time-out): leaving earlier would reset
+			// the peers that still send and lose what they were sent.
+			waitIdle(ctx, srv, closeGrace+actors.DefaultLingerTimeout, sigs)
 		}
 	}
 	return srv.Close(ctx)

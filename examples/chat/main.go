@@ -99,6 +99,11 @@ func (r *room) Receive(ctx actor.Context) {
 		// A member too slow to take its share: out, rather than hold the
 		// room back or skip lines.
 		ctx.Send(m.Connection, &messages.Abort{})
+	case *messages.PeerClosed:
+		// The member hung up: it has left. The connection waits for its
+		// owner to close it (it could still be answered): close it now.
+		r.leave(ctx, m.Connection)
+		ctx.Send(m.Connection, &messages.Close{})
 	case *messages.Disconnected:
 		r.leave(ctx, m.Connection)
 	}

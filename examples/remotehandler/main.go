@@ -221,6 +221,10 @@ func (upperOwner) Receive(ctx actor.Context) {
 		ctx.Send(m.Connection, &messages.Demand{N: 1})
 	case *messages.WriteFailed:
 		ctx.Send(m.Connection, &messages.Abort{})
+	case *messages.PeerClosed:
+		// The client is done: close after the answers already sent (the
+		// connection would wait for this Close, to let them out).
+		ctx.Send(m.Connection, &messages.Close{})
 	case *messages.Disconnected:
 		ctx.Stop(ctx.Self())
 	}

@@ -951,6 +951,74 @@ def q21():
         s.close()
 
 
+    section("Q22 a claimed QTcpSocket when the peer closes, half-closes or resets; abort()")
+
+    def claimed(srv, port):
+        c = client("127.0.0.1", port)
+        socks = drain(srv)
+        s = socks[0]
+        s.ev = []
+        s.readChannelFinished.connect(lambda: s.ev.append("readChannelFinished"))
+        s.errorOccurred.connect(lambda e: s.ev.append(f"errorOccurred({e.value} {e.name}) {s.errorString()!r}"))
+        s.disconnected.connect(lambda: s.ev.append("disconnected"))
+        s.stateChanged.connect(lambda st: s.ev.append(f"stateChanged({st.name})"))
+        return c, s
+
+    srv = new_server()
+    srv.listen(QHostAddress(SA.LocalHost), 0)
+    port = srv.serverPort()
+    for how in ("close", "shutdown(SHUT_WR)", "reset"):
+        c, s = claimed(srv, port)
+        if how == "close":
+            c.close()
+        elif how == "shutdown(SHUT_WR)":
+            c.sendall(b"question")
+            c.shutdown(socket.SHUT_WR)
+        else:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            c.close()
+        pump(500, until=lambda: "disconnected" in s.ev)
+        out(f"peer {how}: signals", s.ev)
+        out(f"peer {how}: error()", (s.error().value, s.error().name, s.errorString()))
+        out(f"peer {how}: state()", s.state().name)
+        if how == "shutdown(SHUT_WR)":
+            out(f"peer {how}: readAll()", bytes(s.readAll()))
+            n = s.write(b"answer")
+            pump(200)
+            out(f"peer {how}: write() after the FIN", n)
+            out(f"peer {how}: the client then reads", peer_state(c))
+            c.close()
+    # abort(): FIN or RST?
+    c, s = claimed(srv, port)
+    s.abort()
+    pump(200)
+    out("abort(): the client sees", peer_state(c))
+    c.close()
+    # disconnectFromHost() while the client still sends and reads slowly
+    c, s = claimed(srv, port)
+    c.sendall(b"x" * 1000)
+    pump(200)
+    s.write(b"y" * 100000)
+    s.disconnectFromHost()
+    pump(500)
+    total, end = 0, ""
+    c.settimeout(1)
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                end = "EOF"
+                break
+            total += len(d)
+    except ConnectionResetError:
+        end = "RST"
+    except socket.timeout:
+        end = "timeout"
+    out("disconnectFromHost() with 1000 unread bytes from the client: the client reads", (total, end))
+    c.close()
+    srv.close()
+
+
 # --------------------------------------------------------------------------
 # child-process scenarios
 # --------------------------------------------------------------------------
@@ -1019,7 +1087,7 @@ def child(name):
 
 SECTIONS = {1: q1, 2: q2, 3: q3, 4: q4, 5: q5, 6: q6, 7: q7, 8: q8, 9: q9,
             10: q10, 11: q11, 12: q12, 13: q13, 14: q14, 15: q15,
-            16: q16, 17: q17, 18: q18, 19: q19, 20: q20, 21: q21}
+            16: q16, 17: q17, 18: q18, 19: q19, 20: q20, 21: q21, 22: q22}
 
 
 def main():

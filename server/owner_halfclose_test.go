@@ -1,0 +1,48 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/testkit"
+	"github.com/tcpactor/tcpactor/server"
+)
+
+// A request followed by a half-close is echoed in full by EchoOwner, with
+// default claim options, whether the owner runs on the server's node or on
+// another one: the owner closes after its writes on PeerClosed.
+func TestEchoOwnerAnswersAHalfClosedRequestInFullLocallyAndFromAnotherNode(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		srvSys   *actor.ActorSystem
+		ownerSys *actor.ActorSystem
+	}{
+		{"same node", testkit.Remote(t, 0), testkit.Remote(t, 0)},
+		{"another node", testkit.Remote(t, 0), testkit.Remote(t, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, addr := listening(t, tc.srvSys, server.Options{})
+			view := viewFrom(tc.ownerSys, srv)
+			owner := tc.ownerSys.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: view.PID(), Handler: server.EchoOwner()}))
+			t.Cleanup(func() { _ = server.StopOwner(tc.ownerSys.Root, owner, view.PID(), 2*time.Second) })
+			for _, size := range []int{1, 100, 64 << 10, 1 << 20} {
+				c := dial(t, addr)
+				req := bytes.Repeat([]byte{'q'}, size)
+				go func() {
+					_, _ = c.Write(req)
+					_ = c.(*net.TCPConn).CloseWrite()
+				}()
+				_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				got, err := io.ReadAll(c)
+				if err != nil || !bytes.Equal(got, req) {
+					t.Fatalf("request of %d bytes then a half-close: echo of %d bytes, %v", size, len(got), err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
