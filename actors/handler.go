@@ -11,9 +11,10 @@ import (
 // protocols; an owner actor (Akka's model) is the way to serve a connection
 // from another node.
 //
-// Every method runs on the ConnectionActor's own goroutine, one call at a
-// time, so a Handler needs no locking. A method must not block: it runs
-// inside the actor's Receive. The Socket passed in is valid for the whole
+// Every method runs inside the ConnectionActor's Receive, one call at a
+// time, so a Handler needs no locking. Which goroutine that is varies: the
+// connection's mailbox runs on whichever goroutine sends to it (its reader,
+// an owner, a timer; see dispatcher.go), so a method must never block. The Socket passed in is valid for the whole
 // life of the connection, but its Context only during the call.
 //
 // The order of calls is: Connected once; then any number of Received,

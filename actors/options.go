@@ -9,7 +9,7 @@ import (
 	"github.com/tcpactor/tcpactor/messages"
 )
 
-// Defaults, as in Qt (pending queue, backlog) and in DESIGN.md (data path).
+// Defaults, as in Qt (pending queue, backlog) and of the data path (docs/ARCHITECTURE.md).
 const (
 	DefaultMaxPendingConnections = 30       // QTcpServer::maxPendingConnections()
 	DefaultBacklog               = 50       // QTcpServer::listenBacklogSize()

@@ -9,8 +9,8 @@ import (
 	"github.com/tcpactor/tcpactor/messages"
 )
 
-// Bad input gets a clear error and leaves the server working (DESIGN.md,
-// Standards): every malformed field of every ServerActor request, requests
+// Bad input gets a clear error and leaves the server working (README, "QTcpServer →
+// tcpactor"): every malformed field of every ServerActor request, requests
 // that cannot be answered, and messages the server does not know.
 
 // errorReply is every reply that can carry an Error.
@@ -93,7 +93,7 @@ func TestMalformedRequestsWithoutASenderChangeNothing(t *testing.T) {
 	}
 }
 
-// Every request gets a reply (DESIGN.md): a message the server does not know
+// Every request gets a reply (docs/ARCHITECTURE.md, invariants): a message the server does not know
 // is answered with UnsupportedSocketOperation when it has a sender, dropped
 // when it has none, and the server goes on either way.
 func TestUnknownMessagesAreRefusedAndTheServerGoesOn(t *testing.T) {

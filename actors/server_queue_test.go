@@ -594,7 +594,7 @@ func TestPauseAndResumeAreAnsweredWhenNotListening(t *testing.T) {
 
 // Qt lifts a pause when nextPendingConnection() returns a socket
 // (docs/qt-behaviour.md, 10b); in tcpactor a pause lasts until
-// ResumeAccepting (DESIGN.md).
+// ResumeAccepting (README, "Where tcpactor differs from Qt 6.4").
 func TestNextPendingConnectionDoesNotLiftAPause(t *testing.T) {
 	s := startServer(t, ServerOptions{})
 	addr := s.listen()
