@@ -255,6 +255,7 @@ func TestCommandLine(t *testing.T) {
 	t.Run("ServeChatSendsEachLineToTheOtherMembers", testServeChat)
 	t.Run("BadCommandLinesExitNonZeroWithOneLineOnStderr", testBadCommandLines)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
+	t.Run("NodeInAClusterExitsZeroOnSIGTERM", testNodeInAClusterExitsZeroOnSIGTERM)
 }
 
 func testServeEchoesCountsInMetricsAndDrains(t *testing.T) {

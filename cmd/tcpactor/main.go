@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -205,7 +206,7 @@ func (h peerLossIsInfo) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h peerLossIsInfo) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError && peerLossMessages[r.Message] {
+	if r.Level >= slog.LevelError && (peerLossMessages[r.Message] || healthServerClosed(r)) {
 		r.Level = slog.LevelInfo
 	}
 	if r.Level < h.level {
@@ -223,6 +224,25 @@ var peerLossMessages = map[string]bool{
 	"EndpointReader failed to send disconnection message": true,
 	"EndpointWriter failed to connect":                    true,
 	"EndpointWriter failed to create receive stream":      true,
+	// The automanaged cluster provider polling a member that is not up
+	// yet, or has left: the cluster's topology reports it.
+	"Bad connection to the node health status": true,
+}
+
+// healthServerClosed is the automanaged provider's report, always at ERROR,
+// that its health server ended, when it ended because the member shut down.
+func healthServerClosed(r slog.Record) bool {
+	if r.Message != "Automanaged server stopping..!" {
+		return false
+	}
+	closed := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && errors.Is(err, http.ErrServerClosed) {
+			closed = true
+		}
+		return !closed
+	})
+	return closed
 }
 
 func (h peerLossIsInfo) WithAttrs(as []slog.Attr) slog.Handler {

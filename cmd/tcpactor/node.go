@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -22,6 +23,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/labstack/echo"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
@@ -65,7 +67,13 @@ func node(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(sigs)
 
 	sys := newSystem(stderr, lvl)
-	defer sys.Shutdown()
+	// A cluster's Shutdown shuts its actor system down itself, and a second
+	// ActorSystem.Shutdown panics (it closes a channel).
+	defer func() {
+		if !sys.IsStopped() {
+			sys.Shutdown()
+		}
+	}()
 	guard := server.NewRemoteGuard(sys.Logger())
 	n := &runningNode{cfg: cfg, sys: sys, out: out, guard: guard}
 	defer n.stop()
@@ -147,14 +155,15 @@ func (n *runningNode) start() error {
 	}
 	rcfg := n.guard.Config(host, port)
 	if n.cfg.clusterName != "" {
-		if err := probeListen("0.0.0.0", n.cfg.healthPort); err != nil {
+		health, err := net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(n.cfg.healthPort)))
+		if err != nil {
 			return fmt.Errorf("--health-port: %w", err)
 		}
 		var kinds []*cluster.Kind
 		if n.cfg.listen != "" {
 			kinds = append(kinds, server.ClusterKind(n.clusterServerConfig()))
 		}
-		provider := automanaged.NewWithConfig(n.cfg.refresh, n.cfg.healthPort, n.cfg.members...)
+		provider := automanaged.NewWithTesting(n.cfg.refresh, n.cfg.healthPort, n.healthServer(health), n.cfg.members...)
 		n.cl = cluster.New(n.sys, cluster.Configure(n.cfg.clusterName, provider, disthash.New(), rcfg,
 			cluster.WithKinds(kinds...)))
 		n.cl.StartMember()
@@ -179,6 +188,31 @@ func (n *runningNode) start() error {
 		return err
 	}
 	return n.startWatcher()
+}
+
+// healthServer is the automanaged provider's health endpoint, made here
+// rather than by the provider (which NewWithTesting allows) for three
+// reasons: the provider's own Echo prints a banner on stdout, where only the
+// lines scripts wait for belong; it binds its port only after its first
+// poll of the members, which then fails for this very member and logs an
+// error at every start; and its HTTP errors would bypass slog. ln is bound
+// already, so the first poll finds this member. The answer is the
+// provider's own NodeModel, as its /_health would give it.
+func (n *runningNode) healthServer(ln net.Listener) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Listener = ln
+	e.Logger.SetOutput(io.Discard)
+	e.StdLogger = slog.NewLogLogger(n.sys.Logger().Handler(), slog.LevelWarn)
+	e.GET("/_health", func(c echo.Context) error {
+		host, port, err := n.sys.GetHostPort()
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, automanaged.NewNode(n.cfg.clusterName, n.sys.ID, host, port,
+			n.cfg.healthPort, n.cl.GetClusterKinds()))
+	})
+	return e
 }
 
 func (n *runningNode) clusterServerConfig() server.ClusterServerConfig {
