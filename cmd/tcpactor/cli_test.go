@@ -256,6 +256,7 @@ func TestCommandLine(t *testing.T) {
 	t.Run("BadCommandLinesExitNonZeroWithOneLineOnStderr", testBadCommandLines)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
 	t.Run("NodeInAClusterExitsZeroOnSIGTERM", testNodeInAClusterExitsZeroOnSIGTERM)
+	t.Run("ClientArrivingDuringTheDrainIsRefusedOrServed", testClientArrivingDuringTheDrainIsRefusedOrServed)
 }
 
 func testServeEchoesCountsInMetricsAndDrains(t *testing.T) {

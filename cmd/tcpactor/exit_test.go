@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,5 +86,53 @@ func testNodeInAClusterExitsZeroOnSIGTERM(t *testing.T) {
 	}
 	if bad := errorLines(p.stderr.String()); len(bad) != 0 {
 		t.Errorf("stderr has errors at the default log level:\n%s", strings.Join(bad, "\n"))
+	}
+}
+
+// A client that arrives while serve drains is refused (the listener closes
+// when the drain starts) or served; it is never left hanging in the kernel's
+// backlog until the exit resets it. The connections of before go on being
+// served until they end.
+func testClientArrivingDuringTheDrainIsRefusedOrServed(t *testing.T) {
+	p := start(t, "serve", "--listen", "127.0.0.1:0", "--drain-timeout", "60s")
+	addr := p.line("listening on")
+	held, hr := dialEcho(t, addr) // keeps the drain going
+	echoLine(t, held, hr, "before\n")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Dial until refused. A client that connects before serve has taken
+	// in the signal is served; one accepted in the instant the listener
+	// closes is closed at once (a refusal after the handshake). Waiting
+	// for an answer that never comes is the failure.
+	for i := 0; ; i++ {
+		if i == 2000 {
+			t.Fatal("every connection attempt of the drain succeeded: the listener is still open")
+		}
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("dial during the drain: %v, want it refused or served", err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.WriteString(c, "during\n")
+		var got string
+		if err == nil {
+			got, err = bufio.NewReader(c).ReadString('\n')
+		}
+		c.Close()
+		switch {
+		case err == nil && got == "during\n": // served
+		case err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && got == "": // closed at once
+		default:
+			t.Fatalf("a client connected during the drain: got %q (%v), want it refused or served", got, err)
+		}
+	}
+	echoLine(t, held, hr, "still served\n")
+	held.Close()
+	if code := p.exitCode(); code != 0 {
+		t.Fatalf("serve exited %d; stderr:\n%s", code, p.stderr)
 	}
 }

@@ -110,7 +110,7 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	name := fs.String("name", "tcpserver", "the server actor's name, its address on remote")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (port 0 picks one)")
 	level := fs.String("log-level", "warn", "log level of stderr: debug, info, warn, error")
-	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: stop accepting, let connections end on their own for this long, then close the rest (flushing their writes)")
+	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: close the listener (new clients are refused), let connections end on their own for this long, then close the rest (flushing their writes)")
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -153,30 +153,37 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	return cfg, nil
 }
 
-// drain stops accepting, waits up to d for the live connections to end on
-// their own, then closes the rest (each flushes its queued writes, then
-// FIN) and gives them closeGrace to do so. A second signal cuts it short.
+// drain closes the listener (QTcpServer::close(): new clients are refused,
+// and connections still waiting to be claimed are closed), waits up to d for
+// the live connections to end on their own, then closes the rest (each
+// flushes its queued writes, then FIN) and gives them closeGrace to do so. A
+// second signal cuts it short. Pausing instead would leave the listener
+// open: the kernel would complete the handshake of every new client, which
+// would then wait unserved until the exit reset it.
 func drain(sys *actor.ActorSystem, srv *server.Server, conns *actor.PID, d time.Duration, sigs <-chan os.Signal) error {
 	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
 	defer cancel()
-	if err := srv.PauseAccepting(ctx); err != nil {
+	if err := srv.Close(ctx); err != nil {
 		return err
 	}
-	if waitIdle(ctx, srv, d, sigs) {
+	if waitIdle(srv, d, sigs) {
 		res, err := sys.Root.RequestFuture(conns, &closeConns{}, server.DefaultTimeout).Result()
 		if err == nil && res.(int) > 0 {
-			waitIdle(ctx, srv, closeGrace, sigs)
+			waitIdle(srv, closeGrace, sigs)
 		}
 	}
-	return srv.Close(ctx)
+	return nil
 }
 
 // waitIdle polls the server until it has no live connection, d passes or a
-// signal comes. It reports whether connections are left.
-func waitIdle(ctx context.Context, srv *server.Server, d time.Duration, sigs <-chan os.Signal) bool {
+// signal comes. It reports whether connections are left. Each poll has a
+// time-out of its own: a drain may last longer than one.
+func waitIdle(srv *server.Server, d time.Duration, sigs <-chan os.Signal) bool {
 	deadline := time.Now().Add(d)
 	for {
+		ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
 		st, err := srv.Status(ctx)
+		cancel()
 		if err != nil || st.Active == 0 {
 			return false
 		}
