@@ -257,6 +257,7 @@ func TestCommandLine(t *testing.T) {
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
 	t.Run("NodeInAClusterExitsZeroOnSIGTERM", testNodeInAClusterExitsZeroOnSIGTERM)
 	t.Run("ClientArrivingDuringTheDrainIsRefusedOrServed", testClientArrivingDuringTheDrainIsRefusedOrServed)
+	t.Run("IntegerFlagsAreRangeChecked", testIntegerFlagsAreRangeChecked)
 }
 
 func testServeEchoesCountsInMetricsAndDrains(t *testing.T) {
@@ -429,15 +430,23 @@ func testBadCommandLines(t *testing.T) {
 }
 
 func testEveryCommandHasHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "handle", "status", "bench"} {
+	for _, cmd := range []string{"serve", "handle", "status", "node", "bench"} {
 		out, errOut, code := runCmd(t, cmd, "--help")
 		if code != 0 || !strings.Contains(out+errOut, "-") || len(out+errOut) < 40 {
 			t.Errorf("tcpactor %s --help: exit %d, output %q%q", cmd, code, out, errOut)
 		}
 	}
 	out, _, code := runCmd(t, "--help")
-	if code != 0 || !strings.Contains(out, "tcpactor serve") {
-		t.Errorf("tcpactor --help: exit %d, output %q", code, out)
+	for _, cmd := range []string{"serve", "handle", "status", "node", "bench"} {
+		if code != 0 || !strings.Contains(out, "tcpactor "+cmd) {
+			t.Errorf("tcpactor --help: exit %d, output %q; want every command, %s too", code, out, cmd)
+		}
+	}
+	// The flag package takes a backquoted word of a usage for the name of
+	// the flag's value: it must be a value, not prose.
+	out, _, _ = runCmd(t, "serve", "--help")
+	if !strings.Contains(out, "-handler HANDLER") {
+		t.Errorf("serve --help names --handler's value wrongly:\n%s", out)
 	}
 }
 

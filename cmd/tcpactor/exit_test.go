@@ -136,3 +136,53 @@ func testClientArrivingDuringTheDrainIsRefusedOrServed(t *testing.T) {
 		t.Fatalf("serve exited %d; stderr:\n%s", code, p.stderr)
 	}
 }
+
+// Every integer flag of every command is range-checked when parsed: a
+// value the message it ends up in cannot carry (an int32, a port) is one
+// line on stderr naming the flag, and exit status 2, not a wrapped-around
+// number. Each command line has a second, later error, so that nothing
+// would run even without the range check.
+func testIntegerFlagsAreRangeChecked(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().String()
+	serve := []string{"serve", "--listen", busy}
+	node := []string{"node", "--remote", busy}
+	bench := []string{"bench", "--kinds", "nosuchkind"}
+	benchServer := []string{"bench-server", "--kind", "nosuchkind"}
+	for _, c := range []struct {
+		cmd   []string
+		flag  string
+		value string
+	}{
+		{serve, "max-pending", "2147483648"},
+		{serve, "max-pending", "0"},
+		{serve, "max-pending", "99999999999999999999"},
+		{serve, "max-connections", "2147483648"},
+		{serve, "max-connections", "-1"},
+		{node, "credit", "2147483648"},
+		{node, "credit", "-1"},
+		{node, "health-port", "65536"},
+		{node, "health-port", "-1"},
+		{bench, "rounds", "101"},
+		{bench, "rounds", "-1"},
+		{bench, "accept-conns", "1000001"},
+		{bench, "pingpong-conns", "0"},
+		{bench, "bulk-conns", "1001"},
+		{bench, "idle-conns", "-1"},
+		{bench, "backlog", "2147483648"},
+		{bench, "backlog", "-2"},
+		{benchServer, "backlog", "-1"},
+		{benchServer, "backlog", "2147483648"},
+	} {
+		args := append(append([]string{}, c.cmd[0], "--"+c.flag, c.value), c.cmd[1:]...)
+		out, errOut, code := runCmd(t, args...)
+		if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "-"+c.flag+":") {
+			t.Errorf("tcpactor %q: exit %d, stdout %q, stderr %q; want exit 2 and one line on stderr naming --%s",
+				args, code, out, errOut, c.flag)
+		}
+	}
+}

@@ -3,12 +3,14 @@
 //	tcpactor serve [flags]    a server (echo, discard, fortune, chat or none) on one actor system
 //	tcpactor handle [flags]   serve the connections of a server that runs on another node
 //	tcpactor status [flags]   ask a running server for its state, over remote
+//	tcpactor node [flags]     a member of a deployment: remote, optional cluster
+//	                          membership, a server, an owner-actor handler
 //	tcpactor bench [flags]    tcpactor against a plain net.Listener server
 //
 // Run `tcpactor COMMAND --help` for the flags of each. Errors are one line on
 // stderr; stdout carries only the lines a script may wait for
-// ("listening on HOST:PORT", "remote on HOST:PORT", "metrics on HOST:PORT")
-// and the output of status and bench.
+// ("listening on HOST:PORT", "remote on HOST:PORT", "metrics on HOST:PORT",
+// and node's milestones) and the output of status and bench.
 package main
 
 import (
@@ -98,6 +100,8 @@ usage:
                   [--remote HOST:PORT] [--name NAME] [--metrics HOST:PORT] ...
   tcpactor handle --server HOST:PORT/NAME [--handler echo|discard] [--remote HOST:PORT]
   tcpactor status --server HOST:PORT/NAME [--json]
+  tcpactor node   --remote HOST:PORT [--cluster NAME --members HOST:PORT,... --health-port PORT]
+                  [--listen HOST:PORT] [--handler echo|discard] [--server HOST:PORT/NAME] ...
   tcpactor bench  [--quick] [--json]
 
 Run 'tcpactor COMMAND --help' for the flags of a command.
@@ -302,4 +306,43 @@ func startPeer(target, remoteAddr, level string, stderr io.Writer) (srv *actor.P
 		shutdownRemote(rem)
 		sys.Shutdown()
 	}, nil
+}
+
+// intFlag is an integer flag with a range: a value outside [min, max] fails
+// the parse with one line naming the flag, instead of wrapping around when
+// it is later converted to the narrower type a message carries.
+type intFlag struct {
+	p        *int
+	min, max int
+}
+
+func (f *intFlag) String() string {
+	if f.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.p)
+}
+
+func (f *intFlag) Set(s string) error {
+	v, err := strconv.ParseInt(s, 0, 64)
+	if err != nil || v < int64(f.min) || v > int64(f.max) {
+		return fmt.Errorf("want an integer from %d to %d", f.min, f.max)
+	}
+	*f.p = int(v)
+	return nil
+}
+
+// intVar defines an integer flag that accepts min to max; the usage should
+// name its value in backquotes (the flag package shows a custom flag as
+// "value" otherwise).
+func intVar(fs *flag.FlagSet, p *int, name string, value, min, max int, usage string) {
+	*p = value
+	fs.Var(&intFlag{p: p, min: min, max: max}, name, usage)
+}
+
+// intFlagOf is intVar returning the variable.
+func intFlagOf(fs *flag.FlagSet, name string, value, min, max int, usage string) *int {
+	p := new(int)
+	intVar(fs, p, name, value, min, max, usage)
+	return p
 }

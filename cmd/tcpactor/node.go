@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -90,14 +91,14 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 	fs.StringVar(&c.remote, "remote", "", "this node's remote `HOST:PORT` (required; port 0 picks one)")
 	fs.StringVar(&c.clusterName, "cluster", "", "join the cluster `NAME` (automanaged provider; needs --members and --health-port)")
 	members := fs.String("members", "", "automanaged health endpoints of all members, this one included: `HOST:PORT,...`")
-	fs.IntVar(&c.healthPort, "health-port", 0, "`PORT` of this member's automanaged health endpoint (HTTP on all interfaces)")
+	intVar(fs, &c.healthPort, "health-port", 0, 0, 65535, "`PORT` of this member's automanaged health endpoint (HTTP on all interfaces)")
 	fs.DurationVar(&c.refresh, "refresh", time.Second, "how often the automanaged provider polls the members")
 	fs.StringVar(&c.listen, "listen", "", "run a server listening on `HOST:PORT`; in a cluster, this member hosts the server identity --name when the cluster places it here")
 	fs.StringVar(&c.name, "name", "echo", "the server's actor name (HOST:PORT/NAME) or, in a cluster, its identity of kind tcpserver")
 	fs.StringVar(&c.handler, "handler", "", "serve connections with owner actors on this node: echo or discard")
 	fs.StringVar(&c.target, "server", "", "the server --handler serves: `HOST:PORT/NAME`, or in a cluster an identity (default: --name)")
 	fs.StringVar(&c.watch, "watch", "", "subscribe a watcher that prints each NewConnection of a server (`HOST:PORT/NAME` or identity)")
-	fs.IntVar(&c.credit, "credit", 0, "initial credit of each claim (Received in flight); 0 = the server's default")
+	intVar(fs, &c.credit, "credit", 0, 0, math.MaxInt32, "initial credit of each claim (`N` Received in flight); 0 = the server's default")
 	fs.DurationVar(&c.idle, "idle-timeout", 0, "the server closes connections idle this long; 0 = never")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve /status and net/http/pprof on `HOST:PORT` (for tests and diagnosis)")
 	fs.StringVar(&c.level, "log-level", "error", "log level of stderr: debug, info, warn, error")
@@ -117,8 +118,6 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 		return nil, badUsage("--members and --health-port need --cluster")
 	case c.handler != "" && c.target == "" && c.listen == "" && c.clusterName == "":
 		return nil, badUsage("--handler needs --server (or a server of this node: --listen)")
-	case c.credit < 0:
-		return nil, badUsage("--credit %d: want 0 or more", c.credit)
 	}
 	if c.handler != "" {
 		if _, err := server.OwnerHandlerByName(c.handler); err != nil {

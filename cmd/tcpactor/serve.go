@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -102,9 +103,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	fs := newFlags("serve", stdout)
 	listen := fs.String("listen", "127.0.0.1:7070", "`HOST:PORT` to listen on; HOST is an IP or Any, AnyIPv4, AnyIPv6, LocalHost, LocalHostIPv6; port 0 picks one")
-	handler := fs.String("handler", "echo", "connection handler: "+server.HandlerNames+" (leave connections pending for owner actors, e.g. `tcpactor handle` on another node)")
-	maxPending := fs.Int("max-pending", actors.DefaultMaxPendingConnections, "most connections waiting to be claimed (setMaxPendingConnections)")
-	maxConns := fs.Int("max-connections", 0, "most live connections, at which accepting pauses; 0 = no cap")
+	handler := fs.String("handler", "echo", "connection `HANDLER`: "+server.HandlerNames+" (none leaves connections pending for owner actors, e.g. of 'tcpactor handle' on another node)")
+	maxPending := intFlagOf(fs, "max-pending", actors.DefaultMaxPendingConnections, 1, math.MaxInt32, "most connections waiting to be claimed (setMaxPendingConnections), `N` from 1")
+	maxConns := intFlagOf(fs, "max-connections", 0, 0, math.MaxInt32, "most live connections (`N`), at which accepting pauses; 0 = no cap")
 	idle := fs.Duration("idle-timeout", 0, "close connections idle this long; 0 = never")
 	remoteAddr := fs.String("remote", "", "also serve Proto.Actor remote on `HOST:PORT` (port 0 picks one), so other nodes reach the server as HOST:PORT/NAME")
 	name := fs.String("name", "tcpserver", "the server actor's name, its address on remote")
@@ -131,10 +132,6 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 		}
 	}
 	switch {
-	case *maxPending < 1:
-		return nil, badUsage("--max-pending %d: want at least 1", *maxPending)
-	case *maxConns < 0:
-		return nil, badUsage("--max-connections %d: want 0 (no cap) or more", *maxConns)
 	case *idle < 0:
 		return nil, badUsage("--idle-timeout %v: want 0 (never) or more", *idle)
 	case *drain < 0:
