@@ -39,11 +39,12 @@ func tcpactorBin(t *testing.T) string {
 	return binPath
 }
 
-// buildTCPActor builds cmd/tcpactor into dir.
-func buildTCPActor(t *testing.T, dir string) string {
+// buildTCPActor builds cmd/tcpactor into dir, with go build's flags.
+func buildTCPActor(t *testing.T, dir string, flags ...string) string {
 	t.Helper()
 	path := filepath.Join(dir, "tcpactor")
-	if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+	args := append(append([]string{"build"}, flags...), "-o", path, ".")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return path
@@ -78,7 +79,12 @@ func (s *syncBuffer) String() string {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(tcpactorBin(t), args...)
+	return startCmd(t, exec.Command(tcpactorBin(t), args...))
+}
+
+// startCmd starts cmd as a proc.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +264,7 @@ func TestCommandLine(t *testing.T) {
 	t.Run("NodeInAClusterExitsZeroOnSIGTERM", testNodeInAClusterExitsZeroOnSIGTERM)
 	t.Run("ClientArrivingDuringTheDrainIsRefusedOrServed", testClientArrivingDuringTheDrainIsRefusedOrServed)
 	t.Run("IntegerFlagsAreRangeChecked", testIntegerFlagsAreRangeChecked)
+	t.Run("ServeExitsNonZeroWhenItsServerStops", testServeExitsNonZeroWhenItsServerStops)
 }
 
 func testServeEchoesCountsInMetricsAndDrains(t *testing.T) {

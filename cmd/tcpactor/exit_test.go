@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -184,5 +185,44 @@ func testIntegerFlagsAreRangeChecked(t *testing.T) {
 			t.Errorf("tcpactor %q: exit %d, stdout %q, stderr %q; want exit 2 and one line on stderr naming --%s",
 				args, code, out, errOut, c.flag)
 		}
+	}
+}
+
+// A ServerActor that panics stops (a socket cannot be restarted; see
+// actors.TestAServerThatPanicsLogsItAndStopsClosingWhatItOwns), and serve,
+// which then has nothing left that accepts, exits with status 1: the
+// server's ERROR log of the panic, then one line saying why serve ended.
+// The panic is injected by a binary built with the tcpactor_faults tag
+// (faults.go), whose incomingConnection hook hands the server a broken
+// connection.
+func testServeExitsNonZeroWhenItsServerStops(t *testing.T) {
+	bin := buildTCPActor(t, t.TempDir(), "-tags", "tcpactor_faults")
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "TCPACTOR_FAULT=server-panic")
+	p := startCmd(t, cmd)
+	addr := p.line("listening on")
+
+	c, _ := dialEcho(t, addr) // the server panics on it
+	if code := p.exitCode(); code != 1 {
+		t.Fatalf("serve exited %d after its server stopped, want 1; stderr:\n%s", code, p.stderr)
+	}
+	mustSeeClose(t, c)
+	lines := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "tcpactor serve: ") || !strings.Contains(last, "stopped") {
+		t.Errorf("last line of stderr %q, want one saying that the server stopped", last)
+	}
+	if !strings.Contains(p.stderr.String(), "level=ERROR") || !strings.Contains(p.stderr.String(), "panic") {
+		t.Errorf("stderr has no ERROR log of the panic:\n%s", p.stderr)
+	}
+}
+
+// mustSeeClose expects the server side of c to end: EOF or a reset.
+func mustSeeClose(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.Read(make([]byte, 1))
+	if n != 0 || !(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		t.Fatalf("read %d bytes, %v; want EOF or a reset", n, err)
 	}
 }

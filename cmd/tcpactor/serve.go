@@ -65,12 +65,14 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	stats := &actors.ConnectionStats{}
 	cfg.opts.Connection.Stats = stats
+	injectFaults(&cfg.opts)
 	srv, err := server.SpawnNamed(sys, cfg.name, cfg.opts)
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	conns := startTracker(sys)
+	lost := make(chan struct{})
+	conns := startTracker(sys, srv.PID(), lost)
 	defer sys.Root.Stop(conns)
 	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
 	defer cancel()
@@ -96,8 +98,16 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "metrics on %s\n", met.addr)
 	}
 
-	<-sigs
-	return drain(sys, srv, conns, cfg.drain, sigs)
+	select {
+	case <-sigs:
+		return drain(sys, srv, conns, cfg.drain, sigs)
+	case <-lost:
+		// The server actor stopped under us (it logged why): nothing
+		// accepts any more, so serving is over. Connections still open are
+		// closed, their writes flushed, as at the end of a drain.
+		closeLeft(sys, conns, sigs)
+		return fmt.Errorf("the server %s stopped unexpectedly; exiting", srv.PID().Id)
+	}
 }
 
 func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
@@ -163,25 +173,28 @@ func drain(sys *actor.ActorSystem, srv *server.Server, conns *actor.PID, d time.
 	if err := srv.Close(ctx); err != nil {
 		return err
 	}
-	if waitIdle(srv, d, sigs) {
-		res, err := sys.Root.RequestFuture(conns, &closeConns{}, server.DefaultTimeout).Result()
-		if err == nil && res.(int) > 0 {
-			waitIdle(srv, closeGrace, sigs)
-		}
+	if waitIdle(sys, conns, d, sigs) {
+		closeLeft(sys, conns, sigs)
 	}
 	return nil
 }
 
-// waitIdle polls the server until it has no live connection, d passes or a
-// signal comes. It reports whether connections are left. Each poll has a
-// time-out of its own: a drain may last longer than one.
-func waitIdle(srv *server.Server, d time.Duration, sigs <-chan os.Signal) bool {
+// closeLeft closes the connections still open (each flushes its queued
+// writes, then FIN) and gives them closeGrace to do so.
+func closeLeft(sys *actor.ActorSystem, conns *actor.PID, sigs <-chan os.Signal) {
+	res, err := sys.Root.RequestFuture(conns, &closeConns{}, server.DefaultTimeout).Result()
+	if err == nil && res.(int) > 0 {
+		waitIdle(sys, conns, closeGrace, sigs)
+	}
+}
+
+// waitIdle polls the connection tracker until no connection is left, d
+// passes or a signal comes. It reports whether connections are left.
+func waitIdle(sys *actor.ActorSystem, conns *actor.PID, d time.Duration, sigs <-chan os.Signal) bool {
 	deadline := time.Now().Add(d)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
-		st, err := srv.Status(ctx)
-		cancel()
-		if err != nil || st.Active == 0 {
+		n, err := sys.Root.RequestFuture(conns, &countConns{}, server.DefaultTimeout).Result()
+		if err != nil || n.(int) == 0 {
 			return false
 		}
 		if !time.Now().Before(deadline) {
@@ -214,33 +227,50 @@ func shutdownRemote(r *remote.Remote) {
 }
 
 // ---------------------------------------------------------------------------
-// the connection tracker: knows the live connections, to close them at the end
+// the connection tracker: knows the live connections, to close them at the
+// end, and watches the server, to notice that it stopped
 
 // closeConns asks the tracker to Close every live connection; it answers with
 // how many it told.
 type closeConns struct{}
 
+// countConns asks the tracker how many connections are live.
+type countConns struct{}
+
 type tracker struct {
-	conns map[string]*actor.PID
+	server *actor.PID
+	lost   chan<- struct{} // closed when the server stops
+	conns  map[string]*actor.PID
 }
 
-func startTracker(sys *actor.ActorSystem) *actor.PID {
+func startTracker(sys *actor.ActorSystem, server *actor.PID, lost chan<- struct{}) *actor.PID {
 	return sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &tracker{conns: map[string]*actor.PID{}}
+		return &tracker{server: server, lost: lost, conns: map[string]*actor.PID{}}
 	}))
 }
 
 func (t *tracker) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.Watch(t.server)
 	case *messages.NewConnection:
 		t.conns[m.Connection.String()] = m.Connection
 		ctx.Watch(m.Connection)
 	case *actor.Terminated:
+		if m.Who.Equal(t.server) {
+			if t.lost != nil {
+				close(t.lost)
+				t.lost = nil
+			}
+			return
+		}
 		delete(t.conns, m.Who.String())
 	case *closeConns:
 		for _, c := range t.conns {
 			ctx.Send(c, &messages.Close{})
 		}
+		ctx.Respond(len(t.conns))
+	case *countConns:
 		ctx.Respond(len(t.conns))
 	}
 }
