@@ -265,6 +265,7 @@ func TestCommandLine(t *testing.T) {
 	t.Run("ClientArrivingDuringTheDrainIsRefusedOrServed", testClientArrivingDuringTheDrainIsRefusedOrServed)
 	t.Run("IntegerFlagsAreRangeChecked", testIntegerFlagsAreRangeChecked)
 	t.Run("ServeExitsNonZeroWhenItsServerStops", testServeExitsNonZeroWhenItsServerStops)
+	t.Run("MetricsAreServedWhileAcceptsFailWithEMFILE", testMetricsAreServedWhileAcceptsFailWithEMFILE)
 }
 
 func testServeEchoesCountsInMetricsAndDrains(t *testing.T) {

@@ -226,3 +226,50 @@ func mustSeeClose(t *testing.T, c net.Conn) {
 		t.Fatalf("read %d bytes, %v; want EOF or a reset", n, err)
 	}
 }
+
+// /metrics stays reachable when the process runs out of descriptors, which
+// is when it matters: serve runs with a hard RLIMIT_NOFILE of 48 (set by
+// the shell before exec, as Go raises the soft limit to the hard one),
+// clients use up the descriptors, the server's accepts fail with EMFILE
+// (accept_errors_total counts them), and scrapes still succeed. net/http's
+// own accept-error logging would go around slog: stderr has none of it.
+func testMetricsAreServedWhileAcceptsFailWithEMFILE(t *testing.T) {
+	const limit = 48
+	cmd := exec.Command("/bin/sh", "-c", `ulimit -n `+strconv.Itoa(limit)+` && exec "$0" "$@"`,
+		tcpactorBin(t), "serve", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--drain-timeout", "0s")
+	p := startCmd(t, cmd)
+	addr := p.line("listening on")
+	metrics := p.line("metrics on")
+	if m := scrape(t, metrics); m["tcpactor_listening"] != 1 {
+		t.Fatalf("metrics before the clients: %v", m)
+	}
+
+	// Every descriptor taken: the clients beyond wait in the backlog.
+	for range limit + 8 {
+		dialEcho(t, addr)
+	}
+	fdDir := "/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/fd"
+	eventually(t, func() string {
+		ents, err := os.ReadDir(fdDir)
+		if err != nil || len(ents) < limit {
+			return "serve never ran out of descriptors: " + strconv.Itoa(len(ents)) + " open"
+		}
+		return ""
+	})
+	for i := range 3 {
+		m := scrape(t, metrics) // fails the test when the scrape cannot connect
+		if m["tcpactor_accept_errors_total"] == 0 || m["tcpactor_listening"] != 1 {
+			// The first failed accept may not have happened yet.
+			if i == 2 {
+				t.Fatalf("metrics while out of descriptors: %v; want accept errors counted", m)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("serve exited %d; stderr:\n%s", code, p.stderr)
+	}
+	if s := p.stderr.String(); strings.Contains(s, "Accept error") {
+		t.Errorf("stderr has net/http's accept errors:\n%s", s)
+	}
+}
