@@ -14,14 +14,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -187,74 +185,12 @@ func logLevel(v string) (slog.Level, error) {
 }
 
 // newSystem makes an actor system whose logging (Proto.Actor logs through
-// slog) goes to stderr at level, so stdout stays clean.
+// slog) goes to stderr at level, so stdout stays clean. A peer node going
+// away is logged at INFO, not ERROR (server.QuietPeerLoss).
 func newSystem(stderr io.Writer, level slog.Level) *actor.ActorSystem {
 	h := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
-	logger := slog.New(peerLossIsInfo{Handler: h, level: level})
+	logger := slog.New(server.QuietPeerLoss(h))
 	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-}
-
-// peerLossIsInfo logs Proto.Actor's errors about a peer's stream ending at
-// INFO instead of ERROR: a peer node going away (a `tcpactor status` that
-// got its answer, a handler node that stopped, this node shutting down while
-// a peer's stream closes) is ordinary for a node, and whoever depends on that
-// peer learns of it through Terminated.
-type peerLossIsInfo struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (h peerLossIsInfo) Enabled(ctx context.Context, l slog.Level) bool {
-	// Decided per record in Handle: the level may be lowered there.
-	return l >= h.level || l >= slog.LevelError
-}
-
-func (h peerLossIsInfo) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError && (peerLossMessages[r.Message] || healthServerClosed(r)) {
-		r.Level = slog.LevelInfo
-	}
-	if r.Level < h.level {
-		return nil
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-// peerLossMessages are the pinned Proto.Actor remote's log messages about a
-// peer's stream ending, or about reaching a peer that is gone (a last Unwatch
-// to a node that stopped makes it retry for a while). tcpactor reports what
-// matters itself: a lost server, a lost owner, a Terminated.
-var peerLossMessages = map[string]bool{
-	"EndpointWriter lost connection":                      true,
-	"EndpointReader failed to send disconnection message": true,
-	"EndpointWriter failed to connect":                    true,
-	"EndpointWriter failed to create receive stream":      true,
-	// The automanaged cluster provider polling a member that is not up
-	// yet, or has left: the cluster's topology reports it.
-	"Bad connection to the node health status": true,
-}
-
-// healthServerClosed is the automanaged provider's report, always at ERROR,
-// that its health server ended, when it ended because the member shut down.
-func healthServerClosed(r slog.Record) bool {
-	if r.Message != "Automanaged server stopping..!" {
-		return false
-	}
-	closed := false
-	r.Attrs(func(a slog.Attr) bool {
-		if err, ok := a.Value.Any().(error); ok && errors.Is(err, http.ErrServerClosed) {
-			closed = true
-		}
-		return !closed
-	})
-	return closed
-}
-
-func (h peerLossIsInfo) WithAttrs(as []slog.Attr) slog.Handler {
-	return peerLossIsInfo{Handler: h.Handler.WithAttrs(as), level: h.level}
-}
-
-func (h peerLossIsInfo) WithGroup(name string) slog.Handler {
-	return peerLossIsInfo{Handler: h.Handler.WithGroup(name), level: h.level}
 }
 
 // startRemote starts Proto.Actor remote on host:port. remote.Start panics
