@@ -5,7 +5,7 @@ ACTOR_DIR  = $(shell $(GO) list -m -f '{{.Dir}}' github.com/asynkron/protoactor-
 PROTOS    := $(wildcard proto/tcpactor/v1/*.proto)
 LISTEN    ?= 127.0.0.1:7070
 
-.PHONY: all build run test test-short proto proto-check bench lint fmt-check vet
+.PHONY: all build run test proto proto-check bench lint fmt-check vet
 
 all: build
 

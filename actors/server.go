@@ -2,8 +2,11 @@ package actors
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -111,6 +114,7 @@ func newServerActor(opts ServerOptions) *ServerActor {
 
 // Receive dispatches each message to a short named method.
 func (s *ServerActor) Receive(ctx actor.Context) {
+	defer s.recoverPanic(ctx)
 	if !s.authorize(ctx) { // what remote peers may send: authz.go
 		return
 	}
@@ -161,14 +165,36 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		forgetOnShutdown(ctx.ActorSystem(), ctx.Self())
 	case *actor.Stopping, *actor.Restarting:
-		// A restart (a panic) makes a fresh ServerActor: this one's
-		// listener and connections must not outlive it either.
+		// A restart (by a supervisor of the caller's, should a panic escape
+		// recoverPanic) makes a fresh ServerActor: this one's listener and
+		// connections must not outlive it either.
 		s.shutdown(ctx)
 	case actor.SystemMessage, actor.AutoReceiveMessage, actor.AutoRespond, *actor.ReceiveTimeout:
 		// Proto.Actor's own messages (Started, Stopped…) are not requests.
 	default:
 		s.unknownRequest(ctx, m)
 	}
+}
+
+// recoverPanic stops a server whose Receive panicked. A listening socket
+// cannot be restarted: Proto.Actor's default supervision would make a fresh
+// ServerActor that listens on nothing, and nobody would know. So the panic
+// is logged at ERROR, the request it broke is answered with an error, and
+// the server stops: its listener and unclaimed connections close (Stopping)
+// and whoever watches it gets Terminated (tcpactor serve exits).
+func (s *ServerActor) recoverPanic(ctx actor.Context) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	ctx.Logger().Error("tcpactor: ServerActor panicked; stopping it, with its listener and unclaimed connections",
+		slog.String("server", ctx.Self().String()), slog.String("message", fmt.Sprintf("%T", ctx.Message())),
+		slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+	if _, system := ctx.Message().(actor.SystemMessage); !system && ctx.Sender() != nil {
+		ctx.Respond(&messages.Ack{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"the server failed on %T and stopped", ctx.Message())})
+	}
+	ctx.Stop(ctx.Self())
 }
 
 // unknownRequest answers a message the server does not know, when it has a
@@ -381,12 +407,14 @@ func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
 		closeBoth(m.conn, nil)
 		return
 	}
-	delete(s.inHook, m.id)
 	if m.err != nil || m.conn == nil {
 		closeBoth(m.conn, raw)
 	} else {
+		// raw leaves inHook once admitted: should admit panic (a broken
+		// conn from the hook), the stopping server still closes it.
 		s.admit(ctx, m.id, m.conn)
 	}
+	delete(s.inHook, m.id)
 	s.updateAllowance()
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -279,20 +282,95 @@ func TestStoppingTheServerClosesItsListenerAndUnclaimedConnections(t *testing.T)
 	}
 }
 
-// A server whose actor is restarted (a panic in Receive, here from a broken
-// connection an incomingConnection hook returned) must not leave its old
-// listener behind: the new incarnation starts from scratch.
-func TestAServerRestartedAfterAPanicLeavesNoListenerBehind(t *testing.T) {
+// A listening socket cannot be restarted: a ServerActor that panics in
+// Receive (here on a broken connection an incomingConnection hook returned,
+// a user's bug) logs the panic at ERROR and stops, closing its listener,
+// its unclaimed connections and the connection it failed on; its watchers
+// get Terminated. Proto.Actor's
+// default supervision would instead restart it as a fresh server that
+// listens on nothing, silently.
+func TestAServerThatPanicsLogsItAndStopsClosingWhatItOwns(t *testing.T) {
 	type brokenConn struct{ net.Conn } // nil inside: every method panics
-	s := startServer(t, ServerOptions{IncomingConnection: func(_ context.Context, c net.Conn) (net.Conn, error) {
-		c.Close()
-		return brokenConn{}, nil
-	}})
+	var accepted atomic.Int32
+	logs := &errorLog{}
+	sys := actor.NewActorSystem(append(testkit.SystemOptions(),
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(logs) }))...)
+	t.Cleanup(sys.Shutdown)
+	pid := sys.Root.Spawn(NewServer(ServerOptions{IncomingConnection: func(_ context.Context, c net.Conn) (net.Conn, error) {
+		if accepted.Add(1) == 1 {
+			return c, nil
+		}
+		return brokenConn{}, nil // c is still the server's to close
+	}}))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(pid).Wait() })
+	s := &testServer{t: t, sys: sys, pid: pid}
+	// Watching a server that has already stopped gets Terminated too.
+	ended := make(chan *actor.Terminated, 1)
+	watcher := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *actor.Started:
+			ctx.Watch(pid)
+		case *actor.Terminated:
+			ended <- m
+		}
+	}))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(watcher).Wait() })
 	addr := s.listen()
-	dial(t, addr)
-	s.waitStatus("the restarted server", func(st *messages.ServerStatus) bool { return !st.Listening })
+	pending := dial(t, addr)
+	s.waitStatus("one pending", func(st *messages.ServerStatus) bool { return st.Pending == 1 })
+
+	broken := dial(t, addr) // the hook breaks this one: the server panics
+
+	select {
+	case <-ended:
+	case <-time.After(replyTimeout):
+		t.Fatalf("the server did not stop after its panic; status: %v", s.status())
+	}
 	mustBeRefused(t, addr)
-	dial(t, s.listen()) // the new incarnation works
+	mustReadEOF(t, pending)
+	mustReadEOF(t, broken)
+	if !logs.has("panic") {
+		t.Errorf("no ERROR log of the panic; logged at ERROR: %q", logs.lines())
+	}
+}
+
+// errorLog is a slog.Handler that keeps the messages logged at ERROR.
+type errorLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *errorLog) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelError }
+
+func (l *errorLog) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		b.WriteString(" " + a.String())
+		return true
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, b.String())
+	return nil
+}
+
+func (l *errorLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *errorLog) WithGroup(string) slog.Handler      { return l }
+
+func (l *errorLog) lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.msgs...)
+}
+
+func (l *errorLog) has(word string) bool {
+	for _, m := range l.lines() {
+		if strings.Contains(m, word) {
+			return true
+		}
+	}
+	return false
 }
 
 // Nothing a server opened outlives it: after 20 clients and a close or a

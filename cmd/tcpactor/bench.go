@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -54,17 +55,17 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", stderr)
 	quick := fs.Bool("quick", false, "fewer rounds and smaller loads (a CI smoke run, under a minute)")
 	jsonOut := fs.Bool("json", false, "print JSON instead of a Markdown table")
-	rounds := fs.Int("rounds", 0, "interleaved rounds per load (default 5, --quick 2)")
-	acceptConns := fs.Int("accept-conns", 0, "connections opened and closed per accept round (default 3000, --quick 500)")
-	pingConns := fs.Int("pingpong-conns", 100, "connections in the 64-byte ping-pong")
-	bulkConns := fs.Int("bulk-conns", 8, "connections in the bulk echo")
+	rounds := intFlagOf(fs, "rounds", 0, 0, 100, "interleaved rounds per load, `N` up to 100 (default 5, --quick 2)")
+	acceptConns := intFlagOf(fs, "accept-conns", 0, 0, 1_000_000, "connections opened and closed per accept round, `N` up to 1000000 (default 3000, --quick 500)")
+	pingConns := intFlagOf(fs, "pingpong-conns", 100, 1, 5000, "connections in the 64-byte ping-pong, `N` from 1 to 5000")
+	bulkConns := intFlagOf(fs, "bulk-conns", 8, 1, 1000, "connections in the bulk echo, `N` from 1 to 1000")
 	duration := fs.Duration("duration", 0, "length of each ping-pong and bulk round (default 2s, --quick 500ms)")
-	idleConns := fs.Int("idle-conns", 0, "connections held open for idle memory (default 10000, --quick 2000)")
+	idleConns := intFlagOf(fs, "idle-conns", 0, 0, 100_000, "connections held open for idle memory, `N` up to 100000 (default 10000, --quick 2000)")
 	kinds := fs.String("kinds", "actor,owner", "tcpactor servers to compare with raw: actor (local Handler), owner (owner actor per connection), remote (owner actor on a second node), remote-tls (remote with mutual TLS between the nodes, throwaway certificates)")
 	metrics := fs.String("metrics", strings.Join(allLoads, ","), "loads to run: "+strings.Join(allLoads, ", "))
 	out := fs.String("out", "", "also write the Markdown table to `FILE`")
 	svg := fs.String("svg", "", "also write a bar chart of the ratios to `FILE` (SVG)")
-	backlog := fs.Int("backlog", -1, "listen backlog of the tcpactor servers; -1: the one net.Listen gives raw (net.core.somaxconn); 0: tcpactor's default (50)")
+	backlog := intFlagOf(fs, "backlog", -1, -1, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; -1: the one net.Listen gives raw (net.core.somaxconn); 0: tcpactor's default (50)")
 	profile := fs.String("profile", "", "write CPU profiles of the servers during ping-pong and bulk into `DIR`")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -47,7 +48,7 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	fs := newFlags("bench-server", stderr)
 	kind := fs.String("kind", kindRaw, "server: raw, actor, owner, remote or remote-tls")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
-	backlog := fs.Int("backlog", 0, "listen backlog of the tcpactor servers; 0 = tcpactor's default (50)")
+	backlog := intFlagOf(fs, "backlog", 0, 0, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; 0 = tcpactor's default (50)")
 	ownerOf := fs.String("owner-of", "", "kind remote-owner: the server (`HOST:PORT/NAME`) to serve")
 	tlsDir := fs.String("remote-tls-dir", "", "kind remote-owner: mutual TLS with the certificates in `DIR` (of kind remote-tls)")
 	if err := parse(fs, args); err != nil {

@@ -39,11 +39,12 @@ func tcpactorBin(t *testing.T) string {
 	return binPath
 }
 
-// buildTCPActor builds cmd/tcpactor into dir.
-func buildTCPActor(t *testing.T, dir string) string {
+// buildTCPActor builds cmd/tcpactor into dir, with go build's flags.
+func buildTCPActor(t *testing.T, dir string, flags ...string) string {
 	t.Helper()
 	path := filepath.Join(dir, "tcpactor")
-	if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+	args := append(append([]string{"build"}, flags...), "-o", path, ".")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return path
@@ -78,7 +79,12 @@ func (s *syncBuffer) String() string {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(tcpactorBin(t), args...)
+	return startCmd(t, exec.Command(tcpactorBin(t), args...))
+}
+
+// startCmd starts cmd as a proc.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -256,6 +262,11 @@ func TestCommandLine(t *testing.T) {
 	t.Run("BadCommandLinesExitNonZeroWithOneLineOnStderr", testBadCommandLines)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
 	t.Run("ARemoteOffLoopbackNeedsTLSOrRemoteInsecure", testARemoteOffLoopbackNeedsTLSOrRemoteInsecure)
+	t.Run("NodeInAClusterExitsZeroOnSIGTERM", testNodeInAClusterExitsZeroOnSIGTERM)
+	t.Run("ClientArrivingDuringTheDrainIsRefusedOrServed", testClientArrivingDuringTheDrainIsRefusedOrServed)
+	t.Run("IntegerFlagsAreRangeChecked", testIntegerFlagsAreRangeChecked)
+	t.Run("ServeExitsNonZeroWhenItsServerStops", testServeExitsNonZeroWhenItsServerStops)
+	t.Run("MetricsAreServedWhileAcceptsFailWithEMFILE", testMetricsAreServedWhileAcceptsFailWithEMFILE)
 }
 
 func testServeEchoesCountsInMetricsAndDrains(t *testing.T) {
@@ -485,8 +496,16 @@ func testEveryCommandHasHelp(t *testing.T) {
 		}
 	}
 	out, _, code := runCmd(t, "--help")
-	if code != 0 || !strings.Contains(out, "tcpactor serve") {
-		t.Errorf("tcpactor --help: exit %d, output %q", code, out)
+	for _, cmd := range []string{"serve", "handle", "status", "node", "bench"} {
+		if code != 0 || !strings.Contains(out, "tcpactor "+cmd) {
+			t.Errorf("tcpactor --help: exit %d, output %q; want every command, %s too", code, out, cmd)
+		}
+	}
+	// The flag package takes a backquoted word of a usage for the name of
+	// the flag's value: it must be a value, not prose.
+	out, _, _ = runCmd(t, "serve", "--help")
+	if !strings.Contains(out, "-handler HANDLER") {
+		t.Errorf("serve --help names --handler's value wrongly:\n%s", out)
 	}
 }
 

@@ -3,17 +3,17 @@
 //	tcpactor serve [flags]    a server (echo, discard, fortune, chat or none) on one actor system
 //	tcpactor handle [flags]   serve the connections of a server that runs on another node
 //	tcpactor status [flags]   ask a running server for its state, over remote
-//	tcpactor node [flags]     a cluster member (remote, cluster membership, server, handler)
+//	tcpactor node [flags]     a member of a deployment: remote, optional cluster
+//	                          membership, a server, an owner-actor handler
 //	tcpactor bench [flags]    tcpactor against a plain net.Listener server
 //
 // Run `tcpactor COMMAND --help` for the flags of each. Errors are one line on
 // stderr; stdout carries only the lines a script may wait for
-// ("listening on HOST:PORT", "remote on HOST:PORT", "metrics on HOST:PORT")
-// and the output of status and bench.
+// ("listening on HOST:PORT", "remote on HOST:PORT", "metrics on HOST:PORT",
+// and node's milestones) and the output of status and bench.
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +27,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/server"
 )
 
 // errUsage marks a command line that cannot be used: exit status 2.
@@ -97,7 +98,8 @@ usage:
                   [--remote HOST:PORT] [--name NAME] [--metrics HOST:PORT] ...
   tcpactor handle --server HOST:PORT/NAME [--handler echo|discard] [--remote HOST:PORT]
   tcpactor status --server HOST:PORT/NAME [--json]
-  tcpactor node   --remote HOST:PORT [--cluster NAME (--members ...|--etcd ...)] ...
+  tcpactor node   --remote HOST:PORT [--cluster NAME (--members HOST:PORT,... | --etcd HOST:PORT,...)]
+                  [--listen HOST:PORT] [--handler echo|discard] [--server HOST:PORT/NAME] ...
 
 Every command with a remote takes --remote-cert FILE --remote-key FILE
 --remote-ca FILE (mutual TLS between nodes) and --advertise HOST.
@@ -186,55 +188,12 @@ func logLevel(v string) (slog.Level, error) {
 }
 
 // newSystem makes an actor system whose logging (Proto.Actor logs through
-// slog) goes to stderr at level, so stdout stays clean.
+// slog) goes to stderr at level, so stdout stays clean. A peer node going
+// away is logged at INFO, not ERROR (server.QuietPeerLoss).
 func newSystem(stderr io.Writer, level slog.Level) *actor.ActorSystem {
 	h := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
-	logger := slog.New(peerLossIsInfo{Handler: h, level: level})
+	logger := slog.New(server.QuietPeerLoss(h))
 	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-}
-
-// peerLossIsInfo logs Proto.Actor's errors about a peer's stream ending at
-// INFO instead of ERROR: a peer node going away (a `tcpactor status` that
-// got its answer, a handler node that stopped, this node shutting down while
-// a peer's stream closes) is ordinary for a node, and whoever depends on that
-// peer learns of it through Terminated.
-type peerLossIsInfo struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (h peerLossIsInfo) Enabled(ctx context.Context, l slog.Level) bool {
-	// Decided per record in Handle: the level may be lowered there.
-	return l >= h.level || l >= slog.LevelError
-}
-
-func (h peerLossIsInfo) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError && peerLossMessages[r.Message] {
-		r.Level = slog.LevelInfo
-	}
-	if r.Level < h.level {
-		return nil
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-// peerLossMessages are the pinned Proto.Actor remote's log messages about a
-// peer's stream ending, or about reaching a peer that is gone (a last Unwatch
-// to a node that stopped makes it retry for a while). tcpactor reports what
-// matters itself: a lost server, a lost owner, a Terminated.
-var peerLossMessages = map[string]bool{
-	"EndpointWriter lost connection":                      true,
-	"EndpointReader failed to send disconnection message": true,
-	"EndpointWriter failed to connect":                    true,
-	"EndpointWriter failed to create receive stream":      true,
-}
-
-func (h peerLossIsInfo) WithAttrs(as []slog.Attr) slog.Handler {
-	return peerLossIsInfo{Handler: h.Handler.WithAttrs(as), level: h.level}
-}
-
-func (h peerLossIsInfo) WithGroup(name string) slog.Handler {
-	return peerLossIsInfo{Handler: h.Handler.WithGroup(name), level: h.level}
 }
 
 // startRemote starts Proto.Actor remote on host:port with the transport
@@ -296,4 +255,43 @@ func startPeer(target, remoteAddr string, rf *remoteFlags, level string, stderr 
 		shutdownRemote(rem)
 		sys.Shutdown()
 	}, nil
+}
+
+// intFlag is an integer flag with a range: a value outside [min, max] fails
+// the parse with one line naming the flag, instead of wrapping around when
+// it is later converted to the narrower type a message carries.
+type intFlag struct {
+	p        *int
+	min, max int
+}
+
+func (f *intFlag) String() string {
+	if f.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.p)
+}
+
+func (f *intFlag) Set(s string) error {
+	v, err := strconv.ParseInt(s, 0, 64)
+	if err != nil || v < int64(f.min) || v > int64(f.max) {
+		return fmt.Errorf("want an integer from %d to %d", f.min, f.max)
+	}
+	*f.p = int(v)
+	return nil
+}
+
+// intVar defines an integer flag that accepts min to max; the usage should
+// name its value in backquotes (the flag package shows a custom flag as
+// "value" otherwise).
+func intVar(fs *flag.FlagSet, p *int, name string, value, min, max int, usage string) {
+	*p = value
+	fs.Var(&intFlag{p: p, min: min, max: max}, name, usage)
+}
+
+// intFlagOf is intVar returning the variable.
+func intFlagOf(fs *flag.FlagSet, name string, value, min, max int, usage string) *int {
+	p := new(int)
+	intVar(fs, p, name, value, min, max, usage)
+	return p
 }

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,17 +110,28 @@ func startMetrics(addr string, srv *server.Server, stats *actors.ConnectionStats
 		return nil, fmt.Errorf("metrics cannot listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Out of descriptors, the process collector cannot read /proc: the
+	// scrape then serves every other metric rather than failing whole.
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelInfo),
+	}))
 	m := &metricsServer{
-		http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		http: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
 		addr: ln.Addr().String(),
 		done: make(chan struct{}),
 	}
 	// No server of this process may adopt the metrics listener.
 	m.release = actors.ProtectListener(m.addr)
+	spare := newSpareListener(ln)
 	go func() {
 		defer close(m.done)
-		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer spare.closeSpare()
+		if err := m.http.Serve(spare); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("tcpactor: metrics server stopped; serving goes on without metrics", slog.Any("error", err))
 		}
 	}()
@@ -131,4 +145,108 @@ func (m *metricsServer) stop() {
 	_ = m.http.Shutdown(ctx)
 	<-m.done
 	m.release()
+}
+
+// spareListener keeps the metrics endpoint reachable when the process runs
+// out of descriptors (EMFILE), which is when its metrics matter most: the
+// server's own accepts fail then, and so would a scrape's. It holds one
+// spare descriptor; when Accept fails for want of one, it closes the spare
+// and accepts into the slot that frees (the client waits in the listen
+// queue meanwhile), and takes the spare again when that connection closes.
+// nginx and libuv keep a spare the same way.
+//
+// While the spare is spent, accept(2) fails at once even with no client
+// waiting (it takes a descriptor before it waits), so instead of handing
+// net/http an error every few milliseconds, to log and retry, Accept waits
+// for the connection holding the slot to close, looking again every second
+// (the server's accept loop may take a freed slot first; another may free).
+type spareListener struct {
+	net.Listener
+	mu        sync.Mutex
+	spare     int           // -1 while spent
+	freed     chan struct{} // a spareConn closed
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newSpareListener(ln net.Listener) *spareListener {
+	l := &spareListener{Listener: ln, spare: -1, freed: make(chan struct{}, 1), closed: make(chan struct{})}
+	l.takeSpare()
+	return l
+}
+
+// takeSpare opens the spare when it is spent and a descriptor is free.
+func (l *spareListener) takeSpare() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.spare < 0 {
+		if fd, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err == nil {
+			l.spare = fd
+		}
+	}
+}
+
+// closeSpare frees the spare; it reports whether there was one.
+func (l *spareListener) closeSpare() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.spare < 0 {
+		return false
+	}
+	syscall.Close(l.spare)
+	l.spare = -1
+	return true
+}
+
+// Accept accepts a connection, spending the spare when out of descriptors.
+func (l *spareListener) Accept() (net.Conn, error) {
+	for {
+		l.takeSpare()
+		c, err := l.Listener.Accept()
+		if outOfDescriptors(err) && l.closeSpare() {
+			c, err = l.Listener.Accept()
+		}
+		switch {
+		case err == nil:
+			return &spareConn{Conn: c, l: l}, nil
+		case !outOfDescriptors(err):
+			return nil, err
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-l.freed:
+		case <-t.C:
+		case <-l.closed:
+		}
+		t.Stop()
+	}
+}
+
+// Close closes the listener and ends a wait of Accept.
+func (l *spareListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// spareConn takes the spare again when it closes, in the slot it frees.
+type spareConn struct {
+	net.Conn
+	l    *spareListener
+	once sync.Once
+}
+
+func (c *spareConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.takeSpare()
+		select {
+		case c.l.freed <- struct{}{}:
+		default:
+		}
+	})
+	return err
 }

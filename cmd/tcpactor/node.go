@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -70,7 +71,13 @@ func node(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(sigs)
 
 	sys := newSystem(stderr, lvl)
-	defer sys.Shutdown()
+	// A cluster's Shutdown shuts its actor system down itself, and a second
+	// ActorSystem.Shutdown panics (it closes a channel).
+	defer func() {
+		if !sys.IsStopped() {
+			sys.Shutdown()
+		}
+	}()
 	guard := server.NewRemoteGuard(sys.Logger())
 	n := &runningNode{cfg: cfg, sys: sys, out: out, guard: guard}
 	defer n.stop()
@@ -87,7 +94,7 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 	fs.StringVar(&c.remote, "remote", "", "this node's remote `HOST:PORT` (required; port 0 picks one)")
 	fs.StringVar(&c.clusterName, "cluster", "", "join the cluster `NAME`: automanaged provider (--members and --health-port) or etcd (--etcd)")
 	members := fs.String("members", "", "automanaged health endpoints of all members, this one included: `HOST:PORT,...`")
-	fs.IntVar(&c.healthPort, "health-port", 0, "`PORT` of this member's automanaged health endpoint (plain HTTP)")
+	intVar(fs, &c.healthPort, "health-port", 0, 0, 65535, "`PORT` of this member's automanaged health endpoint (plain HTTP)")
 	fs.StringVar(&c.healthHost, "health-host", "", "`HOST` the automanaged health endpoint binds to (default: the host of --remote)")
 	etcd := fs.String("etcd", "", "etcd provider: the etcd cluster's client endpoints, `HOST:PORT,...`")
 	fs.StringVar(&c.etcdPrefix, "etcd-prefix", "/tcpactor", "etcd provider: the key prefix under which members register")
@@ -100,7 +107,7 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 	fs.StringVar(&c.handler, "handler", "", "serve connections with owner actors on this node: echo or discard")
 	fs.StringVar(&c.target, "server", "", "the server --handler serves: `HOST:PORT/NAME`, or in a cluster an identity (default: --name)")
 	fs.StringVar(&c.watch, "watch", "", "subscribe a watcher that prints each NewConnection of a server (`HOST:PORT/NAME` or identity)")
-	fs.IntVar(&c.credit, "credit", 0, "initial credit of each claim (Received in flight); 0 = the server's default")
+	intVar(fs, &c.credit, "credit", 0, 0, math.MaxInt32, "initial credit of each claim (`N` Received in flight); 0 = the server's default")
 	fs.DurationVar(&c.idle, "idle-timeout", 0, "the server closes connections idle this long; 0 = never")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve /status and net/http/pprof on `HOST:PORT` (for tests and diagnosis)")
 	fs.StringVar(&c.level, "log-level", "error", "log level of stderr: debug, info, warn, error")
@@ -150,8 +157,6 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 		return nil, badUsage("--members, --health-port and --etcd need --cluster")
 	case c.handler != "" && c.target == "" && c.listen == "" && c.clusterName == "":
 		return nil, badUsage("--handler needs --server (or a server of this node: --listen)")
-	case c.credit < 0:
-		return nil, badUsage("--credit %d: want 0 or more", c.credit)
 	}
 	if c.handler != "" {
 		if _, err := server.OwnerHandlerByName(c.handler); err != nil {

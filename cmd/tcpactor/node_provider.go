@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -69,6 +71,8 @@ func (n *runningNode) automanaged() (cluster.ClusterProvider, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Listener = ln
+	e.Logger.SetOutput(io.Discard)
+	e.StdLogger = slog.NewLogLogger(n.sys.Logger().Handler(), slog.LevelWarn)
 	e.GET("/_health", func(c echo.Context) error {
 		host, port, err := n.sys.GetHostPort()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -65,12 +66,14 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	stats := &actors.ConnectionStats{}
 	cfg.opts.Connection.Stats = stats
+	injectFaults(&cfg.opts)
 	srv, err := server.SpawnNamed(sys, cfg.name, cfg.opts)
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	conns := startTracker(sys)
+	lost := make(chan struct{})
+	conns := startTracker(sys, srv.PID(), lost)
 	defer sys.Root.Stop(conns)
 	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
 	defer cancel()
@@ -96,23 +99,31 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "metrics on %s\n", met.addr)
 	}
 
-	<-sigs
-	return drain(sys, srv, conns, cfg.drain, sigs)
+	select {
+	case <-sigs:
+		return drain(sys, srv, conns, cfg.drain, sigs)
+	case <-lost:
+		// The server actor stopped under us (it logged why): nothing
+		// accepts any more, so serving is over. Connections still open are
+		// closed, their writes flushed, as at the end of a drain.
+		closeLeft(sys, conns, sigs)
+		return fmt.Errorf("the server %s stopped unexpectedly; exiting", srv.PID().Id)
+	}
 }
 
 func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	fs := newFlags("serve", stdout)
 	listen := fs.String("listen", "127.0.0.1:7070", "`HOST:PORT` to listen on; HOST is an IP or Any, AnyIPv4, AnyIPv6, LocalHost, LocalHostIPv6; port 0 picks one")
-	handler := fs.String("handler", "echo", "connection handler: "+server.HandlerNames+" (leave connections pending for owner actors, e.g. `tcpactor handle` on another node)")
-	maxPending := fs.Int("max-pending", actors.DefaultMaxPendingConnections, "most connections waiting to be claimed (setMaxPendingConnections)")
-	maxConns := fs.Int("max-connections", 0, "most live connections, at which accepting pauses; 0 = no cap")
+	handler := fs.String("handler", "echo", "connection `HANDLER`: "+server.HandlerNames+" (none leaves connections pending for owner actors, e.g. of 'tcpactor handle' on another node)")
+	maxPending := intFlagOf(fs, "max-pending", actors.DefaultMaxPendingConnections, 1, math.MaxInt32, "most connections waiting to be claimed (setMaxPendingConnections), `N` from 1")
+	maxConns := intFlagOf(fs, "max-connections", 0, 0, math.MaxInt32, "most live connections (`N`), at which accepting pauses; 0 = no cap")
 	idle := fs.Duration("idle-timeout", 0, "close connections idle this long; 0 = never")
 	remoteAddr := fs.String("remote", "", "also serve Proto.Actor remote on `HOST:PORT` (port 0 picks one), so other nodes reach the server as HOST:PORT/NAME")
 	name := fs.String("name", "tcpserver", "the server actor's name, its address on remote")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (port 0 picks one)")
 	level := fs.String("log-level", "warn", "log level of stderr: debug, info, warn, error")
 	remoteAdmin := fs.Bool("remote-admin", false, "let remote nodes send administrative requests (Listen, Close, SetProxy, pause/resume, ...); off, they are refused")
-	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: stop accepting, let connections end on their own for this long, then close the rest (flushing their writes)")
+	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: close the listener (new clients are refused), let connections end on their own for this long, then close the rest (flushing their writes)")
 	cfg := &serveConfig{}
 	cfg.remoteSec.add(fs)
 	if err := parse(fs, args); err != nil {
@@ -140,10 +151,6 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 		}
 	}
 	switch {
-	case *maxPending < 1:
-		return nil, badUsage("--max-pending %d: want at least 1", *maxPending)
-	case *maxConns < 0:
-		return nil, badUsage("--max-connections %d: want 0 (no cap) or more", *maxConns)
 	case *idle < 0:
 		return nil, badUsage("--idle-timeout %v: want 0 (never) or more", *idle)
 	case *drain < 0:
@@ -162,35 +169,44 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	return cfg, nil
 }
 
-// drain stops accepting, waits up to d for the live connections to end on
-// their own, then closes the rest (each flushes its queued writes, then
-// FIN, then lingers until its peer closes) and gives them closeGrace plus
-// the linger time-out to do so. A second signal cuts it short.
+// drain closes the listener (QTcpServer::close(): new clients are refused,
+// and connections still waiting to be claimed are closed), waits up to d for
+// the live connections to end on their own, then closes the rest (each
+// flushes its queued writes, then FIN, then lingers until its peer closes)
+// and gives them closeGrace plus the linger time-out to do so. A second
+// signal cuts it short. Pausing instead would leave the listener open: the
+// kernel would complete the handshake of every new client, which would then
+// wait unserved until the exit reset it.
 func drain(sys *actor.ActorSystem, srv *server.Server, conns *actor.PID, d time.Duration, sigs <-chan os.Signal) error {
 	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
 	defer cancel()
-	if err := srv.PauseAccepting(ctx); err != nil {
+	if err := srv.Close(ctx); err != nil {
 		return err
 	}
-	if waitIdle(ctx, srv, d, sigs) {
-		res, err := sys.Root.RequestFuture(conns, &closeConns{}, server.DefaultTimeout).Result()
-		if err == nil && res.(int) > 0 {
-			// Each flushes, sends FIN, then lingers until its peer closes
-			// (at most the linger time-out): leaving earlier would reset
-			// the peers that still send and lose what they were sent.
-			waitIdle(ctx, srv, closeGrace+actors.DefaultLingerTimeout, sigs)
-		}
+	if waitIdle(sys, conns, d, sigs) {
+		closeLeft(sys, conns, sigs)
 	}
-	return srv.Close(ctx)
+	return nil
 }
 
-// waitIdle polls the server until it has no live connection, d passes or a
-// signal comes. It reports whether connections are left.
-func waitIdle(ctx context.Context, srv *server.Server, d time.Duration, sigs <-chan os.Signal) bool {
+// closeLeft closes the connections still open and waits for them: each
+// flushes its queued writes, sends FIN, then lingers until its peer closes
+// (at most the linger time-out). Leaving earlier would reset the peers that
+// still send and lose what they were sent.
+func closeLeft(sys *actor.ActorSystem, conns *actor.PID, sigs <-chan os.Signal) {
+	res, err := sys.Root.RequestFuture(conns, &closeConns{}, server.DefaultTimeout).Result()
+	if err == nil && res.(int) > 0 {
+		waitIdle(sys, conns, closeGrace+actors.DefaultLingerTimeout, sigs)
+	}
+}
+
+// waitIdle polls the connection tracker until no connection is left, d
+// passes or a signal comes. It reports whether connections are left.
+func waitIdle(sys *actor.ActorSystem, conns *actor.PID, d time.Duration, sigs <-chan os.Signal) bool {
 	deadline := time.Now().Add(d)
 	for {
-		st, err := srv.Status(ctx)
-		if err != nil || st.Active == 0 {
+		n, err := sys.Root.RequestFuture(conns, &countConns{}, server.DefaultTimeout).Result()
+		if err != nil || n.(int) == 0 {
 			return false
 		}
 		if !time.Now().Before(deadline) {
@@ -223,33 +239,50 @@ func shutdownRemote(r *remote.Remote) {
 }
 
 // ---------------------------------------------------------------------------
-// the connection tracker: knows the live connections, to close them at the end
+// the connection tracker: knows the live connections, to close them at the
+// end, and watches the server, to notice that it stopped
 
 // closeConns asks the tracker to Close every live connection; it answers with
 // how many it told.
 type closeConns struct{}
 
+// countConns asks the tracker how many connections are live.
+type countConns struct{}
+
 type tracker struct {
-	conns map[string]*actor.PID
+	server *actor.PID
+	lost   chan<- struct{} // closed when the server stops
+	conns  map[string]*actor.PID
 }
 
-func startTracker(sys *actor.ActorSystem) *actor.PID {
+func startTracker(sys *actor.ActorSystem, server *actor.PID, lost chan<- struct{}) *actor.PID {
 	return sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &tracker{conns: map[string]*actor.PID{}}
+		return &tracker{server: server, lost: lost, conns: map[string]*actor.PID{}}
 	}))
 }
 
 func (t *tracker) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.Watch(t.server)
 	case *messages.NewConnection:
 		t.conns[m.Connection.String()] = m.Connection
 		ctx.Watch(m.Connection)
 	case *actor.Terminated:
+		if m.Who.Equal(t.server) {
+			if t.lost != nil {
+				close(t.lost)
+				t.lost = nil
+			}
+			return
+		}
 		delete(t.conns, m.Who.String())
 	case *closeConns:
 		for _, c := range t.conns {
 			ctx.Send(c, &messages.Close{})
 		}
+		ctx.Respond(len(t.conns))
+	case *countConns:
 		ctx.Respond(len(t.conns))
 	}
 }

@@ -33,7 +33,7 @@ type serverInfo struct {
 // status asks a running server for GetStatus over remote and prints it.
 func status(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stdout)
-	target := fs.String("server", "", "the server to ask, as `HOST:PORT/NAME` (see `tcpactor serve --remote`)")
+	target := fs.String("server", "", "the server to ask, as `HOST:PORT/NAME` (see 'tcpactor serve --remote')")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	remoteAddr := fs.String("remote", "127.0.0.1:0", "this node's remote `HOST:PORT`, where the answer comes back; the server's node must reach it")

@@ -96,7 +96,10 @@ func run(ctx context.Context, role, listen, remoteAddr, target string, out io.Wr
 		if err != nil {
 			return err
 		}
-		defer func() { _ = b.Root.StopFuture(d).Wait() }()
+		// Unsubscribed while both nodes are up: the server unwatches the
+		// dispatcher now, instead of calling on a node that has gone (which
+		// the pinned remote retries for ten seconds at shutdown).
+		defer func() { _ = server.StopOwner(b.Root, d, serverPID, 2*time.Second) }()
 		fmt.Fprintf(out, "handler node %s\n", b.Address())
 	}
 	<-ctx.Done()
@@ -230,7 +233,10 @@ func (upperOwner) Receive(ctx actor.Context) {
 	}
 }
 
-// warnings logs Proto.Actor's warnings and errors to stderr.
+// warnings logs Proto.Actor's warnings and errors to stderr. The pinned
+// Proto.Actor remote logs a peer's stream ending at ERROR, its own orderly
+// close at shutdown included; server.QuietPeerLoss logs those at INFO, so
+// that a normal exit is quiet.
 func warnings(*actor.ActorSystem) *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(server.QuietPeerLoss(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }

@@ -2,8 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,4 +96,103 @@ func TestConnectionsThatWaitedForTheHandlerNodeAreServedWhenItComes(t *testing.T
 			t.Fatalf("client %d: got %q (%v), want EARLY", i, got, err)
 		}
 	}
+}
+
+// TestANormalRunLogsNoError runs the example as its README does, both nodes
+// in one process: a client served across the nodes, then SIGTERM. The
+// process exits 0 and logs no ERROR (the pinned Proto.Actor remote logs its
+// own orderly close of a stream, "EndpointWriter lost connection", at
+// ERROR).
+func TestANormalRunLogsNoError(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "remotehandler")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	exited := make(chan struct{}) // closed once waitErr is set
+	var waitErr error
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default: // nobody reads after the ready lines
+			}
+		}
+		close(lines)
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	var addr string
+	for l := range lines {
+		if a, ok := strings.CutPrefix(l, "listening on "); ok {
+			addr = a
+		}
+		if strings.HasPrefix(l, "handler node ") {
+			break
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no `listening on` line; stderr:\n%s", stderr.String())
+	}
+	client, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	roundTrip(t, client, bufio.NewReader(client), "hello\n", "HELLO\n")
+	client.Close()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("exit: %v; stderr:\n%s", waitErr, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit within 20s of SIGTERM; stderr:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), "level=ERROR") {
+		t.Errorf("ERROR logged on a normal run:\n%s", stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the writes of exec's copying
+// goroutine and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
