@@ -78,7 +78,13 @@ func (s *syncBuffer) String() string {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(tcpactorBin(t), args...)
+	return startCmd(t, exec.Command(tcpactorBin(t), args...))
+}
+
+// startCmd starts cmd as a proc (a tcpactor under a wrapper such as
+// systemd-socket-activate).
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -254,6 +260,8 @@ func TestCommandLine(t *testing.T) {
 	t.Run("ServeFortuneWritesOneQStringThenDisconnects", testServeFortune)
 	t.Run("ServeChatSendsEachLineToTheOtherMembers", testServeChat)
 	t.Run("BadCommandLinesExitNonZeroWithOneLineOnStderr", testBadCommandLines)
+	t.Run("ServeAdoptsTheSocketOfSystemdSocketActivation", testServeAdoptsASystemdActivatedSocket)
+	t.Run("ServeSystemdRefusesWhatIsNotOneListeningSocketOfItsOwn", testServeSystemdRefusesBadActivations)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
 }
 

@@ -83,9 +83,15 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		}
 		defer met.stop()
 	}
-	addr, port, err := srv.Listen(ctx, cfg.host, uint16(cfg.port), nil)
+	var addr string
+	var port uint16
+	if cfg.listenFlag == listenSystemd {
+		addr, port, err = adoptActivated(ctx, srv)
+	} else if addr, port, err = srv.Listen(ctx, cfg.host, uint16(cfg.port), nil); err != nil {
+		err = fmt.Errorf("listen on %s: %w", cfg.listenFlag, err)
+	}
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.listenFlag, err)
+		return err
 	}
 	fmt.Fprintf(stdout, "listening on %s\n", net.JoinHostPort(addr, strconv.Itoa(int(port))))
 	if rem != nil {
@@ -101,7 +107,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	fs := newFlags("serve", stdout)
-	listen := fs.String("listen", "127.0.0.1:7070", "`HOST:PORT` to listen on; HOST is an IP or Any, AnyIPv4, AnyIPv6, LocalHost, LocalHostIPv6; port 0 picks one")
+	listen := fs.String("listen", "127.0.0.1:7070", "`HOST:PORT` to listen on; HOST is an IP or Any, AnyIPv4, AnyIPv6, LocalHost, LocalHostIPv6; port 0 picks one; \"systemd\" adopts the socket of systemd socket activation (LISTEN_FDS)")
 	handler := fs.String("handler", "echo", "connection handler: "+server.HandlerNames+" (leave connections pending for owner actors, e.g. `tcpactor handle` on another node)")
 	maxPending := fs.Int("max-pending", actors.DefaultMaxPendingConnections, "most connections waiting to be claimed (setMaxPendingConnections)")
 	maxConns := fs.Int("max-connections", 0, "most live connections, at which accepting pauses; 0 = no cap")
@@ -116,8 +122,10 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	}
 	cfg := &serveConfig{name: *name, metrics: *metrics, drain: *drain, logLevel: *level, listenFlag: *listen}
 	var err error
-	if cfg.host, cfg.port, err = hostPort("listen", *listen); err != nil {
-		return nil, err
+	if *listen != listenSystemd {
+		if cfg.host, cfg.port, err = hostPort("listen", *listen); err != nil {
+			return nil, err
+		}
 	}
 	if *remoteAddr != "" {
 		cfg.remoteOn = true
