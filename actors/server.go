@@ -38,6 +38,7 @@ type ServerActor struct {
 	fd       int64
 	backlog  int
 	maxConns int
+	tls      *tlsListen // QSslServer: set while listening with TLS
 
 	maxPending  int
 	paused      bool
@@ -53,6 +54,8 @@ type ServerActor struct {
 	nextID      uint64 // connection ids and waiter ids
 	accepted    uint64
 	acceptErrs  uint64
+
+	handshakeFails uint64
 }
 
 type pendingConn struct {
@@ -192,6 +195,10 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 	if e := s.proxyCanListen(); e != nil {
 		return s.listenFailed(e)
 	}
+	tlsL, e := s.listenTLS(m.Options)
+	if e != nil {
+		return s.listenFailed(e)
+	}
 	l, err := net.Listen(addr.Network, net.JoinHostPort(addr.Host, port))
 	if err != nil {
 		return s.listenFailed(messages.FromError(err))
@@ -201,6 +208,7 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 		ln.Close()
 		return s.listenFailed(messages.FromError(err))
 	}
+	s.tls = tlsL
 	r := s.startListening(ctx, ln, nil, backlog, maxConns)
 	if addr.Host == "" { // as Qt: the dual-stack Any reports itself as 0.0.0.0, protocol AnyIP
 		s.address, r.Address = "0.0.0.0", "0.0.0.0"
@@ -236,10 +244,15 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	if s.ln != nil {
 		return s.alreadyListening()
 	}
+	tlsL, e := s.listenTLS(nil)
+	if e != nil {
+		return s.listenFailed(e)
+	}
 	ln, f, e := adoptListener(m.SocketDescriptor)
 	if e != nil {
 		return s.listenFailed(e)
 	}
+	s.tls = tlsL
 	backlog, maxConns, _ := s.listenOptions(nil)
 	return s.startListening(ctx, ln, f, backlog, maxConns)
 }
@@ -342,7 +355,7 @@ func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
 	s.accepted++
 	s.nextID++
 	id := s.nextID
-	if hook := s.opts.IncomingConnection; hook != nil {
+	if hook := s.incoming(); hook != nil {
 		s.inHook[id] = m.conn // counts against MaxConnections while the hook runs
 		self, root, hctx := ctx.Self(), ctx.ActorSystem().Root, s.hookCtx
 		go func() {
@@ -369,6 +382,7 @@ func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
 	}
 	delete(s.inHook, m.id)
 	if m.err != nil || m.conn == nil {
+		s.onHandshakeFailed(ctx, m.err)
 		closeBoth(m.conn, raw)
 	} else {
 		s.admit(ctx, m.id, m.conn)
@@ -616,6 +630,8 @@ func (s *ServerActor) status() *messages.ServerStatus {
 		MaxConnections:        int32(s.maxConns),
 		AcceptErrors:          s.acceptErrs,
 		Protocol:              s.protocol,
+		Tls:                   s.ln != nil && s.tls != nil,
+		HandshakeFailures:     s.handshakeFails,
 	}
 }
 
