@@ -21,7 +21,7 @@ import (
 // certificate (mutual TLS). Each is PEM text and a file in the test's
 // temporary directory, for programs such as openssl and Qt.
 type Certs struct {
-	CAPEM, ServerCertPEM, ServerKeyPEM, ClientCertPEM, ClientKeyPEM []byte
+	CAPEM, ServerCertPEM, ServerKeyPEM, ClientCertPEM, ClientKeyPEM      []byte
 	CAFile, ServerCertFile, ServerKeyFile, ClientCertFile, ClientKeyFile string
 	// ClientSubject is the client certificate's subject as Go prints it.
 	ClientSubject string
