@@ -262,6 +262,8 @@ func TestCommandLine(t *testing.T) {
 	t.Run("BadCommandLinesExitNonZeroWithOneLineOnStderr", testBadCommandLines)
 	t.Run("ServeAdoptsTheSocketOfSystemdSocketActivation", testServeAdoptsASystemdActivatedSocket)
 	t.Run("ServeSystemdRefusesWhatIsNotOneListeningSocketOfItsOwn", testServeSystemdRefusesBadActivations)
+	t.Run("ServeTLSEchoesToOpenSSLAndCountsFailedHandshakes", testServeTLSEchoesToOpenSSLAndCountsFailedHandshakes)
+	t.Run("ServeTLSFlagsRefuseWhatCannotServe", testServeTLSFlagsRefuseWhatCannotServe)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
 }
 

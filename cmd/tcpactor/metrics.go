@@ -29,6 +29,7 @@ type serverCollector struct {
 
 	listening, pending, active, accepted, acceptErrors *prometheus.Desc
 	bytesIn, bytesOut, writeFailures                   *prometheus.Desc
+	handshakeFailures                                  *prometheus.Desc
 }
 
 func newServerCollector(srv *server.Server, stats *actors.ConnectionStats) *serverCollector {
@@ -45,12 +46,14 @@ func newServerCollector(srv *server.Server, stats *actors.ConnectionStats) *serv
 		bytesIn:       d("bytes_received_total", "Bytes read from peers."),
 		bytesOut:      d("bytes_sent_total", "Bytes written to peers (handed to the kernel)."),
 		writeFailures: d("write_failures_total", "Writes that ended as WriteFailed."),
+		handshakeFailures: d("tls_handshake_failures_total",
+			"TLS handshakes that failed or timed out (--tls-cert), each reported as HandshakeFailed."),
 	}
 }
 
 // Describe sends every metric's description.
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.listening, c.pending, c.active, c.accepted, c.acceptErrors, c.bytesIn, c.bytesOut, c.writeFailures} {
+	for _, d := range []*prometheus.Desc{c.listening, c.pending, c.active, c.accepted, c.acceptErrors, c.bytesIn, c.bytesOut, c.writeFailures, c.handshakeFailures} {
 		ch <- d
 	}
 }
@@ -77,6 +80,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(st.Active))
 	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(st.AcceptedTotal))
 	ch <- prometheus.MustNewConstMetric(c.acceptErrors, prometheus.CounterValue, float64(st.AcceptErrors))
+	ch <- prometheus.MustNewConstMetric(c.handshakeFailures, prometheus.CounterValue, float64(st.HandshakeFailures))
 }
 
 // metricsServer serves /metrics in Prometheus text format.

@@ -116,6 +116,7 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	name := fs.String("name", "tcpserver", "the server actor's name, its address on remote")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (port 0 picks one)")
 	level := fs.String("log-level", "warn", "log level of stderr: debug, info, warn, error")
+	tlsF := addTLSFlags(fs)
 	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: stop accepting, let connections end on their own for this long, then close the rest (flushing their writes)")
 	if err := parse(fs, args); err != nil {
 		return nil, err
@@ -157,6 +158,9 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	cfg.opts.Connection.IdleTimeout = *idle
 	if cfg.opts.Connection.Handler, err = server.HandlerByName(*handler); err != nil {
 		return nil, badUsage("--handler: %v", err)
+	}
+	if err := tlsF.apply(&cfg.opts); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
