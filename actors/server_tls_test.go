@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -216,5 +217,50 @@ func TestListenOptionsTLSServesTLSAndRefusesBadKeys(t *testing.T) {
 	tlsEcho(t, c, []byte("plain again\n"))
 	if s.status().Tls {
 		t.Error("status.tls true on a plain listen")
+	}
+}
+
+// A TLS connection is a wrapped net.Conn, served by the ConnectionActor's
+// goroutine paths: CloseWrite sends TLS close_notify after the queued
+// writes (the client reads them, then EOF) and reading goes on; Abort
+// resets the TCP socket under the TLS layer.
+func TestCloseWriteAndAbortWorkOnATLSConnection(t *testing.T) {
+	certs := testkit.NewCerts(t)
+	s := startServer(t, ServerOptions{TLS: certs.ServerConfig(t)})
+	addr := s.listen()
+	c := dialTLS(t, addr, certs.ClientConfig(t, false))
+	s.waitStatus("the TLS connection queued", func(st *messages.ServerStatus) bool { return st.Pending == 1 })
+	owner := newInbox(t, s.sys)
+	pc := ask[*messages.PendingConnection](s, &messages.NextPendingConnection{Owner: owner.pid})
+	conn := pc.Connection
+
+	s.sys.Root.Send(conn, &messages.Write{Data: []byte("last words")})
+	if a := call[*messages.Ack](t, s.sys, conn, &messages.CloseWrite{}); a.Error.Failed() {
+		t.Fatalf("CloseWrite on a TLS connection: %v", a.Error)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "last words" {
+		t.Fatalf("client read %q (%v), want the queued write then EOF (close_notify)", got, err)
+	}
+	if _, err := c.Write([]byte("still reading")); err != nil {
+		t.Fatal(err)
+	}
+	if r := expectNext[*messages.Received](t, owner); string(r.Data) != "still reading" {
+		t.Fatalf("after CloseWrite the connection read %q", r.Data)
+	}
+
+
+	// Abort is a reset, as QSslSocket::abort(): no close_notify, which
+	// would tell the client the stream ended cleanly.
+	c2 := dialTLS(t, addr, certs.ClientConfig(t, false))
+	s.waitStatus("the second TLS connection queued", func(st *messages.ServerStatus) bool { return st.Pending == 1 })
+	conn = ask[*messages.PendingConnection](s, &messages.NextPendingConnection{Owner: owner.pid}).Connection
+	ended := watchEnd(t, s.sys, conn)
+	if a := call[*messages.Ack](t, s.sys, conn, &messages.Abort{}); a.Error.Failed() {
+		t.Fatalf("Abort: %v", a.Error)
+	}
+	waitClosed(t, ended, "the aborted TLS connection")
+	if _, err := c2.Read(make([]byte, 1)); err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("after Abort the client read error %v, want a reset", err)
 	}
 }
