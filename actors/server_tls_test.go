@@ -249,7 +249,6 @@ func TestCloseWriteAndAbortWorkOnATLSConnection(t *testing.T) {
 		t.Fatalf("after CloseWrite the connection read %q", r.Data)
 	}
 
-
 	// Abort is a reset, as QSslSocket::abort(): no close_notify, which
 	// would tell the client the stream ended cleanly.
 	c2 := dialTLS(t, addr, certs.ClientConfig(t, false))
