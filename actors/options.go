@@ -62,6 +62,10 @@ type ServerOptions struct {
 	TLS *tls.Config
 	// HandshakeTimeout is QSslServer::setHandshakeTimeout(); 0 means 5 s.
 	HandshakeTimeout time.Duration
+	// ProxyProtocol, when set, reads the PROXY protocol header of a load
+	// balancer before anything else (before TLS too), in the hook's
+	// goroutine; the connection's peer address is then the real client's.
+	ProxyProtocol *ProxyProtocol
 	// Connection configures every ConnectionActor the server makes.
 	Connection ConnectionConfig
 }

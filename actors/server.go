@@ -45,8 +45,9 @@ type ServerActor struct {
 	proxy       *messages.NetworkProxy
 	lastErr     *messages.Error
 	pending     []pendingConn
-	live        map[string]*actor.PID // every connection this server watches
-	inHook      map[uint64]net.Conn   // accepted, in the incomingConnection hook
+	live        map[string]*actor.PID               // every connection this server watches
+	liveInfo    map[string]*messages.ConnectionInfo // their infos as at accept, for GetStatus.connections
+	inHook      map[uint64]net.Conn                 // accepted, in the incomingConnection hook
 	hookCtx     context.Context
 	hookCancel  context.CancelFunc
 	subscribers map[string]*actor.PID
@@ -56,6 +57,7 @@ type ServerActor struct {
 	acceptErrs  uint64
 
 	handshakeFails uint64
+	proxyFails     uint64
 }
 
 type pendingConn struct {
@@ -91,6 +93,7 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		maxPending:  opts.MaxPendingConnections,
 		proxy:       &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_DEFAULT},
 		live:        map[string]*actor.PID{},
+		liveInfo:    map[string]*messages.ConnectionInfo{},
 		inHook:      map[uint64]net.Conn{},
 		subscribers: map[string]*actor.PID{},
 		waiters:     map[uint64]*waiter{},
@@ -116,7 +119,7 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 		s.close(ctx)
 		ctx.Respond(&messages.Closed{})
 	case *messages.GetStatus:
-		ctx.Respond(s.status())
+		ctx.Respond(s.statusOf(m))
 	case *messages.NextPendingConnection:
 		ctx.Respond(s.nextPending(ctx, m))
 	case *messages.SetMaxPendingConnections:
@@ -398,6 +401,7 @@ func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	pid := ctx.ActorSystem().Root.SpawnPrefix(NewConnection(conn, id, ctx.Self(), s.opts.Connection), "conn")
 	ctx.Watch(pid)
 	s.live[pid.String()] = pid
+	s.liveInfo[pid.String()] = info
 	if s.opts.Connection.Handler == nil {
 		s.pending = append(s.pending, pendingConn{pid: pid, info: info})
 	}
@@ -436,6 +440,7 @@ func (s *ServerActor) onTerminated(who *actor.PID) {
 		return
 	}
 	delete(s.live, key)
+	delete(s.liveInfo, key)
 	for i, p := range s.pending {
 		if p.pid.Equal(who) {
 			s.pending = append(s.pending[:i], s.pending[i+1:]...)
@@ -490,6 +495,7 @@ func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnec
 	ctx.Watch(pid)
 	s.live[pid.String()] = pid
 	info := &messages.ConnectionInfo{Server: ctx.Self()}
+	s.liveInfo[pid.String()] = info
 	s.pending = append(s.pending, pendingConn{pid: pid, info: info})
 	s.updateAllowance()
 	s.announce(ctx, pid, info)
@@ -632,6 +638,7 @@ func (s *ServerActor) status() *messages.ServerStatus {
 		Protocol:              s.protocol,
 		Tls:                   s.ln != nil && s.tls != nil,
 		HandshakeFailures:     s.handshakeFails,
+		ProxyHeaderFailures:   s.proxyFails,
 	}
 }
 

@@ -25,8 +25,9 @@ type tlsListen struct {
 // handshakeFailed is the error of a TLS handshake that failed or timed out;
 // the server turns it into a HandshakeFailed event.
 type handshakeFailed struct {
-	e    *messages.Error
-	peer net.Addr
+	e     *messages.Error
+	peer  net.Addr
+	proxy bool // a PROXY protocol header, not TLS
 }
 
 func (h *handshakeFailed) Error() string { return h.e.Message }
@@ -81,20 +82,30 @@ func TLSServerConfig(certPEM, keyPEM, clientCAPEM []byte) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// incoming is the incomingConnection step of the current listen: the TLS
-// handshake (QSslServer's own incomingConnection), then the user's hook, on
-// the encrypted connection. nil when there is neither.
+// incoming is the incomingConnection step of the current listen: the PROXY
+// protocol header, the TLS handshake (QSslServer's own incomingConnection),
+// then the user's hook, on the encrypted connection. nil when there is none.
 func (s *ServerActor) incoming() IncomingConnectionFunc {
-	user, t := s.opts.IncomingConnection, s.tls
-	if t == nil {
+	user, t, pp := s.opts.IncomingConnection, s.tls, s.opts.ProxyProtocol
+	if t == nil && pp == nil {
 		return user
 	}
 	return func(ctx context.Context, conn net.Conn) (net.Conn, error) {
-		tc, err := handshake(ctx, conn, t)
-		if err != nil || user == nil {
-			return tc, err
+		var err error
+		if pp != nil { // the balancer's header comes before anything the client sent
+			if conn, err = readProxyHeader(ctx, conn, pp); err != nil {
+				return nil, err
+			}
 		}
-		return user(ctx, tc)
+		if t != nil {
+			if conn, err = handshake(ctx, conn, t); err != nil {
+				return nil, err
+			}
+		}
+		if user == nil {
+			return conn, nil
+		}
+		return user(ctx, conn)
 	}
 }
 
@@ -128,7 +139,11 @@ func (s *ServerActor) onHandshakeFailed(ctx actor.Context, err error) {
 	if !errors.As(err, &h) {
 		return
 	}
-	s.handshakeFails++
+	if h.proxy {
+		s.proxyFails++
+	} else {
+		s.handshakeFails++
+	}
 	host, port := messages.HostPort(h.peer)
 	ev := &messages.HandshakeFailed{Server: ctx.Self(), Error: h.e, PeerAddress: host, PeerPort: port}
 	for _, sub := range s.subscribers {

@@ -860,6 +860,7 @@ func (*Closed) Descriptor() ([]byte, []int) {
 // with ServerStatus.
 type GetStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connections   bool                   `protobuf:"varint,1,opt,name=connections,proto3" json:"connections,omitempty"` // also list every live connection in ServerStatus.connections (Ranch's procs/info)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -894,6 +895,13 @@ func (*GetStatus) Descriptor() ([]byte, []int) {
 	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{9}
 }
 
+func (x *GetStatus) GetConnections() bool {
+	if x != nil {
+		return x.Connections
+	}
+	return false
+}
+
 // ServerStatus answers GetStatus. Not listening: address "" (QHostAddress::Null),
 // port 0, socket_descriptor -1.
 type ServerStatus struct {
@@ -916,8 +924,14 @@ type ServerStatus struct {
 	Protocol              NetworkLayerProtocol   `protobuf:"varint,16,opt,name=protocol,proto3,enum=tcpactor.v1.NetworkLayerProtocol" json:"protocol,omitempty"`                   // serverAddress().protocol(): ANY_IP for Any, IPV4 for AnyIPv4
 	Tls                   bool                   `protobuf:"varint,17,opt,name=tls,proto3" json:"tls,omitempty"`                                                                   // the listen serves TLS (QSslServer)
 	HandshakeFailures     uint64                 `protobuf:"varint,18,opt,name=handshake_failures,json=handshakeFailures,proto3" json:"handshake_failures,omitempty"`              // TLS handshakes that failed or timed out, each reported as HandshakeFailed
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	ProxyHeaderFailures   uint64                 `protobuf:"varint,19,opt,name=proxy_header_failures,json=proxyHeaderFailures,proto3" json:"proxy_header_failures,omitempty"`      // PROXY protocol headers refused (untrusted source, malformed) or not sent in time, each reported as HandshakeFailed
+	// With GetStatus.connections: every live connection of this server, in
+	// accept order, as the server saw it when it accepted it (addresses, after
+	// a PROXY header the client's; TLS session) and the owner it gave it to.
+	// A connection's own counters are its GetInfo.
+	Connections   []*ConnectionInfo `protobuf:"bytes,20,rep,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServerStatus) Reset() {
@@ -1074,6 +1088,20 @@ func (x *ServerStatus) GetHandshakeFailures() uint64 {
 		return x.HandshakeFailures
 	}
 	return 0
+}
+
+func (x *ServerStatus) GetProxyHeaderFailures() uint64 {
+	if x != nil {
+		return x.ProxyHeaderFailures
+	}
+	return 0
+}
+
+func (x *ServerStatus) GetConnections() []*ConnectionInfo {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
 }
 
 // ClaimOptions travel with a claim (NextPendingConnection, SetOwner).
@@ -1835,8 +1863,10 @@ func (x *AcceptError) GetError() *Error {
 // HandshakeFailed is QSslServer's errorOccurred(socket, SslHandshakeFailedError)
 // (and handshakeInterruptedOnError), sent by a TLS ServerActor to each
 // subscriber when an accepted connection's TLS handshake fails or does not
-// finish within the handshake time-out. The connection is closed; the server
-// goes on. error.code is SSL_HANDSHAKE_FAILED, or SOCKET_TIMEOUT for the time-out.
+// finish within the handshake time-out; and by a server reading PROXY
+// protocol headers when a header is refused or late. The connection is
+// closed; the server goes on. error.code is SSL_HANDSHAKE_FAILED or
+// PROXY_PROTOCOL, or SOCKET_TIMEOUT for either time-out.
 type HandshakeFailed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Server        *actor.PID             `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
@@ -2789,8 +2819,9 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\x12=\n" +
 	"\bprotocol\x18\x05 \x01(\x0e2!.tcpactor.v1.NetworkLayerProtocolR\bprotocol\"\a\n" +
 	"\x05Close\"\b\n" +
-	"\x06Closed\"\v\n" +
-	"\tGetStatus\"\xab\x05\n" +
+	"\x06Closed\"-\n" +
+	"\tGetStatus\x12 \n" +
+	"\vconnections\x18\x01 \x01(\bR\vconnections\"\x9e\x06\n" +
 	"\fServerStatus\x12\x1c\n" +
 	"\tlistening\x18\x01 \x01(\bR\tlistening\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -2810,7 +2841,9 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\raccept_errors\x18\x0f \x01(\x04R\facceptErrors\x12=\n" +
 	"\bprotocol\x18\x10 \x01(\x0e2!.tcpactor.v1.NetworkLayerProtocolR\bprotocol\x12\x10\n" +
 	"\x03tls\x18\x11 \x01(\bR\x03tls\x12-\n" +
-	"\x12handshake_failures\x18\x12 \x01(\x04R\x11handshakeFailures\"k\n" +
+	"\x12handshake_failures\x18\x12 \x01(\x04R\x11handshakeFailures\x122\n" +
+	"\x15proxy_header_failures\x18\x13 \x01(\x04R\x13proxyHeaderFailures\x12=\n" +
+	"\vconnections\x18\x14 \x03(\v2\x1b.tcpactor.v1.ConnectionInfoR\vconnections\"k\n" +
 	"\fClaimOptions\x12%\n" +
 	"\x0einitial_credit\x18\x01 \x01(\x05R\rinitialCredit\x124\n" +
 	"\x17keep_open_on_peer_close\x18\x02 \x01(\bR\x13keepOpenOnPeerClose\"n\n" +
@@ -3084,43 +3117,44 @@ var file_tcpactor_v1_tcpactor_proto_depIdxs = []int32{
 	4,  // 7: tcpactor.v1.ServerStatus.error:type_name -> tcpactor.v1.Error
 	5,  // 8: tcpactor.v1.ServerStatus.proxy:type_name -> tcpactor.v1.NetworkProxy
 	3,  // 9: tcpactor.v1.ServerStatus.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
-	45, // 10: tcpactor.v1.NextPendingConnection.owner:type_name -> actor.PID
-	15, // 11: tcpactor.v1.NextPendingConnection.options:type_name -> tcpactor.v1.ClaimOptions
-	45, // 12: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
-	43, // 13: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
-	4,  // 14: tcpactor.v1.PendingConnection.error:type_name -> tcpactor.v1.Error
-	4,  // 15: tcpactor.v1.WaitResult.error:type_name -> tcpactor.v1.Error
-	45, // 16: tcpactor.v1.AddPendingConnection.connection:type_name -> actor.PID
-	5,  // 17: tcpactor.v1.SetProxy.proxy:type_name -> tcpactor.v1.NetworkProxy
-	45, // 18: tcpactor.v1.Subscribe.subscriber:type_name -> actor.PID
-	45, // 19: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
-	45, // 20: tcpactor.v1.NewConnection.server:type_name -> actor.PID
-	45, // 21: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
-	43, // 22: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
-	45, // 23: tcpactor.v1.AcceptError.server:type_name -> actor.PID
-	4,  // 24: tcpactor.v1.AcceptError.error:type_name -> tcpactor.v1.Error
-	45, // 25: tcpactor.v1.HandshakeFailed.server:type_name -> actor.PID
-	4,  // 26: tcpactor.v1.HandshakeFailed.error:type_name -> tcpactor.v1.Error
-	45, // 27: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
-	15, // 28: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
-	45, // 29: tcpactor.v1.Received.connection:type_name -> actor.PID
-	45, // 30: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
-	45, // 31: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
-	4,  // 32: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
-	45, // 33: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
-	45, // 34: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
-	4,  // 35: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
-	45, // 36: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
-	4,  // 37: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
-	1,  // 38: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
-	45, // 39: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
-	45, // 40: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
-	4,  // 41: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	43, // 10: tcpactor.v1.ServerStatus.connections:type_name -> tcpactor.v1.ConnectionInfo
+	45, // 11: tcpactor.v1.NextPendingConnection.owner:type_name -> actor.PID
+	15, // 12: tcpactor.v1.NextPendingConnection.options:type_name -> tcpactor.v1.ClaimOptions
+	45, // 13: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
+	43, // 14: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	4,  // 15: tcpactor.v1.PendingConnection.error:type_name -> tcpactor.v1.Error
+	4,  // 16: tcpactor.v1.WaitResult.error:type_name -> tcpactor.v1.Error
+	45, // 17: tcpactor.v1.AddPendingConnection.connection:type_name -> actor.PID
+	5,  // 18: tcpactor.v1.SetProxy.proxy:type_name -> tcpactor.v1.NetworkProxy
+	45, // 19: tcpactor.v1.Subscribe.subscriber:type_name -> actor.PID
+	45, // 20: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
+	45, // 21: tcpactor.v1.NewConnection.server:type_name -> actor.PID
+	45, // 22: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
+	43, // 23: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	45, // 24: tcpactor.v1.AcceptError.server:type_name -> actor.PID
+	4,  // 25: tcpactor.v1.AcceptError.error:type_name -> tcpactor.v1.Error
+	45, // 26: tcpactor.v1.HandshakeFailed.server:type_name -> actor.PID
+	4,  // 27: tcpactor.v1.HandshakeFailed.error:type_name -> tcpactor.v1.Error
+	45, // 28: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
+	15, // 29: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
+	45, // 30: tcpactor.v1.Received.connection:type_name -> actor.PID
+	45, // 31: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
+	45, // 32: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
+	4,  // 33: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
+	45, // 34: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
+	45, // 35: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
+	4,  // 36: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
+	45, // 37: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
+	4,  // 38: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
+	1,  // 39: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
+	45, // 40: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
+	45, // 41: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
+	4,  // 42: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_tcpactor_v1_tcpactor_proto_init() }

@@ -29,7 +29,7 @@ type serverCollector struct {
 
 	listening, pending, active, accepted, acceptErrors *prometheus.Desc
 	bytesIn, bytesOut, writeFailures                   *prometheus.Desc
-	handshakeFailures                                  *prometheus.Desc
+	handshakeFailures, proxyFailures                   *prometheus.Desc
 }
 
 func newServerCollector(srv *server.Server, stats *actors.ConnectionStats) *serverCollector {
@@ -48,12 +48,14 @@ func newServerCollector(srv *server.Server, stats *actors.ConnectionStats) *serv
 		writeFailures: d("write_failures_total", "Writes that ended as WriteFailed."),
 		handshakeFailures: d("tls_handshake_failures_total",
 			"TLS handshakes that failed or timed out (--tls-cert), each reported as HandshakeFailed."),
+		proxyFailures: d("proxy_header_failures_total",
+			"Connections closed for their PROXY protocol header (--proxy-protocol): untrusted source, bad or late header."),
 	}
 }
 
 // Describe sends every metric's description.
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.listening, c.pending, c.active, c.accepted, c.acceptErrors, c.bytesIn, c.bytesOut, c.writeFailures, c.handshakeFailures} {
+	for _, d := range []*prometheus.Desc{c.listening, c.pending, c.active, c.accepted, c.acceptErrors, c.bytesIn, c.bytesOut, c.writeFailures, c.handshakeFailures, c.proxyFailures} {
 		ch <- d
 	}
 }
@@ -81,6 +83,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(st.AcceptedTotal))
 	ch <- prometheus.MustNewConstMetric(c.acceptErrors, prometheus.CounterValue, float64(st.AcceptErrors))
 	ch <- prometheus.MustNewConstMetric(c.handshakeFailures, prometheus.CounterValue, float64(st.HandshakeFailures))
+	ch <- prometheus.MustNewConstMetric(c.proxyFailures, prometheus.CounterValue, float64(st.ProxyHeaderFailures))
 }
 
 // metricsServer serves /metrics in Prometheus text format.

@@ -117,6 +117,7 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (port 0 picks one)")
 	level := fs.String("log-level", "warn", "log level of stderr: debug, info, warn, error")
 	tlsF := addTLSFlags(fs)
+	proxyF := addProxyFlags(fs)
 	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: stop accepting, let connections end on their own for this long, then close the rest (flushing their writes)")
 	if err := parse(fs, args); err != nil {
 		return nil, err
@@ -160,6 +161,9 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 		return nil, badUsage("--handler: %v", err)
 	}
 	if err := tlsF.apply(&cfg.opts); err != nil {
+		return nil, err
+	}
+	if err := proxyF.apply(&cfg.opts); err != nil {
 		return nil, err
 	}
 	return cfg, nil
