@@ -264,6 +264,8 @@ func TestCommandLine(t *testing.T) {
 	t.Run("ServeSystemdRefusesWhatIsNotOneListeningSocketOfItsOwn", testServeSystemdRefusesBadActivations)
 	t.Run("ServeTLSEchoesToOpenSSLAndCountsFailedHandshakes", testServeTLSEchoesToOpenSSLAndCountsFailedHandshakes)
 	t.Run("ServeTLSFlagsRefuseWhatCannotServe", testServeTLSFlagsRefuseWhatCannotServe)
+	t.Run("ServeBehindHAProxySeesTheClientsAddress", testServeBehindHAProxySeesTheClientsAddress)
+	t.Run("ServeProxyFlagsRefuseWhatCannotServe", testServeProxyFlagsRefuseWhatCannotServe)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
 }
 
