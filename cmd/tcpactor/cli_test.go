@@ -266,6 +266,8 @@ func TestCommandLine(t *testing.T) {
 	t.Run("ServeTLSFlagsRefuseWhatCannotServe", testServeTLSFlagsRefuseWhatCannotServe)
 	t.Run("ServeBehindHAProxySeesTheClientsAddress", testServeBehindHAProxySeesTheClientsAddress)
 	t.Run("ServeProxyFlagsRefuseWhatCannotServe", testServeProxyFlagsRefuseWhatCannotServe)
+	t.Run("ServeRestartsOnSIGHUPWithoutDroppingAClient", testServeRestartsOnSIGHUPWithoutDroppingAClient)
+	t.Run("ServeReusePortLetsTwoProcessesShareAPort", testServeReusePortLetsTwoProcessesShareAPort)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
 }
 

@@ -35,6 +35,7 @@ type serveConfig struct {
 	drain      time.Duration
 	logLevel   string
 	listenFlag string
+	restart    *restartFlags
 }
 
 // serve is the main job: one actor system, one ServerActor listening, a
@@ -52,6 +53,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	rs, err := startRestarter(cfg)
+	if err != nil {
+		return err
+	}
+	defer rs.stop()
 
 	sys := newSystem(stderr, level)
 	defer sys.Shutdown()
@@ -83,13 +89,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		}
 		defer met.stop()
 	}
-	var addr string
-	var port uint16
-	if cfg.listenFlag == listenSystemd {
-		addr, port, err = adoptActivated(ctx, srv)
-	} else if addr, port, err = srv.Listen(ctx, cfg.host, uint16(cfg.port), nil); err != nil {
-		err = fmt.Errorf("listen on %s: %w", cfg.listenFlag, err)
-	}
+	addr, port, err := listenAs(ctx, srv, cfg, rs)
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "metrics on %s\n", met.addr)
 	}
 
-	<-sigs
+	if err := rs.ready(); err != nil {
+		return err
+	}
+	rs.waitForEnd(sigs, stderr)
 	return drain(sys, srv, conns, cfg.drain, sigs)
 }
 
@@ -117,12 +120,13 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (port 0 picks one)")
 	level := fs.String("log-level", "warn", "log level of stderr: debug, info, warn, error")
 	tlsF := addTLSFlags(fs)
+	restartF := addRestartFlags(fs)
 	proxyF := addProxyFlags(fs)
 	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: stop accepting, let connections end on their own for this long, then close the rest (flushing their writes)")
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
-	cfg := &serveConfig{name: *name, metrics: *metrics, drain: *drain, logLevel: *level, listenFlag: *listen}
+	cfg := &serveConfig{name: *name, metrics: *metrics, drain: *drain, logLevel: *level, listenFlag: *listen, restart: restartF}
 	var err error
 	if *listen != listenSystemd {
 		if cfg.host, cfg.port, err = hostPort("listen", *listen); err != nil {
