@@ -257,7 +257,12 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	}
 	s.tls = tlsL
 	backlog, maxConns, _ := s.listenOptions(nil)
-	return s.startListening(ctx, ln, f, backlog, maxConns)
+	r := s.startListening(ctx, ln, f, backlog, maxConns)
+	if dualStackAny(ln) { // as Qt: a dual-stack [::] socket is Any
+		s.address, r.Address = "0.0.0.0", "0.0.0.0"
+		s.protocol, r.Protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP, messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP
+	}
+	return r
 }
 
 func (s *ServerActor) startListening(ctx actor.Context, ln *net.TCPListener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
