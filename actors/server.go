@@ -28,7 +28,7 @@ type ServerActor struct {
 	opts ServerOptions
 
 	// listening state; ln == nil when not listening
-	ln       *net.TCPListener
+	ln       listener // a *net.TCPListener, or a *socksListener through a SOCKS5 proxy
 	adopted  *os.File // the descriptor handed over by SetSocketDescriptor
 	gate     *acceptGate
 	gen      uint64 // bumps with every listen, so stale accepts are recognised
@@ -39,6 +39,8 @@ type ServerActor struct {
 	backlog  int
 	maxConns int
 	tls      *tlsListen // QSslServer: set while listening with TLS
+
+	socksBinding bool // a Listen through a SOCKS5 proxy waits for its first BIND
 
 	maxPending  int
 	paused      bool
@@ -112,7 +114,9 @@ func newServerActor(opts ServerOptions) *ServerActor {
 func (s *ServerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Listen:
-		ctx.Respond(s.listen(ctx, m))
+		if r := s.listen(ctx, m); r != nil { // nil: answered once the proxy has bound
+			ctx.Respond(r)
+		}
 	case *messages.SetSocketDescriptor:
 		ctx.Respond(s.setSocketDescriptor(ctx, m))
 	case *messages.Close:
@@ -148,6 +152,8 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 		s.onAcceptFailed(ctx, m)
 	case *hookDone:
 		s.onHookDone(ctx, m)
+	case *socksRebound:
+		s.onSocksRebound(m)
 	case *waitExpired:
 		s.onWaitExpired(ctx, m.id)
 	case *actor.Terminated:
@@ -201,6 +207,9 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 	tlsL, e := s.listenTLS(m.Options)
 	if e != nil {
 		return s.listenFailed(e)
+	}
+	if s.proxy.Type == messages.ProxyType_PROXY_TYPE_SOCKS5 {
+		return s.listenThroughSocks(ctx, backlog, maxConns, tlsL)
 	}
 	l, err := net.Listen(addr.Network, net.JoinHostPort(addr.Host, port))
 	if err != nil {
@@ -265,7 +274,7 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	return r
 }
 
-func (s *ServerActor) startListening(ctx actor.Context, ln *net.TCPListener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
+func (s *ServerActor) startListening(ctx actor.Context, ln listener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
 	s.ln, s.adopted, s.backlog, s.maxConns = ln, adopted, backlog, maxConns
 	s.address, s.port = messages.HostPort(ln.Addr())
 	s.protocol = messages.ProtocolOf(s.address)
@@ -581,7 +590,13 @@ func (s *ServerActor) setProxy(m *messages.SetProxy) *messages.Ack {
 	case messages.ProxyType_PROXY_TYPE_DEFAULT, messages.ProxyType_PROXY_TYPE_NO_PROXY:
 		s.proxy = p
 		return &messages.Ack{}
-	case messages.ProxyType_PROXY_TYPE_SOCKS5, messages.ProxyType_PROXY_TYPE_HTTP,
+	case messages.ProxyType_PROXY_TYPE_SOCKS5:
+		if p.Host == "" || p.Port == 0 || p.Port > 65535 {
+			return &messages.Ack{Error: invalid("a SOCKS5 proxy needs a host and a port from 1 to 65535, got %q:%d", p.Host, p.Port)}
+		}
+		s.proxy = p
+		return &messages.Ack{}
+	case messages.ProxyType_PROXY_TYPE_HTTP,
 		messages.ProxyType_PROXY_TYPE_HTTP_CACHING, messages.ProxyType_PROXY_TYPE_FTP_CACHING:
 		return &messages.Ack{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
 			"Operation on socket is not supported: a %s proxy cannot listen", p.Type)}
@@ -589,8 +604,8 @@ func (s *ServerActor) setProxy(m *messages.SetProxy) *messages.Ack {
 	return &messages.Ack{Error: invalid("unknown proxy type %d", int32(p.Type))}
 }
 
-// proxyCanListen holds for every proxy SetProxy accepts; it is the place
-// where listening through a SOCKS5 proxy will plug in.
+// proxyCanListen holds for every proxy SetProxy accepts (no proxy, or
+// SOCKS5, which listen hands to listenThroughSocks).
 func (s *ServerActor) proxyCanListen() *messages.Error { return nil }
 
 func (s *ServerActor) subscribe(ctx actor.Context, sub *actor.PID) *messages.Ack {
@@ -632,7 +647,7 @@ func (s *ServerActor) status() *messages.ServerStatus {
 		MaxPendingConnections: int32(s.maxPending),
 		HasPendingConnections: len(s.pending) > 0,
 		SocketDescriptor:      s.fd,
-		Proxy:                 s.proxy,
+		Proxy:                 withoutPassword(s.proxy),
 		Pending:               int32(len(s.pending)),
 		Active:                int32(len(s.live) + len(s.inHook)),
 		AcceptedTotal:         s.accepted,
@@ -683,8 +698,12 @@ func setBacklog(ln *net.TCPListener, backlog int) error {
 	return lerr
 }
 
-func listenerFD(ln *net.TCPListener) int64 {
+func listenerFD(l listener) int64 {
 	fd := int64(-1)
+	ln, ok := l.(*net.TCPListener)
+	if !ok { // through a proxy: no listening socket of ours
+		return fd
+	}
 	if rc, err := ln.SyscallConn(); err == nil {
 		_ = rc.Control(func(f uintptr) { fd = int64(f) })
 	}
