@@ -268,6 +268,7 @@ func TestCommandLine(t *testing.T) {
 	t.Run("ServeProxyFlagsRefuseWhatCannotServe", testServeProxyFlagsRefuseWhatCannotServe)
 	t.Run("ServeRestartsOnSIGHUPWithoutDroppingAClient", testServeRestartsOnSIGHUPWithoutDroppingAClient)
 	t.Run("ServeReusePortLetsTwoProcessesShareAPort", testServeReusePortLetsTwoProcessesShareAPort)
+	t.Run("ServeListensThroughASocks5Proxy", testServeListensThroughASocks5Proxy)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
 }
 

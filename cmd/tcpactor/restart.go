@@ -169,6 +169,9 @@ func addRestartFlags(fs *flag.FlagSet) *restartFlags {
 // systemd) with --listen systemd, or where tableflip does not run.
 func startRestarter(cfg *serveConfig) (*restarter, error) {
 	if cfg.listenFlag == listenSystemd {
+		if cfg.socks != nil {
+			return nil, badUsage("--proxy: --listen systemd adopts a socket; nothing listens through a proxy")
+		}
 		if *cfg.restart.reusePort {
 			return nil, badUsage("--reuseport: the socket of --listen systemd is systemd's (ReusePort= in the .socket unit)")
 		}
@@ -192,6 +195,17 @@ func listenAs(ctx context.Context, srv *server.Server, cfg *serveConfig, r *rest
 	switch {
 	case cfg.listenFlag == listenSystemd:
 		return adoptActivated(ctx, srv)
+	case cfg.socks != nil:
+		// Through the proxy: nothing of ours listens, so there is no
+		// socket to hand over; a successor binds anew.
+		if err := srv.SetProxy(ctx, cfg.socks); err != nil {
+			return "", 0, fmt.Errorf("--proxy: %w", err)
+		}
+		addr, port, err := srv.Listen(ctx, cfg.host, uint16(cfg.port), nil)
+		if err != nil {
+			return "", 0, fmt.Errorf("listen through the proxy %s:%d: %w", cfg.socks.Host, cfg.socks.Port, err)
+		}
+		return addr, port, nil
 	case r != nil:
 		return r.listen(ctx, srv, cfg.listenFlag, cfg.host, cfg.port, *cfg.restart.reusePort)
 	case *cfg.restart.reusePort:

@@ -36,6 +36,7 @@ type serveConfig struct {
 	logLevel   string
 	listenFlag string
 	restart    *restartFlags
+	socks      *messages.NetworkProxy // --proxy
 }
 
 // serve is the main job: one actor system, one ServerActor listening, a
@@ -121,6 +122,7 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	level := fs.String("log-level", "warn", "log level of stderr: debug, info, warn, error")
 	tlsF := addTLSFlags(fs)
 	restartF := addRestartFlags(fs)
+	socksF := addSocksFlag(fs)
 	proxyF := addProxyFlags(fs)
 	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: stop accepting, let connections end on their own for this long, then close the rest (flushing their writes)")
 	if err := parse(fs, args); err != nil {
@@ -168,6 +170,9 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 		return nil, err
 	}
 	if err := proxyF.apply(&cfg.opts); err != nil {
+		return nil, err
+	}
+	if cfg.socks, err = parseSocks(*socksF); err != nil {
 		return nil, err
 	}
 	return cfg, nil
