@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -123,6 +124,26 @@ func TestListenThroughASocks5ProxyServesEachClientTheProxyRelays(t *testing.T) {
 		if ev.Info.PeerAddress != "127.0.0.1" || ev.Info.PeerPort != dialedPort(c) || ev.Info.LocalPort != port {
 			t.Errorf("client %d: info %v, want peer 127.0.0.1:%d (as the proxy saw it), local port %d", i, ev.Info, dialedPort(c), port)
 		}
+	}
+	// A pause interrupts the wait for the BIND's client (the listener's
+	// deadline) without giving the BIND up: a client relayed meanwhile is
+	// served after the resume.
+	prev := port
+	port = s.waitStatus("the next BIND", func(st *messages.ServerStatus) bool { return st.Listening && st.Port != prev }).Port
+	ask[*messages.Ack](s, &messages.PauseAccepting{})
+	c := dial(t, net.JoinHostPort("127.0.0.1", itoa(port)))
+	c.SetDeadline(time.Now().Add(4 * replyTimeout))
+	if _, err := c.Write([]byte("while paused\n")); err != nil {
+		t.Fatal(err)
+	}
+	before := s.status().AcceptedTotal
+	ask[*messages.Ack](s, &messages.ResumeAccepting{})
+	got := make([]byte, len("while paused\n"))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "while paused\n" {
+		t.Fatalf("the client relayed during the pause: %q (%v)", got, err)
+	}
+	if st := s.status(); st.AcceptedTotal != before+1 {
+		t.Errorf("accepted total %d after the resume, want %d", st.AcceptedTotal, before+1)
 	}
 	ask[*messages.Closed](s, &messages.Close{})
 	if st := s.status(); st.Listening {

@@ -39,22 +39,11 @@ type socksListener struct {
 	closed   bool
 }
 
-// socksError is a failed exchange with the proxy, with Qt's proxy code.
-type socksError struct{ e *messages.Error }
-
-func (s *socksError) Error() string { return s.e.Message }
-
+// socksFail is a failed exchange with the proxy, with Qt's proxy code; as
+// a *messages.SocketErr it keeps its code through messages.FromError, also
+// when a later BIND fails and the accept loop reports it as AcceptError.
 func socksFail(code messages.SocketError, format string, args ...any) error {
-	return &socksError{e: messages.NewError(code, format, args...)}
-}
-
-// socksErr is the tcpactor Error of a SOCKS failure.
-func socksErr(err error) *messages.Error {
-	var se *socksError
-	if errors.As(err, &se) {
-		return se.e
-	}
-	return messages.FromError(err)
+	return messages.NewError(code, format, args...).Err()
 }
 
 // bindThroughSocks makes the first BIND: the listener then listens.
@@ -242,8 +231,8 @@ func (l *socksListener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	if err != nil {
-		var se *socksError
-		if !errors.As(err, &se) || se.e.Code != messages.SocketError_SOCKET_ERROR_PROXY_CONNECTION_TIMEOUT || l.deadline.IsZero() {
+		var se *messages.SocketErr
+		if !errors.As(err, &se) || se.Code != messages.SocketError_SOCKET_ERROR_PROXY_CONNECTION_TIMEOUT || l.deadline.IsZero() {
 			ctrl.Close() // this BIND is over: the next Accept binds again
 			l.ctrl = nil
 			return nil, err
@@ -352,7 +341,7 @@ func (s *ServerActor) listenThroughSocks(ctx actor.Context, backlog, maxConns in
 		case err != nil || b == nil:
 			ctx.Respond(s.listenFailed(messages.NewError(messages.SocketError_SOCKET_ERROR_PROXY_CONNECTION_TIMEOUT, "Proxy server connection timed out")))
 		case b.err != nil:
-			ctx.Respond(s.listenFailed(socksErr(b.err)))
+			ctx.Respond(s.listenFailed(messages.FromError(b.err)))
 		case s.ln != nil: // a SetSocketDescriptor came first
 			b.l.Close()
 			ctx.Respond(s.alreadyListening())
