@@ -40,7 +40,9 @@ type ServerActor struct {
 	maxConns int
 	tls      *tlsListen // QSslServer: set while listening with TLS
 
-	socksBinding bool // a Listen through a SOCKS5 proxy waits for its first BIND
+	socksBinding bool       // a Listen through a SOCKS5 proxy waits for its first BIND
+	socksReplyTo *actor.PID // who sent that Listen
+	socksGen     uint64     // bumped when a close abandons that BIND
 
 	maxPending  int
 	paused      bool
@@ -305,6 +307,7 @@ func (s *ServerActor) alreadyListening() *messages.ListenResult {
 // close is QTcpServer::close(): unclaimed connections first, then the
 // listener. Claimed connections live on.
 func (s *ServerActor) close(ctx actor.Context) {
+	s.abandonSocksListen(ctx)
 	for _, p := range s.pending {
 		ctx.Stop(p.pid)
 	}

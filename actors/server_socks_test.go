@@ -229,11 +229,14 @@ func TestListenThroughASilentProxyDoesNotBlockTheServer(t *testing.T) {
 			held <- c
 		}
 	}()
-	s.sys.Root.Request(s.pid, &messages.Listen{Address: "127.0.0.1"})
+	pending = s.sys.Root.RequestFuture(s.pid, &messages.Listen{Address: "127.0.0.1"}, 2*replyTimeout)
 	c2 := <-held
 	defer c2.Close()
 	if err := s.sys.Root.StopFuture(s.pid).Wait(); err != nil {
 		t.Fatal(err)
+	}
+	if res, err := pending.Result(); err != nil || res.(*messages.ListenResult).Error.GetCode() != messages.SocketError_SOCKET_ERROR_OPERATION {
+		t.Fatalf("a Listen still binding when the server stopped: %v (%v), want an OperationError reply", res, err)
 	}
 	c2.SetReadDeadline(time.Now().Add(replyTimeout))
 	buf := make([]byte, 64)

@@ -321,7 +321,8 @@ func (s *ServerActor) listenThroughSocks(ctx actor.Context, backlog, maxConns in
 		return &messages.ListenResult{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
 			"a listen through the proxy %s:%d is under way", s.proxy.Host, s.proxy.Port)}
 	}
-	s.socksBinding = true
+	s.socksBinding, s.socksReplyTo = true, ctx.Sender()
+	gen := s.socksGen
 	p := proto.Clone(s.proxy).(*messages.NetworkProxy)
 	hctx := s.hookCtx
 	fut := actor.NewFuture(ctx.ActorSystem(), socksTimeout+5*time.Second)
@@ -335,8 +336,14 @@ func (s *ServerActor) listenThroughSocks(ctx actor.Context, backlog, maxConns in
 		root.Send(fut.PID(), &socksBound{l: l, err: err})
 	}()
 	ctx.ReenterAfter(fut, func(res any, err error) {
-		s.socksBinding = false
 		b, _ := res.(*socksBound)
+		if gen != s.socksGen { // a close abandoned this BIND and answered the Listen
+			if b != nil && b.l != nil {
+				b.l.Close()
+			}
+			return
+		}
+		s.socksBinding, s.socksReplyTo = false, nil
 		switch {
 		case err != nil || b == nil:
 			ctx.Respond(s.listenFailed(messages.NewError(messages.SocketError_SOCKET_ERROR_PROXY_CONNECTION_TIMEOUT, "Proxy server connection timed out")))
@@ -353,6 +360,21 @@ func (s *ServerActor) listenThroughSocks(ctx actor.Context, backlog, maxConns in
 		}
 	})
 	return nil
+}
+
+// abandonSocksListen is close() (or the server stopping) while a Listen
+// waits for the proxy: the Listen is answered now, and its BIND is closed
+// when it ends.
+func (s *ServerActor) abandonSocksListen(ctx actor.Context) {
+	if !s.socksBinding {
+		return
+	}
+	if s.socksReplyTo != nil {
+		ctx.Send(s.socksReplyTo, &messages.ListenResult{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"the server was closed before the proxy %s:%d bound", s.proxy.Host, s.proxy.Port)})
+	}
+	s.socksBinding, s.socksReplyTo = false, nil
+	s.socksGen++
 }
 
 // onSocksRebound records the proxy's address for the next client.
