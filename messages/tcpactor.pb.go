@@ -913,7 +913,7 @@ type ServerStatus struct {
 	MaxPendingConnections int32                  `protobuf:"varint,5,opt,name=max_pending_connections,json=maxPendingConnections,proto3" json:"max_pending_connections,omitempty"` // maxPendingConnections()
 	HasPendingConnections bool                   `protobuf:"varint,6,opt,name=has_pending_connections,json=hasPendingConnections,proto3" json:"has_pending_connections,omitempty"` // hasPendingConnections()
 	SocketDescriptor      int64                  `protobuf:"varint,7,opt,name=socket_descriptor,json=socketDescriptor,proto3" json:"socket_descriptor,omitempty"`                  // socketDescriptor()
-	Proxy                 *NetworkProxy          `protobuf:"bytes,8,opt,name=proxy,proto3" json:"proxy,omitempty"`                                                                 // proxy()
+	Proxy                 *NetworkProxy          `protobuf:"bytes,8,opt,name=proxy,proto3" json:"proxy,omitempty"`                                                                 // proxy(), without its password
 	Pending               int32                  `protobuf:"varint,9,opt,name=pending,proto3" json:"pending,omitempty"`                                                            // connections waiting to be claimed
 	Active                int32                  `protobuf:"varint,10,opt,name=active,proto3" json:"active,omitempty"`                                                             // live connections accepted by this server (pending + claimed)
 	AcceptedTotal         uint64                 `protobuf:"varint,11,opt,name=accepted_total,json=acceptedTotal,proto3" json:"accepted_total,omitempty"`                          // connections accepted since the actor started
