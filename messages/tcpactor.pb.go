@@ -1643,8 +1643,9 @@ func (*ResumeAccepting) Descriptor() ([]byte, []int) {
 	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{21}
 }
 
-// Subscribe connects the newConnection() and acceptError() signals to an
-// actor. Answered with Ack. The server watches the subscriber and drops it
+// Subscribe connects the newConnection() and acceptError() signals (and,
+// for a TLS or PROXY-protocol server, HandshakeFailed) to an actor.
+// Answered with Ack. The server watches the subscriber and drops it
 // when it stops, wherever it ran. Subscribing twice is harmless.
 type Subscribe struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
