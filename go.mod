@@ -5,6 +5,8 @@ go 1.26.0
 require (
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
 	github.com/labstack/echo v3.3.10+incompatible
+	github.com/cloudflare/tableflip v1.2.3
+	github.com/pires/go-proxyproto v0.15.0
 	github.com/prometheus/client_golang v1.17.0
 	go.etcd.io/etcd/client/v3 v3.5.10
 	go.uber.org/goleak v1.3.0

@@ -18,7 +18,7 @@ import (
 type acceptGate struct {
 	mu        sync.Mutex
 	cond      sync.Cond
-	ln        *net.TCPListener
+	ln        listener
 	allowance int  // connections the actor can still take
 	inflight  int  // accepted (or being accepted), not yet taken by the actor
 	accepting bool // the goroutine is inside Accept
@@ -26,7 +26,16 @@ type acceptGate struct {
 	stop      chan struct{} // closed with the gate: ends a back-off sleep
 }
 
-func newAcceptGate(ln *net.TCPListener) *acceptGate {
+// listener is what the accept goroutine accepts from: a TCP listener, or a
+// listener through a SOCKS5 proxy. The deadline interrupts an Accept.
+type listener interface {
+	Accept() (net.Conn, error)
+	SetDeadline(t time.Time) error
+	Close() error
+	Addr() net.Addr
+}
+
+func newAcceptGate(ln listener) *acceptGate {
 	g := &acceptGate{ln: ln, stop: make(chan struct{})}
 	g.cond.L = &g.mu
 	return g
@@ -124,7 +133,7 @@ type (
 // actor. Listener closed: return. Allowance withdrawn (deadline): wait again.
 // Anything else (EMFILE and friends): report, back off 5 ms doubling to 1 s,
 // go on.
-func acceptLoop(ln *net.TCPListener, gate *acceptGate, gen uint64, send func(any)) {
+func acceptLoop(ln listener, gate *acceptGate, gen uint64, send func(any)) {
 	var backoff time.Duration
 	for gate.enter() {
 		conn, err := ln.Accept()

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"strings"
 	"sync"
@@ -320,14 +321,17 @@ func (s *ServerActor) endPending(ctx actor.Context, p pendingConn) {
 	}
 	ctx.Unwatch(p.pid)
 	delete(s.live, p.pid.String())
+	delete(s.liveInfo, p.pid.String())
 }
 
 // withoutPassword is the proxy as GetStatus shows it: never its password.
 func withoutPassword(p *messages.NetworkProxy) *messages.NetworkProxy {
-	if p == nil || p.Password == "" {
+	if p.GetPassword() == "" {
 		return p
 	}
-	return &messages.NetworkProxy{Type: p.Type, Host: p.Host, Port: p.Port, User: p.User}
+	c := proto.Clone(p).(*messages.NetworkProxy) // every field but the password, new ones too
+	c.Password = ""
+	return c
 }
 
 // ---------------------------------------------------------------------------

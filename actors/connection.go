@@ -1113,6 +1113,9 @@ func (c *connection) closeSocket(how closeHow) {
 		if tc := tcpConnOf(c.conn); tc != nil {
 			_ = tc.SetLinger(0)
 			c.soLinger = false
+			// A wrapper's Close says goodbye first (TLS close_notify,
+			// a clean end to the peer): a reset says nothing.
+			_ = tc.Close()
 		}
 	}
 	if c.soLinger {

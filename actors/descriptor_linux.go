@@ -81,3 +81,24 @@ func sockaddrIP(sa syscall.Sockaddr) (net.IP, int) {
 
 // ipprotoMPTCP is IPPROTO_MPTCP, missing from package syscall.
 const ipprotoMPTCP = 262
+
+// dualStackAny reports whether ln is bound to the IPv6 wildcard with
+// IPV6_V6ONLY off, so it takes IPv4 clients too: Qt reports such a socket
+// as Any (0.0.0.0, AnyIPProtocol), as a Listen on Any is reported.
+func dualStackAny(ln *net.TCPListener) bool {
+	a, ok := ln.Addr().(*net.TCPAddr)
+	if !ok || a.IP.To4() != nil || !a.IP.IsUnspecified() {
+		return false
+	}
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return false
+	}
+	v6only := 1
+	_ = rc.Control(func(fd uintptr) {
+		if v, err := syscall.GetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY); err == nil {
+			v6only = v
+		}
+	})
+	return v6only == 0
+}

@@ -14,3 +14,6 @@ func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
 	return nil, nil, messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
 		"setSocketDescriptor is supported on Linux only")
 }
+
+// dualStackAny: not examined off Linux.
+func dualStackAny(*net.TCPListener) bool { return false }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync/atomic"
 	"time"
@@ -53,8 +54,21 @@ type ServerOptions struct {
 	// in the IncomingConnection hook included: at the cap the server stops
 	// accepting until one ends. 0 means no cap.
 	MaxConnections int
-	// IncomingConnection, when set, is the incomingConnection() hook.
+	// IncomingConnection, when set, is the incomingConnection() hook. With
+	// TLS it runs after the handshake, on the *tls.Conn.
 	IncomingConnection IncomingConnectionFunc
+	// TLS, when set, makes the server QSslServer: every accepted connection
+	// shakes hands (in the hook's goroutine, never blocking the server)
+	// before it is queued; a handshake that fails or times out closes the
+	// connection and is published as HandshakeFailed. A listen's
+	// ListenOptions.tls takes its place for that listen.
+	TLS *tls.Config
+	// HandshakeTimeout is QSslServer::setHandshakeTimeout(); 0 means 5 s.
+	HandshakeTimeout time.Duration
+	// ProxyProtocol, when set, reads the PROXY protocol header of a load
+	// balancer before anything else (before TLS too), in the hook's
+	// goroutine; the connection's peer address is then the real client's.
+	ProxyProtocol *ProxyProtocol
 	// Connection configures every ConnectionActor the server makes.
 	Connection ConnectionConfig
 	// AllowRemoteAdmin lets remote nodes send the administrative requests
@@ -139,8 +153,10 @@ func (st *ConnectionStats) writeFailed() {
 func ConnectionInfoOf(conn net.Conn, id uint64) *messages.ConnectionInfo {
 	la, lp := messages.HostPort(conn.LocalAddr())
 	ra, rp := messages.HostPort(conn.RemoteAddr())
-	return &messages.ConnectionInfo{
+	info := &messages.ConnectionInfo{
 		Id: id, LocalAddress: la, LocalPort: lp, PeerAddress: ra, PeerPort: rp,
 		State: messages.SocketState_SOCKET_STATE_CONNECTED,
 	}
+	addTLSInfo(info, conn)
+	return info
 }

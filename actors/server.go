@@ -31,7 +31,7 @@ type ServerActor struct {
 	opts ServerOptions
 
 	// listening state; ln == nil when not listening
-	ln       *net.TCPListener
+	ln       listener // a *net.TCPListener, or a *socksListener through a SOCKS5 proxy
 	adopted  *os.File // the descriptor handed over by SetSocketDescriptor
 	gate     *acceptGate
 	gen      uint64 // bumps with every listen, so stale accepts are recognised
@@ -41,14 +41,20 @@ type ServerActor struct {
 	fd       int64
 	backlog  int
 	maxConns int
+	tls      *tlsListen // QSslServer: set while listening with TLS
+
+	socksBinding bool       // a Listen through a SOCKS5 proxy waits for its first BIND
+	socksReplyTo *actor.PID // who sent that Listen
+	socksGen     uint64     // bumped when a close abandons that BIND
 
 	maxPending  int
 	paused      bool
 	proxy       *messages.NetworkProxy
 	lastErr     *messages.Error
 	pending     []pendingConn
-	live        map[string]*actor.PID // every connection this server watches
-	inHook      map[uint64]net.Conn   // accepted, in the incomingConnection hook
+	live        map[string]*actor.PID               // every connection this server watches
+	liveInfo    map[string]*messages.ConnectionInfo // their infos as at accept, for GetStatus.connections
+	inHook      map[uint64]net.Conn                 // accepted, in the incomingConnection hook
 	hookCtx     context.Context
 	hookCancel  context.CancelFunc
 	subscribers map[string]*actor.PID
@@ -58,6 +64,9 @@ type ServerActor struct {
 	nextID      uint64 // connection ids and waiter ids
 	accepted    uint64
 	acceptErrs  uint64
+
+	handshakeFails uint64
+	proxyFails     uint64
 }
 
 type pendingConn struct {
@@ -96,6 +105,7 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		maxPending:  opts.MaxPendingConnections,
 		proxy:       &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_DEFAULT},
 		live:        map[string]*actor.PID{},
+		liveInfo:    map[string]*messages.ConnectionInfo{},
 		inHook:      map[uint64]net.Conn{},
 		subscribers: map[string]*actor.PID{},
 		waiters:     map[uint64]*waiter{},
@@ -120,14 +130,16 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 	}
 	switch m := ctx.Message().(type) {
 	case *messages.Listen:
-		ctx.Respond(s.listen(ctx, m))
+		if r := s.listen(ctx, m); r != nil { // nil: answered once the proxy has bound
+			ctx.Respond(r)
+		}
 	case *messages.SetSocketDescriptor:
 		ctx.Respond(s.setSocketDescriptor(ctx, m))
 	case *messages.Close:
 		s.close(ctx)
 		ctx.Respond(&messages.Closed{})
 	case *messages.GetStatus:
-		ctx.Respond(s.status())
+		ctx.Respond(s.statusOf(m))
 	case *messages.NextPendingConnection:
 		ctx.Respond(s.nextPending(ctx, m))
 	case *messages.SetMaxPendingConnections:
@@ -156,6 +168,8 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 		s.onAcceptFailed(ctx, m)
 	case *hookDone:
 		s.onHookDone(ctx, m)
+	case *socksRebound:
+		s.onSocksRebound(m)
 	case *waitExpired:
 		s.onWaitExpired(ctx, m.id)
 	case *actor.Terminated:
@@ -228,6 +242,13 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 	if e := s.proxyCanListen(); e != nil {
 		return s.listenFailed(e)
 	}
+	tlsL, e := s.listenTLS(m.Options)
+	if e != nil {
+		return s.listenFailed(e)
+	}
+	if s.proxy.Type == messages.ProxyType_PROXY_TYPE_SOCKS5 {
+		return s.listenThroughSocks(ctx, backlog, maxConns, tlsL)
+	}
 	l, err := net.Listen(addr.Network, net.JoinHostPort(addr.Host, port))
 	if err != nil {
 		return s.listenFailed(messages.FromError(err))
@@ -237,6 +258,7 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 		ln.Close()
 		return s.listenFailed(messages.FromError(err))
 	}
+	s.tls = tlsL
 	r := s.startListening(ctx, ln, nil, backlog, maxConns)
 	if addr.Host == "" { // as Qt: the dual-stack Any reports itself as 0.0.0.0, protocol AnyIP
 		s.address, r.Address = "0.0.0.0", "0.0.0.0"
@@ -272,17 +294,26 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	if s.ln != nil {
 		return s.alreadyListening()
 	}
+	tlsL, e := s.listenTLS(nil)
+	if e != nil {
+		return s.listenFailed(e)
+	}
 	ln, f, e := adoptListener(m.SocketDescriptor)
 	if e != nil {
 		return s.listenFailed(e)
 	}
+	s.tls = tlsL
 	backlog, maxConns, _ := s.listenOptions(nil)
 	r := s.startListening(ctx, ln, f, backlog, maxConns)
 	s.fd = m.SocketDescriptor // as Qt: the descriptor given, not the server's duplicate
+	if dualStackAny(ln) { // as Qt: a dual-stack [::] socket is Any
+		s.address, r.Address = "0.0.0.0", "0.0.0.0"
+		s.protocol, r.Protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP, messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP
+	}
 	return r
 }
 
-func (s *ServerActor) startListening(ctx actor.Context, ln *net.TCPListener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
+func (s *ServerActor) startListening(ctx actor.Context, ln listener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
 	s.ln, s.adopted, s.backlog, s.maxConns = ln, adopted, backlog, maxConns
 	s.address, s.port = messages.HostPort(ln.Addr())
 	s.protocol = messages.ProtocolOf(s.address)
@@ -315,6 +346,7 @@ func (s *ServerActor) alreadyListening() *messages.ListenResult {
 // Close, not stopped: it lingers (reads and throws away what the peer sent
 // or still sends) so that it ends with FIN, as Qt's, and not with a reset.
 func (s *ServerActor) close(ctx actor.Context) {
+	s.abandonSocksListen(ctx)
 	for _, p := range s.pending {
 		s.endPending(ctx, p)
 	}
@@ -382,7 +414,7 @@ func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
 	s.accepted++
 	s.nextID++
 	id := s.nextID
-	if hook := s.opts.IncomingConnection; hook != nil {
+	if hook := s.incoming(); hook != nil {
 		s.inHook[id] = m.conn // counts against MaxConnections while the hook runs
 		self, root, hctx := ctx.Self(), ctx.ActorSystem().Root, s.hookCtx
 		go func() {
@@ -408,6 +440,7 @@ func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
 		return
 	}
 	if m.err != nil || m.conn == nil {
+		s.onHandshakeFailed(ctx, m.err)
 		closeBoth(m.conn, raw)
 	} else {
 		// raw leaves inHook once admitted: should admit panic (a broken
@@ -426,6 +459,7 @@ func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	pid := spawnConnection(ctx.ActorSystem().Root, NewConnection(conn, id, ctx.Self(), s.opts.Connection))
 	ctx.Watch(pid)
 	s.live[pid.String()] = pid
+	s.liveInfo[pid.String()] = info
 	if s.opts.Connection.Handler == nil {
 		s.pending = append(s.pending, pendingConn{pid: pid, info: info})
 	}
@@ -464,6 +498,7 @@ func (s *ServerActor) onTerminated(who *actor.PID) {
 		return
 	}
 	delete(s.live, key)
+	delete(s.liveInfo, key)
 	for i, p := range s.pending {
 		if p.pid.Equal(who) {
 			s.pending = append(s.pending[:i], s.pending[i+1:]...)
@@ -521,6 +556,7 @@ func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnec
 	ctx.Watch(pid)
 	s.live[pid.String()] = pid
 	info := &messages.ConnectionInfo{Server: ctx.Self()}
+	s.liveInfo[pid.String()] = info
 	s.pending = append(s.pending, pendingConn{pid: pid, info: info, added: true, addedBy: peerOf(ctx)})
 	s.updateAllowance()
 	s.announce(ctx, pid, info)
@@ -604,7 +640,13 @@ func (s *ServerActor) setProxy(m *messages.SetProxy) *messages.Ack {
 	case messages.ProxyType_PROXY_TYPE_DEFAULT, messages.ProxyType_PROXY_TYPE_NO_PROXY:
 		s.proxy = p
 		return &messages.Ack{}
-	case messages.ProxyType_PROXY_TYPE_SOCKS5, messages.ProxyType_PROXY_TYPE_HTTP,
+	case messages.ProxyType_PROXY_TYPE_SOCKS5:
+		if p.Host == "" || p.Port == 0 || p.Port > 65535 {
+			return &messages.Ack{Error: invalid("a SOCKS5 proxy needs a host and a port from 1 to 65535, got %q:%d", p.Host, p.Port)}
+		}
+		s.proxy = p
+		return &messages.Ack{}
+	case messages.ProxyType_PROXY_TYPE_HTTP,
 		messages.ProxyType_PROXY_TYPE_HTTP_CACHING, messages.ProxyType_PROXY_TYPE_FTP_CACHING:
 		return &messages.Ack{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
 			"Operation on socket is not supported: a %s proxy cannot listen", p.Type)}
@@ -612,8 +654,8 @@ func (s *ServerActor) setProxy(m *messages.SetProxy) *messages.Ack {
 	return &messages.Ack{Error: invalid("unknown proxy type %d", int32(p.Type))}
 }
 
-// proxyCanListen holds for every proxy SetProxy accepts; it is the place
-// where listening through a SOCKS5 proxy will plug in.
+// proxyCanListen holds for every proxy SetProxy accepts (no proxy, or
+// SOCKS5, which listen hands to listenThroughSocks).
 func (s *ServerActor) proxyCanListen() *messages.Error { return nil }
 
 func (s *ServerActor) subscribe(ctx actor.Context, sub *actor.PID) *messages.Ack {
@@ -664,6 +706,9 @@ func (s *ServerActor) status() *messages.ServerStatus {
 		MaxConnections:        int32(s.maxConns),
 		AcceptErrors:          s.acceptErrs,
 		Protocol:              s.protocol,
+		Tls:                   s.ln != nil && s.tls != nil,
+		HandshakeFailures:     s.handshakeFails,
+		ProxyHeaderFailures:   s.proxyFails,
 	}
 }
 
@@ -703,8 +748,12 @@ func setBacklog(ln *net.TCPListener, backlog int) error {
 	return lerr
 }
 
-func listenerFD(ln *net.TCPListener) int64 {
+func listenerFD(l listener) int64 {
 	fd := int64(-1)
+	ln, ok := l.(*net.TCPListener)
+	if !ok { // through a proxy: no listening socket of ours
+		return fd
+	}
 	if rc, err := ln.SyscallConn(); err == nil {
 		_ = rc.Control(func(f uintptr) { fd = int64(f) })
 	}

@@ -488,6 +488,8 @@ func TestSetProxyKeepsAProxyThatCanListen(t *testing.T) {
 		{Type: messages.ProxyType_PROXY_TYPE_NO_PROXY},
 		{Type: messages.ProxyType_PROXY_TYPE_DEFAULT},
 		{Type: messages.ProxyType_PROXY_TYPE_NO_PROXY, Host: "ignored.example", Port: 1080},
+		{Type: messages.ProxyType_PROXY_TYPE_SOCKS5, Host: "127.0.0.1", Port: 1080}, // listens through it (server_socks_test.go)
+		{Type: messages.ProxyType_PROXY_TYPE_NO_PROXY},
 	} {
 		if a := ask[*messages.Ack](s, &messages.SetProxy{Proxy: p}); a.Error.Failed() {
 			t.Fatalf("setProxy(%v): %v", p, a.Error)
@@ -509,7 +511,8 @@ func TestSetProxyRefusesAProxyThatCannotListen(t *testing.T) {
 		code  messages.SocketError
 		text  string
 	}{
-		{"SOCKS5", &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_SOCKS5, Host: "127.0.0.1", Port: 1080}, unsupported, "not supported"},
+		{"SOCKS5 without a host", &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_SOCKS5, Port: 1080}, operation, "host and a port"},
+		{"SOCKS5 without a port", &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_SOCKS5, Host: "127.0.0.1"}, operation, "host and a port"},
 		{"HTTP", &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_HTTP, Host: "127.0.0.1", Port: 3128}, unsupported, "not supported"},
 		{"HTTP caching", &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_HTTP_CACHING}, unsupported, "not supported"},
 		{"FTP caching", &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_FTP_CACHING}, unsupported, "not supported"},

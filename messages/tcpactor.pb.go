@@ -508,6 +508,7 @@ type ListenOptions struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Backlog        int32                  `protobuf:"varint,1,opt,name=backlog,proto3" json:"backlog,omitempty"`                                     // setListenBacklogSize(); 0 = the server's default (50), so a backlog of 0 cannot be asked for (ask for 1); negative = the kernel's maximum (somaxconn), as in Qt
 	MaxConnections int32                  `protobuf:"varint,2,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"` // Ranch's max_connections: live connections at which accepting pauses; 0 = the server's default (no cap); negative is an error
+	Tls            *TlsServerOptions      `protobuf:"bytes,3,opt,name=tls,proto3" json:"tls,omitempty"`                                              // QSslServer: serve TLS on this listen; absent = the server's default (ServerOptions.TLS, else plain TCP)
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -556,6 +557,85 @@ func (x *ListenOptions) GetMaxConnections() int32 {
 	return 0
 }
 
+func (x *ListenOptions) GetTls() *TlsServerOptions {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+// TlsServerOptions make a listen QSslServer's: every accepted connection
+// shakes hands first, off the accept path, and only an encrypted connection
+// is queued. PEM text, as QSslConfiguration takes it. The server never
+// reports the key back.
+type TlsServerOptions struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	CertificatePem     []byte                 `protobuf:"bytes,1,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`                // setLocalCertificateChain(): the server's certificate, then its chain
+	PrivateKeyPem      []byte                 `protobuf:"bytes,2,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`                 // setPrivateKey()
+	ClientCaPem        []byte                 `protobuf:"bytes,3,opt,name=client_ca_pem,json=clientCaPem,proto3" json:"client_ca_pem,omitempty"`                       // when set, a client must present a certificate signed by one of these (setPeerVerifyMode(VerifyPeer))
+	HandshakeTimeoutMs int32                  `protobuf:"varint,4,opt,name=handshake_timeout_ms,json=handshakeTimeoutMs,proto3" json:"handshake_timeout_ms,omitempty"` // setHandshakeTimeout(); 0 = 5000 as Qt; negative is an error
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *TlsServerOptions) Reset() {
+	*x = TlsServerOptions{}
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TlsServerOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TlsServerOptions) ProtoMessage() {}
+
+func (x *TlsServerOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TlsServerOptions.ProtoReflect.Descriptor instead.
+func (*TlsServerOptions) Descriptor() ([]byte, []int) {
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TlsServerOptions) GetCertificatePem() []byte {
+	if x != nil {
+		return x.CertificatePem
+	}
+	return nil
+}
+
+func (x *TlsServerOptions) GetPrivateKeyPem() []byte {
+	if x != nil {
+		return x.PrivateKeyPem
+	}
+	return nil
+}
+
+func (x *TlsServerOptions) GetClientCaPem() []byte {
+	if x != nil {
+		return x.ClientCaPem
+	}
+	return nil
+}
+
+func (x *TlsServerOptions) GetHandshakeTimeoutMs() int32 {
+	if x != nil {
+		return x.HandshakeTimeoutMs
+	}
+	return 0
+}
+
 // Listen is QTcpServer::listen(address, port). Sent by anyone; answered with
 // ListenResult. address is an IP literal or one of "Any" (dual stack, also the
 // empty string), "AnyIPv4", "AnyIPv6", "LocalHost", "LocalHostIPv6"; port 0
@@ -571,7 +651,7 @@ type Listen struct {
 
 func (x *Listen) Reset() {
 	*x = Listen{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[4]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +663,7 @@ func (x *Listen) String() string {
 func (*Listen) ProtoMessage() {}
 
 func (x *Listen) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[4]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +676,7 @@ func (x *Listen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listen.ProtoReflect.Descriptor instead.
 func (*Listen) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{4}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Listen) GetAddress() string {
@@ -635,7 +715,7 @@ type ListenResult struct {
 
 func (x *ListenResult) Reset() {
 	*x = ListenResult{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[5]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +727,7 @@ func (x *ListenResult) String() string {
 func (*ListenResult) ProtoMessage() {}
 
 func (x *ListenResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[5]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +740,7 @@ func (x *ListenResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenResult.ProtoReflect.Descriptor instead.
 func (*ListenResult) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{5}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListenResult) GetOk() bool {
@@ -715,7 +795,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[6]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +807,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[6]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +820,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{6}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{7}
 }
 
 // Closed answers Close sent to a ServerActor.
@@ -752,7 +832,7 @@ type Closed struct {
 
 func (x *Closed) Reset() {
 	*x = Closed{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[7]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +844,7 @@ func (x *Closed) String() string {
 func (*Closed) ProtoMessage() {}
 
 func (x *Closed) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[7]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,20 +857,21 @@ func (x *Closed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Closed.ProtoReflect.Descriptor instead.
 func (*Closed) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{7}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{8}
 }
 
 // GetStatus asks a ServerActor for every QTcpServer getter at once. Answered
 // with ServerStatus.
 type GetStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connections   bool                   `protobuf:"varint,1,opt,name=connections,proto3" json:"connections,omitempty"` // also list every live connection in ServerStatus.connections (Ranch's procs/info)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatus) Reset() {
 	*x = GetStatus{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[8]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +883,7 @@ func (x *GetStatus) String() string {
 func (*GetStatus) ProtoMessage() {}
 
 func (x *GetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[8]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +896,14 @@ func (x *GetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatus.ProtoReflect.Descriptor instead.
 func (*GetStatus) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{8}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetStatus) GetConnections() bool {
+	if x != nil {
+		return x.Connections
+	}
+	return false
 }
 
 // ServerStatus answers GetStatus. Not listening: address "" (QHostAddress::Null),
@@ -829,7 +917,7 @@ type ServerStatus struct {
 	MaxPendingConnections int32                  `protobuf:"varint,5,opt,name=max_pending_connections,json=maxPendingConnections,proto3" json:"max_pending_connections,omitempty"` // maxPendingConnections()
 	HasPendingConnections bool                   `protobuf:"varint,6,opt,name=has_pending_connections,json=hasPendingConnections,proto3" json:"has_pending_connections,omitempty"` // hasPendingConnections()
 	SocketDescriptor      int64                  `protobuf:"varint,7,opt,name=socket_descriptor,json=socketDescriptor,proto3" json:"socket_descriptor,omitempty"`                  // socketDescriptor()
-	Proxy                 *NetworkProxy          `protobuf:"bytes,8,opt,name=proxy,proto3" json:"proxy,omitempty"`                                                                 // proxy()
+	Proxy                 *NetworkProxy          `protobuf:"bytes,8,opt,name=proxy,proto3" json:"proxy,omitempty"`                                                                 // proxy(), without its password
 	Pending               int32                  `protobuf:"varint,9,opt,name=pending,proto3" json:"pending,omitempty"`                                                            // connections waiting to be claimed
 	Active                int32                  `protobuf:"varint,10,opt,name=active,proto3" json:"active,omitempty"`                                                             // live connections accepted by this server (pending + claimed)
 	AcceptedTotal         uint64                 `protobuf:"varint,11,opt,name=accepted_total,json=acceptedTotal,proto3" json:"accepted_total,omitempty"`                          // connections accepted since the actor started
@@ -838,13 +926,21 @@ type ServerStatus struct {
 	MaxConnections        int32                  `protobuf:"varint,14,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`                       // cap on live connections; 0 = none
 	AcceptErrors          uint64                 `protobuf:"varint,15,opt,name=accept_errors,json=acceptErrors,proto3" json:"accept_errors,omitempty"`                             // accept failures reported as AcceptError
 	Protocol              NetworkLayerProtocol   `protobuf:"varint,16,opt,name=protocol,proto3,enum=tcpactor.v1.NetworkLayerProtocol" json:"protocol,omitempty"`                   // serverAddress().protocol(): ANY_IP for Any, IPV4 for AnyIPv4
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	Tls                   bool                   `protobuf:"varint,17,opt,name=tls,proto3" json:"tls,omitempty"`                                                                   // the listen serves TLS (QSslServer)
+	HandshakeFailures     uint64                 `protobuf:"varint,18,opt,name=handshake_failures,json=handshakeFailures,proto3" json:"handshake_failures,omitempty"`              // TLS handshakes that failed or timed out, each reported as HandshakeFailed
+	ProxyHeaderFailures   uint64                 `protobuf:"varint,19,opt,name=proxy_header_failures,json=proxyHeaderFailures,proto3" json:"proxy_header_failures,omitempty"`      // PROXY protocol headers refused (untrusted source, malformed) or not sent in time, each reported as HandshakeFailed
+	// With GetStatus.connections: every live connection of this server, in
+	// accept order, as the server saw it when it accepted it (addresses, after
+	// a PROXY header the client's; TLS session) and the owner it gave it to.
+	// A connection's own counters are its GetInfo.
+	Connections   []*ConnectionInfo `protobuf:"bytes,20,rep,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServerStatus) Reset() {
 	*x = ServerStatus{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[9]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +952,7 @@ func (x *ServerStatus) String() string {
 func (*ServerStatus) ProtoMessage() {}
 
 func (x *ServerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[9]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +965,7 @@ func (x *ServerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatus.ProtoReflect.Descriptor instead.
 func (*ServerStatus) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{9}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ServerStatus) GetListening() bool {
@@ -984,6 +1080,34 @@ func (x *ServerStatus) GetProtocol() NetworkLayerProtocol {
 	return NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN
 }
 
+func (x *ServerStatus) GetTls() bool {
+	if x != nil {
+		return x.Tls
+	}
+	return false
+}
+
+func (x *ServerStatus) GetHandshakeFailures() uint64 {
+	if x != nil {
+		return x.HandshakeFailures
+	}
+	return 0
+}
+
+func (x *ServerStatus) GetProxyHeaderFailures() uint64 {
+	if x != nil {
+		return x.ProxyHeaderFailures
+	}
+	return 0
+}
+
+func (x *ServerStatus) GetConnections() []*ConnectionInfo {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
 // ClaimOptions travel with a claim (NextPendingConnection, SetOwner).
 //
 // After PeerClosed (the peer's FIN) the connection stays open for writing so
@@ -1001,7 +1125,7 @@ type ClaimOptions struct {
 
 func (x *ClaimOptions) Reset() {
 	*x = ClaimOptions{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[10]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1137,7 @@ func (x *ClaimOptions) String() string {
 func (*ClaimOptions) ProtoMessage() {}
 
 func (x *ClaimOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[10]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1150,7 @@ func (x *ClaimOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimOptions.ProtoReflect.Descriptor instead.
 func (*ClaimOptions) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{10}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClaimOptions) GetInitialCredit() int32 {
@@ -1063,7 +1187,7 @@ type NextPendingConnection struct {
 
 func (x *NextPendingConnection) Reset() {
 	*x = NextPendingConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[11]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1199,7 @@ func (x *NextPendingConnection) String() string {
 func (*NextPendingConnection) ProtoMessage() {}
 
 func (x *NextPendingConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[11]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1212,7 @@ func (x *NextPendingConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextPendingConnection.ProtoReflect.Descriptor instead.
 func (*NextPendingConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{11}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NextPendingConnection) GetOwner() *actor.PID {
@@ -1118,7 +1242,7 @@ type PendingConnection struct {
 
 func (x *PendingConnection) Reset() {
 	*x = PendingConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[12]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1254,7 @@ func (x *PendingConnection) String() string {
 func (*PendingConnection) ProtoMessage() {}
 
 func (x *PendingConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[12]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1267,7 @@ func (x *PendingConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingConnection.ProtoReflect.Descriptor instead.
 func (*PendingConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{12}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PendingConnection) GetConnection() *actor.PID {
@@ -1178,7 +1302,7 @@ type SetMaxPendingConnections struct {
 
 func (x *SetMaxPendingConnections) Reset() {
 	*x = SetMaxPendingConnections{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[13]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1314,7 @@ func (x *SetMaxPendingConnections) String() string {
 func (*SetMaxPendingConnections) ProtoMessage() {}
 
 func (x *SetMaxPendingConnections) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[13]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1327,7 @@ func (x *SetMaxPendingConnections) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaxPendingConnections.ProtoReflect.Descriptor instead.
 func (*SetMaxPendingConnections) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{13}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetMaxPendingConnections) GetMax() int32 {
@@ -1226,7 +1350,7 @@ type WaitForNewConnection struct {
 
 func (x *WaitForNewConnection) Reset() {
 	*x = WaitForNewConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[14]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1362,7 @@ func (x *WaitForNewConnection) String() string {
 func (*WaitForNewConnection) ProtoMessage() {}
 
 func (x *WaitForNewConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[14]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1375,7 @@ func (x *WaitForNewConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitForNewConnection.ProtoReflect.Descriptor instead.
 func (*WaitForNewConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{14}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WaitForNewConnection) GetTimeoutMs() int32 {
@@ -1273,7 +1397,7 @@ type WaitResult struct {
 
 func (x *WaitResult) Reset() {
 	*x = WaitResult{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[15]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1409,7 @@ func (x *WaitResult) String() string {
 func (*WaitResult) ProtoMessage() {}
 
 func (x *WaitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[15]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1422,7 @@ func (x *WaitResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResult.ProtoReflect.Descriptor instead.
 func (*WaitResult) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{15}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WaitResult) GetAvailable() bool {
@@ -1333,7 +1457,7 @@ type AddPendingConnection struct {
 
 func (x *AddPendingConnection) Reset() {
 	*x = AddPendingConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[16]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1469,7 @@ func (x *AddPendingConnection) String() string {
 func (*AddPendingConnection) ProtoMessage() {}
 
 func (x *AddPendingConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[16]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1482,7 @@ func (x *AddPendingConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPendingConnection.ProtoReflect.Descriptor instead.
 func (*AddPendingConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{16}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AddPendingConnection) GetConnection() *actor.PID {
@@ -1380,7 +1504,7 @@ type SetSocketDescriptor struct {
 
 func (x *SetSocketDescriptor) Reset() {
 	*x = SetSocketDescriptor{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[17]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1516,7 @@ func (x *SetSocketDescriptor) String() string {
 func (*SetSocketDescriptor) ProtoMessage() {}
 
 func (x *SetSocketDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[17]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1529,7 @@ func (x *SetSocketDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSocketDescriptor.ProtoReflect.Descriptor instead.
 func (*SetSocketDescriptor) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{17}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetSocketDescriptor) GetSocketDescriptor() int64 {
@@ -1427,7 +1551,7 @@ type SetProxy struct {
 
 func (x *SetProxy) Reset() {
 	*x = SetProxy{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[18]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1563,7 @@ func (x *SetProxy) String() string {
 func (*SetProxy) ProtoMessage() {}
 
 func (x *SetProxy) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[18]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1576,7 @@ func (x *SetProxy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProxy.ProtoReflect.Descriptor instead.
 func (*SetProxy) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{18}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetProxy) GetProxy() *NetworkProxy {
@@ -1471,7 +1595,7 @@ type PauseAccepting struct {
 
 func (x *PauseAccepting) Reset() {
 	*x = PauseAccepting{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[19]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1607,7 @@ func (x *PauseAccepting) String() string {
 func (*PauseAccepting) ProtoMessage() {}
 
 func (x *PauseAccepting) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[19]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1620,7 @@ func (x *PauseAccepting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseAccepting.ProtoReflect.Descriptor instead.
 func (*PauseAccepting) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{19}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{20}
 }
 
 // ResumeAccepting is QTcpServer::resumeAccepting(). Answered with Ack.
@@ -1508,7 +1632,7 @@ type ResumeAccepting struct {
 
 func (x *ResumeAccepting) Reset() {
 	*x = ResumeAccepting{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[20]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1644,7 @@ func (x *ResumeAccepting) String() string {
 func (*ResumeAccepting) ProtoMessage() {}
 
 func (x *ResumeAccepting) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[20]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,11 +1657,12 @@ func (x *ResumeAccepting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeAccepting.ProtoReflect.Descriptor instead.
 func (*ResumeAccepting) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{20}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{21}
 }
 
-// Subscribe connects the newConnection() and acceptError() signals to an
-// actor. Answered with Ack. The server watches the subscriber and drops it
+// Subscribe connects the newConnection() and acceptError() signals (and,
+// for a TLS or PROXY-protocol server, HandshakeFailed) to an actor.
+// Answered with Ack. The server watches the subscriber and drops it
 // when it stops, wherever it ran. Subscribing twice is harmless.
 type Subscribe struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1548,7 +1673,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[21]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1685,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[21]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1698,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{21}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Subscribe) GetSubscriber() *actor.PID {
@@ -1593,7 +1718,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[22]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1730,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[22]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1743,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{22}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Unsubscribe) GetSubscriber() *actor.PID {
@@ -1642,7 +1767,7 @@ type NewConnection struct {
 
 func (x *NewConnection) Reset() {
 	*x = NewConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[23]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1779,7 @@ func (x *NewConnection) String() string {
 func (*NewConnection) ProtoMessage() {}
 
 func (x *NewConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[23]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1792,7 @@ func (x *NewConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewConnection.ProtoReflect.Descriptor instead.
 func (*NewConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{23}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NewConnection) GetServer() *actor.PID {
@@ -1711,7 +1836,7 @@ type AcceptError struct {
 
 func (x *AcceptError) Reset() {
 	*x = AcceptError{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[24]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1848,7 @@ func (x *AcceptError) String() string {
 func (*AcceptError) ProtoMessage() {}
 
 func (x *AcceptError) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[24]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1861,7 @@ func (x *AcceptError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptError.ProtoReflect.Descriptor instead.
 func (*AcceptError) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{24}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AcceptError) GetServer() *actor.PID {
@@ -1753,6 +1878,81 @@ func (x *AcceptError) GetError() *Error {
 	return nil
 }
 
+// HandshakeFailed is QSslServer's errorOccurred(socket, SslHandshakeFailedError)
+// (and handshakeInterruptedOnError), sent by a TLS ServerActor to each
+// subscriber when an accepted connection's TLS handshake fails or does not
+// finish within the handshake time-out; and by a server reading PROXY
+// protocol headers when a header is refused or late. The connection is
+// closed; the server goes on. error.code is SSL_HANDSHAKE_FAILED or
+// PROXY_PROTOCOL, or SOCKET_TIMEOUT for either time-out.
+type HandshakeFailed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Server        *actor.PID             `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	PeerAddress   string                 `protobuf:"bytes,3,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	PeerPort      uint32                 `protobuf:"varint,4,opt,name=peer_port,json=peerPort,proto3" json:"peer_port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandshakeFailed) Reset() {
+	*x = HandshakeFailed{}
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandshakeFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandshakeFailed) ProtoMessage() {}
+
+func (x *HandshakeFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandshakeFailed.ProtoReflect.Descriptor instead.
+func (*HandshakeFailed) Descriptor() ([]byte, []int) {
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *HandshakeFailed) GetServer() *actor.PID {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *HandshakeFailed) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *HandshakeFailed) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+func (x *HandshakeFailed) GetPeerPort() uint32 {
+	if x != nil {
+		return x.PeerPort
+	}
+	return 0
+}
+
 // SetOwner hands a connection to an owner actor. Sent by the ServerActor on a
 // claim, or by the current owner to hand over. Answered with Ack (when it has
 // a sender). Reading starts once the connection has an owner.
@@ -1766,7 +1966,7 @@ type SetOwner struct {
 
 func (x *SetOwner) Reset() {
 	*x = SetOwner{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[25]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +1978,7 @@ func (x *SetOwner) String() string {
 func (*SetOwner) ProtoMessage() {}
 
 func (x *SetOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[25]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +1991,7 @@ func (x *SetOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOwner.ProtoReflect.Descriptor instead.
 func (*SetOwner) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{25}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetOwner) GetOwner() *actor.PID {
@@ -1819,7 +2019,7 @@ type Demand struct {
 
 func (x *Demand) Reset() {
 	*x = Demand{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[26]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +2031,7 @@ func (x *Demand) String() string {
 func (*Demand) ProtoMessage() {}
 
 func (x *Demand) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[26]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +2044,7 @@ func (x *Demand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Demand.ProtoReflect.Descriptor instead.
 func (*Demand) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{26}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Demand) GetN() int32 {
@@ -1866,7 +2066,7 @@ type Received struct {
 
 func (x *Received) Reset() {
 	*x = Received{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[27]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +2078,7 @@ func (x *Received) String() string {
 func (*Received) ProtoMessage() {}
 
 func (x *Received) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[27]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +2091,7 @@ func (x *Received) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Received.ProtoReflect.Descriptor instead.
 func (*Received) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{27}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Received) GetConnection() *actor.PID {
@@ -1927,7 +2127,7 @@ type Write struct {
 
 func (x *Write) Reset() {
 	*x = Write{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[28]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2139,7 @@ func (x *Write) String() string {
 func (*Write) ProtoMessage() {}
 
 func (x *Write) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[28]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2152,7 @@ func (x *Write) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Write.ProtoReflect.Descriptor instead.
 func (*Write) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{28}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Write) GetData() []byte {
@@ -1987,7 +2187,7 @@ type WriteAck struct {
 
 func (x *WriteAck) Reset() {
 	*x = WriteAck{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[29]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2199,7 @@ func (x *WriteAck) String() string {
 func (*WriteAck) ProtoMessage() {}
 
 func (x *WriteAck) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[29]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2212,7 @@ func (x *WriteAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteAck.ProtoReflect.Descriptor instead.
 func (*WriteAck) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{29}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WriteAck) GetConnection() *actor.PID {
@@ -2044,7 +2244,7 @@ type WriteFailed struct {
 
 func (x *WriteFailed) Reset() {
 	*x = WriteFailed{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[30]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2256,7 @@ func (x *WriteFailed) String() string {
 func (*WriteFailed) ProtoMessage() {}
 
 func (x *WriteFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[30]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2269,7 @@ func (x *WriteFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteFailed.ProtoReflect.Descriptor instead.
 func (*WriteFailed) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{30}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WriteFailed) GetConnection() *actor.PID {
@@ -2103,7 +2303,7 @@ type Abort struct {
 
 func (x *Abort) Reset() {
 	*x = Abort{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[31]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2315,7 @@ func (x *Abort) String() string {
 func (*Abort) ProtoMessage() {}
 
 func (x *Abort) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[31]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2328,7 @@ func (x *Abort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Abort.ProtoReflect.Descriptor instead.
 func (*Abort) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{31}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{33}
 }
 
 // CloseWrite half-closes: queued writes are flushed, then FIN; reading goes
@@ -2141,7 +2341,7 @@ type CloseWrite struct {
 
 func (x *CloseWrite) Reset() {
 	*x = CloseWrite{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[32]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2353,7 @@ func (x *CloseWrite) String() string {
 func (*CloseWrite) ProtoMessage() {}
 
 func (x *CloseWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[32]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2366,7 @@ func (x *CloseWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseWrite.ProtoReflect.Descriptor instead.
 func (*CloseWrite) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{32}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{34}
 }
 
 // PeerClosed tells the owner the peer sent FIN (Qt's readChannelFinished),
@@ -2183,7 +2383,7 @@ type PeerClosed struct {
 
 func (x *PeerClosed) Reset() {
 	*x = PeerClosed{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[33]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2395,7 @@ func (x *PeerClosed) String() string {
 func (*PeerClosed) ProtoMessage() {}
 
 func (x *PeerClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[33]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2408,7 @@ func (x *PeerClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerClosed.ProtoReflect.Descriptor instead.
 func (*PeerClosed) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{33}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PeerClosed) GetConnection() *actor.PID {
@@ -2229,7 +2429,7 @@ type ErrorOccurred struct {
 
 func (x *ErrorOccurred) Reset() {
 	*x = ErrorOccurred{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[34]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2441,7 @@ func (x *ErrorOccurred) String() string {
 func (*ErrorOccurred) ProtoMessage() {}
 
 func (x *ErrorOccurred) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[34]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2454,7 @@ func (x *ErrorOccurred) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorOccurred.ProtoReflect.Descriptor instead.
 func (*ErrorOccurred) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{34}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ErrorOccurred) GetConnection() *actor.PID {
@@ -2283,7 +2483,7 @@ type Disconnected struct {
 
 func (x *Disconnected) Reset() {
 	*x = Disconnected{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[35]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2495,7 @@ func (x *Disconnected) String() string {
 func (*Disconnected) ProtoMessage() {}
 
 func (x *Disconnected) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[35]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2508,7 @@ func (x *Disconnected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disconnected.ProtoReflect.Descriptor instead.
 func (*Disconnected) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{35}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Disconnected) GetConnection() *actor.PID {
@@ -2334,7 +2534,7 @@ type GetInfo struct {
 
 func (x *GetInfo) Reset() {
 	*x = GetInfo{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[36]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2346,7 +2546,7 @@ func (x *GetInfo) String() string {
 func (*GetInfo) ProtoMessage() {}
 
 func (x *GetInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[36]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2359,32 +2559,35 @@ func (x *GetInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfo.ProtoReflect.Descriptor instead.
 func (*GetInfo) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{36}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{38}
 }
 
 // ConnectionInfo answers GetInfo, and travels in NewConnection and
 // PendingConnection.
 type ConnectionInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	LocalAddress  string                 `protobuf:"bytes,2,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
-	LocalPort     uint32                 `protobuf:"varint,3,opt,name=local_port,json=localPort,proto3" json:"local_port,omitempty"`
-	PeerAddress   string                 `protobuf:"bytes,4,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
-	PeerPort      uint32                 `protobuf:"varint,5,opt,name=peer_port,json=peerPort,proto3" json:"peer_port,omitempty"`
-	State         SocketState            `protobuf:"varint,6,opt,name=state,proto3,enum=tcpactor.v1.SocketState" json:"state,omitempty"`
-	BytesReceived uint64                 `protobuf:"varint,7,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
-	BytesSent     uint64                 `protobuf:"varint,8,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
-	BytesToWrite  uint64                 `protobuf:"varint,9,opt,name=bytes_to_write,json=bytesToWrite,proto3" json:"bytes_to_write,omitempty"`
-	Owner         *actor.PID             `protobuf:"bytes,10,opt,name=owner,proto3" json:"owner,omitempty"`
-	Server        *actor.PID             `protobuf:"bytes,11,opt,name=server,proto3" json:"server,omitempty"`
-	Error         *Error                 `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Id                     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	LocalAddress           string                 `protobuf:"bytes,2,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
+	LocalPort              uint32                 `protobuf:"varint,3,opt,name=local_port,json=localPort,proto3" json:"local_port,omitempty"`
+	PeerAddress            string                 `protobuf:"bytes,4,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	PeerPort               uint32                 `protobuf:"varint,5,opt,name=peer_port,json=peerPort,proto3" json:"peer_port,omitempty"`
+	State                  SocketState            `protobuf:"varint,6,opt,name=state,proto3,enum=tcpactor.v1.SocketState" json:"state,omitempty"`
+	BytesReceived          uint64                 `protobuf:"varint,7,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
+	BytesSent              uint64                 `protobuf:"varint,8,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	BytesToWrite           uint64                 `protobuf:"varint,9,opt,name=bytes_to_write,json=bytesToWrite,proto3" json:"bytes_to_write,omitempty"`
+	Owner                  *actor.PID             `protobuf:"bytes,10,opt,name=owner,proto3" json:"owner,omitempty"`
+	Server                 *actor.PID             `protobuf:"bytes,11,opt,name=server,proto3" json:"server,omitempty"`
+	Error                  *Error                 `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	TlsVersion             string                 `protobuf:"bytes,13,opt,name=tls_version,json=tlsVersion,proto3" json:"tls_version,omitempty"`                                       // QSslSocket::sessionProtocol(), e.g. "TLS 1.3"; "" for plain TCP
+	TlsCipher              string                 `protobuf:"bytes,14,opt,name=tls_cipher,json=tlsCipher,proto3" json:"tls_cipher,omitempty"`                                          // sessionCipher().name(), IANA name, e.g. "TLS_AES_128_GCM_SHA256"
+	PeerCertificateSubject string                 `protobuf:"bytes,15,opt,name=peer_certificate_subject,json=peerCertificateSubject,proto3" json:"peer_certificate_subject,omitempty"` // peerCertificate().subjectDisplayName(): the client certificate's subject (mutual TLS), else ""
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *ConnectionInfo) Reset() {
 	*x = ConnectionInfo{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[37]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2599,7 @@ func (x *ConnectionInfo) String() string {
 func (*ConnectionInfo) ProtoMessage() {}
 
 func (x *ConnectionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[37]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2612,7 @@ func (x *ConnectionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionInfo.ProtoReflect.Descriptor instead.
 func (*ConnectionInfo) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{37}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ConnectionInfo) GetId() uint64 {
@@ -2496,6 +2699,27 @@ func (x *ConnectionInfo) GetError() *Error {
 	return nil
 }
 
+func (x *ConnectionInfo) GetTlsVersion() string {
+	if x != nil {
+		return x.TlsVersion
+	}
+	return ""
+}
+
+func (x *ConnectionInfo) GetTlsCipher() string {
+	if x != nil {
+		return x.TlsCipher
+	}
+	return ""
+}
+
+func (x *ConnectionInfo) GetPeerCertificateSubject() string {
+	if x != nil {
+		return x.PeerCertificateSubject
+	}
+	return ""
+}
+
 // SetSocketOption is QAbstractSocket::setSocketOption(). Fields left absent
 // are not changed. Answered with Ack.
 type SetSocketOption struct {
@@ -2512,7 +2736,7 @@ type SetSocketOption struct {
 
 func (x *SetSocketOption) Reset() {
 	*x = SetSocketOption{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[38]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2748,7 @@ func (x *SetSocketOption) String() string {
 func (*SetSocketOption) ProtoMessage() {}
 
 func (x *SetSocketOption) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[38]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2761,7 @@ func (x *SetSocketOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSocketOption.ProtoReflect.Descriptor instead.
 func (*SetSocketOption) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{38}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetSocketOption) GetNoDelay() bool {
@@ -2597,10 +2821,16 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x05 \x01(\tR\bpassword\"/\n" +
 	"\x03Ack\x12(\n" +
-	"\x05error\x18\x01 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"R\n" +
+	"\x05error\x18\x01 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\x83\x01\n" +
 	"\rListenOptions\x12\x18\n" +
 	"\abacklog\x18\x01 \x01(\x05R\abacklog\x12'\n" +
-	"\x0fmax_connections\x18\x02 \x01(\x05R\x0emaxConnections\"l\n" +
+	"\x0fmax_connections\x18\x02 \x01(\x05R\x0emaxConnections\x12/\n" +
+	"\x03tls\x18\x03 \x01(\v2\x1d.tcpactor.v1.TlsServerOptionsR\x03tls\"\xb9\x01\n" +
+	"\x10TlsServerOptions\x12'\n" +
+	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\x12&\n" +
+	"\x0fprivate_key_pem\x18\x02 \x01(\fR\rprivateKeyPem\x12\"\n" +
+	"\rclient_ca_pem\x18\x03 \x01(\fR\vclientCaPem\x120\n" +
+	"\x14handshake_timeout_ms\x18\x04 \x01(\x05R\x12handshakeTimeoutMs\"l\n" +
 	"\x06Listen\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x124\n" +
@@ -2612,8 +2842,9 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\x12=\n" +
 	"\bprotocol\x18\x05 \x01(\x0e2!.tcpactor.v1.NetworkLayerProtocolR\bprotocol\"\a\n" +
 	"\x05Close\"\b\n" +
-	"\x06Closed\"\v\n" +
-	"\tGetStatus\"\xea\x04\n" +
+	"\x06Closed\"-\n" +
+	"\tGetStatus\x12 \n" +
+	"\vconnections\x18\x01 \x01(\bR\vconnections\"\x9e\x06\n" +
 	"\fServerStatus\x12\x1c\n" +
 	"\tlistening\x18\x01 \x01(\bR\tlistening\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -2631,7 +2862,11 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\abacklog\x18\r \x01(\x05R\abacklog\x12'\n" +
 	"\x0fmax_connections\x18\x0e \x01(\x05R\x0emaxConnections\x12#\n" +
 	"\raccept_errors\x18\x0f \x01(\x04R\facceptErrors\x12=\n" +
-	"\bprotocol\x18\x10 \x01(\x0e2!.tcpactor.v1.NetworkLayerProtocolR\bprotocol\"\x9e\x01\n" +
+	"\bprotocol\x18\x10 \x01(\x0e2!.tcpactor.v1.NetworkLayerProtocolR\bprotocol\x12\x10\n" +
+	"\x03tls\x18\x11 \x01(\bR\x03tls\x12-\n" +
+	"\x12handshake_failures\x18\x12 \x01(\x04R\x11handshakeFailures\x122\n" +
+	"\x15proxy_header_failures\x18\x13 \x01(\x04R\x13proxyHeaderFailures\x12=\n" +
+	"\vconnections\x18\x14 \x03(\v2\x1b.tcpactor.v1.ConnectionInfoR\vconnections\"\x9e\x01\n" +
 	"\fClaimOptions\x12%\n" +
 	"\x0einitial_credit\x18\x01 \x01(\x05R\rinitialCredit\x124\n" +
 	"\x17keep_open_on_peer_close\x18\x02 \x01(\bR\x13keepOpenOnPeerClose\x121\n" +
@@ -2690,7 +2925,13 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\vAcceptError\x12\"\n" +
 	"\x06server\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x06server\x12(\n" +
-	"\x05error\x18\x02 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"a\n" +
+	"\x05error\x18\x02 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\x9f\x01\n" +
+	"\x0fHandshakeFailed\x12\"\n" +
+	"\x06server\x18\x01 \x01(\v2\n" +
+	".actor.PIDR\x06server\x12(\n" +
+	"\x05error\x18\x02 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\x12!\n" +
+	"\fpeer_address\x18\x03 \x01(\tR\vpeerAddress\x12\x1b\n" +
+	"\tpeer_port\x18\x04 \x01(\rR\bpeerPort\"a\n" +
 	"\bSetOwner\x12 \n" +
 	"\x05owner\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x05owner\x123\n" +
@@ -2741,7 +2982,7 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	".actor.PIDR\n" +
 	"connection\x12(\n" +
 	"\x05error\x18\x02 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\t\n" +
-	"\aGetInfo\"\xb0\x03\n" +
+	"\aGetInfo\"\xaa\x04\n" +
 	"\x0eConnectionInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rlocal_address\x18\x02 \x01(\tR\flocalAddress\x12\x1d\n" +
@@ -2759,7 +3000,12 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	".actor.PIDR\x05owner\x12\"\n" +
 	"\x06server\x18\v \x01(\v2\n" +
 	".actor.PIDR\x06server\x12(\n" +
-	"\x05error\x18\f \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\x90\x03\n" +
+	"\x05error\x18\f \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\x12\x1f\n" +
+	"\vtls_version\x18\r \x01(\tR\n" +
+	"tlsVersion\x12\x1d\n" +
+	"\n" +
+	"tls_cipher\x18\x0e \x01(\tR\ttlsCipher\x128\n" +
+	"\x18peer_certificate_subject\x18\x0f \x01(\tR\x16peerCertificateSubject\"\x90\x03\n" +
 	"\x0fSetSocketOption\x12\x1e\n" +
 	"\bno_delay\x18\x01 \x01(\bH\x00R\anoDelay\x88\x01\x01\x12\"\n" +
 	"\n" +
@@ -2835,7 +3081,7 @@ func file_tcpactor_v1_tcpactor_proto_rawDescGZIP() []byte {
 }
 
 var file_tcpactor_v1_tcpactor_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tcpactor_v1_tcpactor_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_tcpactor_v1_tcpactor_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_tcpactor_v1_tcpactor_proto_goTypes = []any{
 	(SocketError)(0),                 // 0: tcpactor.v1.SocketError
 	(SocketState)(0),                 // 1: tcpactor.v1.SocketState
@@ -2845,88 +3091,94 @@ var file_tcpactor_v1_tcpactor_proto_goTypes = []any{
 	(*NetworkProxy)(nil),             // 5: tcpactor.v1.NetworkProxy
 	(*Ack)(nil),                      // 6: tcpactor.v1.Ack
 	(*ListenOptions)(nil),            // 7: tcpactor.v1.ListenOptions
-	(*Listen)(nil),                   // 8: tcpactor.v1.Listen
-	(*ListenResult)(nil),             // 9: tcpactor.v1.ListenResult
-	(*Close)(nil),                    // 10: tcpactor.v1.Close
-	(*Closed)(nil),                   // 11: tcpactor.v1.Closed
-	(*GetStatus)(nil),                // 12: tcpactor.v1.GetStatus
-	(*ServerStatus)(nil),             // 13: tcpactor.v1.ServerStatus
-	(*ClaimOptions)(nil),             // 14: tcpactor.v1.ClaimOptions
-	(*NextPendingConnection)(nil),    // 15: tcpactor.v1.NextPendingConnection
-	(*PendingConnection)(nil),        // 16: tcpactor.v1.PendingConnection
-	(*SetMaxPendingConnections)(nil), // 17: tcpactor.v1.SetMaxPendingConnections
-	(*WaitForNewConnection)(nil),     // 18: tcpactor.v1.WaitForNewConnection
-	(*WaitResult)(nil),               // 19: tcpactor.v1.WaitResult
-	(*AddPendingConnection)(nil),     // 20: tcpactor.v1.AddPendingConnection
-	(*SetSocketDescriptor)(nil),      // 21: tcpactor.v1.SetSocketDescriptor
-	(*SetProxy)(nil),                 // 22: tcpactor.v1.SetProxy
-	(*PauseAccepting)(nil),           // 23: tcpactor.v1.PauseAccepting
-	(*ResumeAccepting)(nil),          // 24: tcpactor.v1.ResumeAccepting
-	(*Subscribe)(nil),                // 25: tcpactor.v1.Subscribe
-	(*Unsubscribe)(nil),              // 26: tcpactor.v1.Unsubscribe
-	(*NewConnection)(nil),            // 27: tcpactor.v1.NewConnection
-	(*AcceptError)(nil),              // 28: tcpactor.v1.AcceptError
-	(*SetOwner)(nil),                 // 29: tcpactor.v1.SetOwner
-	(*Demand)(nil),                   // 30: tcpactor.v1.Demand
-	(*Received)(nil),                 // 31: tcpactor.v1.Received
-	(*Write)(nil),                    // 32: tcpactor.v1.Write
-	(*WriteAck)(nil),                 // 33: tcpactor.v1.WriteAck
-	(*WriteFailed)(nil),              // 34: tcpactor.v1.WriteFailed
-	(*Abort)(nil),                    // 35: tcpactor.v1.Abort
-	(*CloseWrite)(nil),               // 36: tcpactor.v1.CloseWrite
-	(*PeerClosed)(nil),               // 37: tcpactor.v1.PeerClosed
-	(*ErrorOccurred)(nil),            // 38: tcpactor.v1.ErrorOccurred
-	(*Disconnected)(nil),             // 39: tcpactor.v1.Disconnected
-	(*GetInfo)(nil),                  // 40: tcpactor.v1.GetInfo
-	(*ConnectionInfo)(nil),           // 41: tcpactor.v1.ConnectionInfo
-	(*SetSocketOption)(nil),          // 42: tcpactor.v1.SetSocketOption
-	(*actor.PID)(nil),                // 43: actor.PID
+	(*TlsServerOptions)(nil),         // 8: tcpactor.v1.TlsServerOptions
+	(*Listen)(nil),                   // 9: tcpactor.v1.Listen
+	(*ListenResult)(nil),             // 10: tcpactor.v1.ListenResult
+	(*Close)(nil),                    // 11: tcpactor.v1.Close
+	(*Closed)(nil),                   // 12: tcpactor.v1.Closed
+	(*GetStatus)(nil),                // 13: tcpactor.v1.GetStatus
+	(*ServerStatus)(nil),             // 14: tcpactor.v1.ServerStatus
+	(*ClaimOptions)(nil),             // 15: tcpactor.v1.ClaimOptions
+	(*NextPendingConnection)(nil),    // 16: tcpactor.v1.NextPendingConnection
+	(*PendingConnection)(nil),        // 17: tcpactor.v1.PendingConnection
+	(*SetMaxPendingConnections)(nil), // 18: tcpactor.v1.SetMaxPendingConnections
+	(*WaitForNewConnection)(nil),     // 19: tcpactor.v1.WaitForNewConnection
+	(*WaitResult)(nil),               // 20: tcpactor.v1.WaitResult
+	(*AddPendingConnection)(nil),     // 21: tcpactor.v1.AddPendingConnection
+	(*SetSocketDescriptor)(nil),      // 22: tcpactor.v1.SetSocketDescriptor
+	(*SetProxy)(nil),                 // 23: tcpactor.v1.SetProxy
+	(*PauseAccepting)(nil),           // 24: tcpactor.v1.PauseAccepting
+	(*ResumeAccepting)(nil),          // 25: tcpactor.v1.ResumeAccepting
+	(*Subscribe)(nil),                // 26: tcpactor.v1.Subscribe
+	(*Unsubscribe)(nil),              // 27: tcpactor.v1.Unsubscribe
+	(*NewConnection)(nil),            // 28: tcpactor.v1.NewConnection
+	(*AcceptError)(nil),              // 29: tcpactor.v1.AcceptError
+	(*HandshakeFailed)(nil),          // 30: tcpactor.v1.HandshakeFailed
+	(*SetOwner)(nil),                 // 31: tcpactor.v1.SetOwner
+	(*Demand)(nil),                   // 32: tcpactor.v1.Demand
+	(*Received)(nil),                 // 33: tcpactor.v1.Received
+	(*Write)(nil),                    // 34: tcpactor.v1.Write
+	(*WriteAck)(nil),                 // 35: tcpactor.v1.WriteAck
+	(*WriteFailed)(nil),              // 36: tcpactor.v1.WriteFailed
+	(*Abort)(nil),                    // 37: tcpactor.v1.Abort
+	(*CloseWrite)(nil),               // 38: tcpactor.v1.CloseWrite
+	(*PeerClosed)(nil),               // 39: tcpactor.v1.PeerClosed
+	(*ErrorOccurred)(nil),            // 40: tcpactor.v1.ErrorOccurred
+	(*Disconnected)(nil),             // 41: tcpactor.v1.Disconnected
+	(*GetInfo)(nil),                  // 42: tcpactor.v1.GetInfo
+	(*ConnectionInfo)(nil),           // 43: tcpactor.v1.ConnectionInfo
+	(*SetSocketOption)(nil),          // 44: tcpactor.v1.SetSocketOption
+	(*actor.PID)(nil),                // 45: actor.PID
 }
 var file_tcpactor_v1_tcpactor_proto_depIdxs = []int32{
 	0,  // 0: tcpactor.v1.Error.code:type_name -> tcpactor.v1.SocketError
 	2,  // 1: tcpactor.v1.NetworkProxy.type:type_name -> tcpactor.v1.ProxyType
 	4,  // 2: tcpactor.v1.Ack.error:type_name -> tcpactor.v1.Error
-	7,  // 3: tcpactor.v1.Listen.options:type_name -> tcpactor.v1.ListenOptions
-	4,  // 4: tcpactor.v1.ListenResult.error:type_name -> tcpactor.v1.Error
-	3,  // 5: tcpactor.v1.ListenResult.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
-	4,  // 6: tcpactor.v1.ServerStatus.error:type_name -> tcpactor.v1.Error
-	5,  // 7: tcpactor.v1.ServerStatus.proxy:type_name -> tcpactor.v1.NetworkProxy
-	3,  // 8: tcpactor.v1.ServerStatus.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
-	43, // 9: tcpactor.v1.NextPendingConnection.owner:type_name -> actor.PID
-	14, // 10: tcpactor.v1.NextPendingConnection.options:type_name -> tcpactor.v1.ClaimOptions
-	43, // 11: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
-	41, // 12: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
-	4,  // 13: tcpactor.v1.PendingConnection.error:type_name -> tcpactor.v1.Error
-	4,  // 14: tcpactor.v1.WaitResult.error:type_name -> tcpactor.v1.Error
-	43, // 15: tcpactor.v1.AddPendingConnection.connection:type_name -> actor.PID
-	5,  // 16: tcpactor.v1.SetProxy.proxy:type_name -> tcpactor.v1.NetworkProxy
-	43, // 17: tcpactor.v1.Subscribe.subscriber:type_name -> actor.PID
-	43, // 18: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
-	43, // 19: tcpactor.v1.NewConnection.server:type_name -> actor.PID
-	43, // 20: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
-	41, // 21: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
-	43, // 22: tcpactor.v1.AcceptError.server:type_name -> actor.PID
-	4,  // 23: tcpactor.v1.AcceptError.error:type_name -> tcpactor.v1.Error
-	43, // 24: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
-	14, // 25: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
-	43, // 26: tcpactor.v1.Received.connection:type_name -> actor.PID
-	43, // 27: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
-	43, // 28: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
-	4,  // 29: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
-	43, // 30: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
-	43, // 31: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
-	4,  // 32: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
-	43, // 33: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
-	4,  // 34: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
-	1,  // 35: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
-	43, // 36: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
-	43, // 37: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
-	4,  // 38: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	8,  // 3: tcpactor.v1.ListenOptions.tls:type_name -> tcpactor.v1.TlsServerOptions
+	7,  // 4: tcpactor.v1.Listen.options:type_name -> tcpactor.v1.ListenOptions
+	4,  // 5: tcpactor.v1.ListenResult.error:type_name -> tcpactor.v1.Error
+	3,  // 6: tcpactor.v1.ListenResult.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
+	4,  // 7: tcpactor.v1.ServerStatus.error:type_name -> tcpactor.v1.Error
+	5,  // 8: tcpactor.v1.ServerStatus.proxy:type_name -> tcpactor.v1.NetworkProxy
+	3,  // 9: tcpactor.v1.ServerStatus.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
+	43, // 10: tcpactor.v1.ServerStatus.connections:type_name -> tcpactor.v1.ConnectionInfo
+	45, // 11: tcpactor.v1.NextPendingConnection.owner:type_name -> actor.PID
+	15, // 12: tcpactor.v1.NextPendingConnection.options:type_name -> tcpactor.v1.ClaimOptions
+	45, // 13: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
+	43, // 14: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	4,  // 15: tcpactor.v1.PendingConnection.error:type_name -> tcpactor.v1.Error
+	4,  // 16: tcpactor.v1.WaitResult.error:type_name -> tcpactor.v1.Error
+	45, // 17: tcpactor.v1.AddPendingConnection.connection:type_name -> actor.PID
+	5,  // 18: tcpactor.v1.SetProxy.proxy:type_name -> tcpactor.v1.NetworkProxy
+	45, // 19: tcpactor.v1.Subscribe.subscriber:type_name -> actor.PID
+	45, // 20: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
+	45, // 21: tcpactor.v1.NewConnection.server:type_name -> actor.PID
+	45, // 22: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
+	43, // 23: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	45, // 24: tcpactor.v1.AcceptError.server:type_name -> actor.PID
+	4,  // 25: tcpactor.v1.AcceptError.error:type_name -> tcpactor.v1.Error
+	45, // 26: tcpactor.v1.HandshakeFailed.server:type_name -> actor.PID
+	4,  // 27: tcpactor.v1.HandshakeFailed.error:type_name -> tcpactor.v1.Error
+	45, // 28: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
+	15, // 29: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
+	45, // 30: tcpactor.v1.Received.connection:type_name -> actor.PID
+	45, // 31: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
+	45, // 32: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
+	4,  // 33: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
+	45, // 34: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
+	45, // 35: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
+	4,  // 36: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
+	45, // 37: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
+	4,  // 38: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
+	1,  // 39: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
+	45, // 40: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
+	45, // 41: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
+	4,  // 42: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_tcpactor_v1_tcpactor_proto_init() }
@@ -2934,14 +3186,14 @@ func file_tcpactor_v1_tcpactor_proto_init() {
 	if File_tcpactor_v1_tcpactor_proto != nil {
 		return
 	}
-	file_tcpactor_v1_tcpactor_proto_msgTypes[38].OneofWrappers = []any{}
+	file_tcpactor_v1_tcpactor_proto_msgTypes[40].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpactor_v1_tcpactor_proto_rawDesc), len(file_tcpactor_v1_tcpactor_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

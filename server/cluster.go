@@ -116,7 +116,7 @@ func (g *clusterServer) Receive(ctx actor.Context) {
 		ctx.Request(g.server, proto.Clone(g.listen))
 	case *messages.ListenResult: // the answer to the grain's own Listen
 		g.listened(ctx, m)
-	case *messages.NewConnection, *messages.AcceptError: // the grain subscribed to its server
+	case *messages.NewConnection, *messages.AcceptError, *messages.HandshakeFailed: // the grain subscribed to its server
 		if g.pub != nil {
 			g.pub.publish(m.(proto.Message))
 		}

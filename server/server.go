@@ -301,7 +301,8 @@ func (s *Server) AddPendingConnection(ctx context.Context, connection *actor.PID
 
 // Subscribe connects the newConnection() and acceptError() signals to an
 // actor: subscriber receives *messages.NewConnection and
-// *messages.AcceptError events until it unsubscribes or stops (the server
+// *messages.AcceptError events (and *messages.HandshakeFailed from a TLS or
+// PROXY-protocol server) until it unsubscribes or stops (the server
 // watches it, wherever it runs). Subscribing twice is harmless.
 func (s *Server) Subscribe(ctx context.Context, subscriber *actor.PID) error {
 	if subscriber == nil {

@@ -82,7 +82,8 @@ func start(t *testing.T, args ...string) *proc {
 	return startCmd(t, exec.Command(tcpactorBin(t), args...))
 }
 
-// startCmd starts cmd as a proc.
+// startCmd starts cmd as a proc (a tcpactor under a wrapper such as
+// systemd-socket-activate).
 func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
@@ -260,6 +261,15 @@ func TestCommandLine(t *testing.T) {
 	t.Run("ServeFortuneWritesOneQStringThenDisconnects", testServeFortune)
 	t.Run("ServeChatSendsEachLineToTheOtherMembers", testServeChat)
 	t.Run("BadCommandLinesExitNonZeroWithOneLineOnStderr", testBadCommandLines)
+	t.Run("ServeAdoptsTheSocketOfSystemdSocketActivation", testServeAdoptsASystemdActivatedSocket)
+	t.Run("ServeSystemdRefusesWhatIsNotOneListeningSocketOfItsOwn", testServeSystemdRefusesBadActivations)
+	t.Run("ServeTLSEchoesToOpenSSLAndCountsFailedHandshakes", testServeTLSEchoesToOpenSSLAndCountsFailedHandshakes)
+	t.Run("ServeTLSFlagsRefuseWhatCannotServe", testServeTLSFlagsRefuseWhatCannotServe)
+	t.Run("ServeBehindHAProxySeesTheClientsAddress", testServeBehindHAProxySeesTheClientsAddress)
+	t.Run("ServeProxyFlagsRefuseWhatCannotServe", testServeProxyFlagsRefuseWhatCannotServe)
+	t.Run("ServeRestartsOnSIGHUPWithoutDroppingAClient", testServeRestartsOnSIGHUPWithoutDroppingAClient)
+	t.Run("ServeReusePortLetsTwoProcessesShareAPort", testServeReusePortLetsTwoProcessesShareAPort)
+	t.Run("ServeListensThroughASocks5Proxy", testServeListensThroughASocks5Proxy)
 	t.Run("EveryCommandHasHelp", testEveryCommandHasHelp)
 	t.Run("ARemoteOffLoopbackNeedsTLSOrRemoteInsecure", testARemoteOffLoopbackNeedsTLSOrRemoteInsecure)
 	t.Run("NodeInAClusterExitsZeroOnSIGTERM", testNodeInAClusterExitsZeroOnSIGTERM)

@@ -19,17 +19,6 @@ import (
 // How the commands end: signals, drains, a server that stops under them.
 // These run as subtests of TestCommandLine, which builds the binary.
 
-// freePort is a loopback port nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // rest waits for the process to end and returns the stdout lines not read yet.
 func (p *proc) rest() []string {
 	p.t.Helper()
@@ -56,7 +45,7 @@ func errorLines(stderr string) []string {
 // start logs no error, and SIGTERM ends it with status 0, without the
 // double ActorSystem.Shutdown panic.
 func testNodeInAClusterExitsZeroOnSIGTERM(t *testing.T) {
-	health := strconv.Itoa(freePort(t))
+	health := freePort(t)
 	p := start(t, "node", "--remote", "127.0.0.1:0", "--cluster", "clitest",
 		"--members", "127.0.0.1:"+health, "--health-port", health, "--refresh", "100ms")
 	rem := p.line("remote on")

@@ -33,6 +33,7 @@ type serverCollector struct {
 	listening, pending, active, accepted, acceptErrors *prometheus.Desc
 	bytesIn, bytesOut, writeFailures                   *prometheus.Desc
 	remoteRefused                                      *prometheus.Desc
+	handshakeFailures, proxyFailures                   *prometheus.Desc
 }
 
 func newServerCollector(srv *server.Server, stats *actors.ConnectionStats) *serverCollector {
@@ -51,12 +52,16 @@ func newServerCollector(srv *server.Server, stats *actors.ConnectionStats) *serv
 		writeFailures: d("write_failures_total", "Writes that ended as WriteFailed."),
 		remoteRefused: prometheus.NewDesc("tcpactor_remote_refused_total",
 			"Messages from remote peers refused or dropped (README: What a remote peer may do), by reason.", []string{"reason"}, nil),
+		handshakeFailures: d("tls_handshake_failures_total",
+			"TLS handshakes that failed or timed out (--tls-cert), each reported as HandshakeFailed."),
+		proxyFailures: d("proxy_header_failures_total",
+			"Connections closed for their PROXY protocol header (--proxy-protocol): untrusted source, bad or late header."),
 	}
 }
 
 // Describe sends every metric's description.
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.listening, c.pending, c.active, c.accepted, c.acceptErrors, c.bytesIn, c.bytesOut, c.writeFailures, c.remoteRefused} {
+	for _, d := range []*prometheus.Desc{c.listening, c.pending, c.active, c.accepted, c.acceptErrors, c.bytesIn, c.bytesOut, c.writeFailures, c.remoteRefused, c.handshakeFailures, c.proxyFailures} {
 		ch <- d
 	}
 }
@@ -86,6 +91,8 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(st.Active))
 	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(st.AcceptedTotal))
 	ch <- prometheus.MustNewConstMetric(c.acceptErrors, prometheus.CounterValue, float64(st.AcceptErrors))
+	ch <- prometheus.MustNewConstMetric(c.handshakeFailures, prometheus.CounterValue, float64(st.HandshakeFailures))
+	ch <- prometheus.MustNewConstMetric(c.proxyFailures, prometheus.CounterValue, float64(st.ProxyHeaderFailures))
 }
 
 // metricsServer serves /metrics in Prometheus text format.

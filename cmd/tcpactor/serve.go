@@ -37,6 +37,8 @@ type serveConfig struct {
 	drain      time.Duration
 	logLevel   string
 	listenFlag string
+	restart    *restartFlags
+	socks      *messages.NetworkProxy // --proxy
 }
 
 // serve is the main job: one actor system, one ServerActor listening, a
@@ -54,6 +56,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	rs, err := startRestarter(cfg)
+	if err != nil {
+		return err
+	}
+	defer rs.stop()
 
 	sys := newSystem(stderr, level)
 	defer sys.Shutdown()
@@ -87,9 +94,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		}
 		defer met.stop()
 	}
-	addr, port, err := srv.Listen(ctx, cfg.host, uint16(cfg.port), nil)
+	addr, port, err := listenAs(ctx, srv, cfg, rs)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.listenFlag, err)
+		return err
 	}
 	fmt.Fprintf(stdout, "listening on %s\n", net.JoinHostPort(addr, strconv.Itoa(int(port))))
 	if rem != nil {
@@ -99,21 +106,22 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "metrics on %s\n", met.addr)
 	}
 
-	select {
-	case <-sigs:
-		return drain(sys, srv, conns, cfg.drain, sigs)
-	case <-lost:
+	if err := rs.ready(); err != nil {
+		return err
+	}
+	if rs.waitForEnd(sigs, lost, stderr) {
 		// The server actor stopped under us (it logged why): nothing
 		// accepts any more, so serving is over. Connections still open are
 		// closed, their writes flushed, as at the end of a drain.
 		closeLeft(sys, conns, sigs)
 		return fmt.Errorf("the server %s stopped unexpectedly; exiting", srv.PID().Id)
 	}
+	return drain(sys, srv, conns, cfg.drain, sigs)
 }
 
 func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	fs := newFlags("serve", stdout)
-	listen := fs.String("listen", "127.0.0.1:7070", "`HOST:PORT` to listen on; HOST is an IP or Any, AnyIPv4, AnyIPv6, LocalHost, LocalHostIPv6; port 0 picks one")
+	listen := fs.String("listen", "127.0.0.1:7070", "`HOST:PORT` to listen on; HOST is an IP or Any, AnyIPv4, AnyIPv6, LocalHost, LocalHostIPv6; port 0 picks one; \"systemd\" adopts the socket of systemd socket activation (LISTEN_FDS)")
 	handler := fs.String("handler", "echo", "connection `HANDLER`: "+server.HandlerNames+" (none leaves connections pending for owner actors, e.g. of 'tcpactor handle' on another node)")
 	maxPending := intFlagOf(fs, "max-pending", actors.DefaultMaxPendingConnections, 1, math.MaxInt32, "most connections waiting to be claimed (setMaxPendingConnections), `N` from 1")
 	maxConns := intFlagOf(fs, "max-connections", 0, 0, math.MaxInt32, "most live connections (`N`), at which accepting pauses; 0 = no cap")
@@ -123,16 +131,22 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (port 0 picks one)")
 	level := fs.String("log-level", "warn", "log level of stderr: debug, info, warn, error")
 	remoteAdmin := fs.Bool("remote-admin", false, "let remote nodes send administrative requests (Listen, Close, SetProxy, pause/resume, ...); off, they are refused")
+	tlsF := addTLSFlags(fs)
+	restartF := addRestartFlags(fs)
+	socksF := addSocksFlag(fs)
+	proxyF := addProxyFlags(fs)
 	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGINT/SIGTERM: close the listener (new clients are refused), let connections end on their own for this long, then close the rest (flushing their writes)")
-	cfg := &serveConfig{}
+	cfg := &serveConfig{restart: restartF}
 	cfg.remoteSec.add(fs)
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
 	cfg.name, cfg.metrics, cfg.drain, cfg.logLevel, cfg.listenFlag = *name, *metrics, *drain, *level, *listen
 	var err error
-	if cfg.host, cfg.port, err = hostPort("listen", *listen); err != nil {
-		return nil, err
+	if *listen != listenSystemd {
+		if cfg.host, cfg.port, err = hostPort("listen", *listen); err != nil {
+			return nil, err
+		}
 	}
 	if *remoteAddr != "" {
 		cfg.remoteOn = true
@@ -165,6 +179,15 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	cfg.opts.Connection.IdleTimeout = *idle
 	if cfg.opts.Connection.Handler, err = server.HandlerByName(*handler); err != nil {
 		return nil, badUsage("--handler: %v", err)
+	}
+	if err := tlsF.apply(&cfg.opts); err != nil {
+		return nil, err
+	}
+	if err := proxyF.apply(&cfg.opts); err != nil {
+		return nil, err
+	}
+	if cfg.socks, err = parseSocks(*socksF); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

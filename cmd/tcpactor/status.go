@@ -54,7 +54,7 @@ func status(args []string, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	st, err := server.Wrap(sys, pid).Status(ctx)
+	st, err := server.Wrap(sys, pid).StatusWithConnections(ctx)
 	switch {
 	case errors.Is(err, server.ErrNoServer):
 		return fmt.Errorf("no server named %q at %s", pid.Id, pid.Address)
@@ -74,7 +74,7 @@ func status(args []string, stdout, stderr io.Writer) error {
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
-		return enc.Encode(info)
+		return enc.Encode(statusJSON{serverInfo: info, Connections: connInfos(st.Connections)})
 	}
 	printInfo(stdout, &info)
 	return nil

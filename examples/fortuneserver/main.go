@@ -4,10 +4,12 @@
 // big-endian), and the server disconnects. Qt's Fortune Client reads it.
 //
 //	go run ./examples/fortuneserver --listen 127.0.0.1:0
+//	go run ./examples/fortuneserver --tls-cert server.pem --tls-key server.key   # Qt's QSslServer
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -26,21 +28,33 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "`HOST:PORT` to listen on (port 0 picks one)")
+	certFile := flag.String("tls-cert", "", "serve over TLS (QSslServer) with the certificate in PEM `FILE`")
+	keyFile := flag.String("tls-key", "", "the private key of --tls-cert, PEM `FILE`")
 	flag.Parse()
+	var tlsCfg *tls.Config
+	if *certFile != "" || *keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fortuneserver: --tls-cert/--tls-key:", err)
+			os.Exit(2)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(warnings))
 	defer sys.Shutdown()
-	if err := run(ctx, sys, *listen, os.Stdout); err != nil {
+	if err := run(ctx, sys, *listen, tlsCfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "fortuneserver:", err)
 		sys.Shutdown()
 		os.Exit(1)
 	}
 }
 
-// run serves fortunes on listen in sys until ctx ends. It prints
-// "listening on HOST:PORT" once the server listens.
-func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writer) error {
+// run serves fortunes on listen in sys until ctx ends, over TLS when
+// tlsCfg is not nil. It prints "listening on HOST:PORT" once the server
+// listens.
+func run(ctx context.Context, sys *actor.ActorSystem, listen string, tlsCfg *tls.Config, out io.Writer) error {
 	l, err := server.ParseListen(listen)
 	if err != nil {
 		return fmt.Errorf("--listen %w", err)
@@ -48,7 +62,10 @@ func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writ
 
 	// Qt's FortuneServer::sendFortune, as a tcpactor Handler: it runs
 	// inside each connection's actor.
-	var opts server.Options
+	// With TLS the server is QSslServer: each client shakes hands (off the
+	// accept path, under the 5 s handshake time-out) before the handler
+	// sees it, and the handler's bytes are encrypted.
+	opts := server.Options{TLS: tlsCfg}
 	opts.Connection.Handler = func() actors.Handler { return &fortuneHandler{} }
 	srv := server.Spawn(sys, opts)
 	defer srv.Stop()

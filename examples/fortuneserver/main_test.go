@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
@@ -20,9 +21,13 @@ import (
 func TestMain(m *testing.M) { testkit.RunTests(m) }
 
 func startFortuneServer(t *testing.T) (string, int) {
+	return startFortuneServerTLS(t, nil)
+}
+
+func startFortuneServerTLS(t *testing.T, tlsCfg *tls.Config) (string, int) {
 	sys := testkit.NewSystem(t)
 	addr := exampletest.Start(t, func(ctx context.Context, out io.Writer) error {
-		return run(ctx, sys, "127.0.0.1:0", out)
+		return run(ctx, sys, "127.0.0.1:0", tlsCfg, out)
 	}, "listening on")[0]
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -41,6 +46,21 @@ func TestQtFortuneClientReadsAFortune(t *testing.T) {
 		got := qtclient.Fortune(t, host, port)
 		if !slices.Contains(server.Fortunes, got) {
 			t.Fatalf("Qt client read %q, which is not one of the fortunes", got)
+		}
+	}
+}
+
+// TestQtSslSocketReadsAFortuneOverTLS runs Qt's own QSslSocket (PyQt6,
+// connectToHostEncrypted, verifying the server's certificate against a CA
+// made by the test) against the --tls variant.
+func TestQtSslSocketReadsAFortuneOverTLS(t *testing.T) {
+	qtclient.Require(t)
+	certs := testkit.NewCerts(t)
+	host, port := startFortuneServerTLS(t, certs.ServerConfig(t))
+	for range 2 {
+		got := qtclient.Fortune(t, host, port, "--tls", certs.CAFile)
+		if !slices.Contains(server.Fortunes, got) {
+			t.Fatalf("Qt's QSslSocket read %q, which is not one of the fortunes", got)
 		}
 	}
 }

@@ -43,12 +43,14 @@ func Script(name string) string {
 
 // Fortune runs Qt's Fortune Client (scripts/qt/fortune_client.py) against
 // host:port and returns the fortune it read, or fails the test with the
-// client's stderr.
-func Fortune(t testing.TB, host string, port int) string {
+// client's stderr. flags go to the script: "--tls", CAFILE makes it Qt's
+// QSslSocket trusting the CAs in CAFILE.
+func Fortune(t testing.TB, host string, port int, flags ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Python, Script("fortune_client.py"), host, strconv.Itoa(port), "--timeout", "10")
+	args := append([]string{Script("fortune_client.py"), host, strconv.Itoa(port), "--timeout", "10"}, flags...)
+	cmd := exec.CommandContext(ctx, Python, args...)
 	cmd.Env = append(os.Environ(), "QT_QPA_PLATFORM=offscreen")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
