@@ -306,7 +306,7 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	backlog, maxConns, _ := s.listenOptions(nil)
 	r := s.startListening(ctx, ln, f, backlog, maxConns)
 	s.fd = m.SocketDescriptor // as Qt: the descriptor given, not the server's duplicate
-	if dualStackAny(ln) { // as Qt: a dual-stack [::] socket is Any
+	if dualStackAny(ln) {     // as Qt: a dual-stack [::] socket is Any
 		s.address, r.Address = "0.0.0.0", "0.0.0.0"
 		s.protocol, r.Protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP, messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP
 	}

@@ -384,4 +384,3 @@ func (s *ServerActor) onSocksRebound(m *socksRebound) {
 		s.protocol = messages.ProtocolOf(s.address)
 	}
 }
-
