@@ -54,6 +54,8 @@ func adoptActivated(ctx context.Context, srv *server.Server) (string, uint16, er
 		return "", 0, err
 	}
 	addr, port, err := srv.SetSocketDescriptor(ctx, fd)
+	// The server adopts a duplicate of its own: fd 3 is not needed any more.
+	syscall.Close(int(fd))
 	if err != nil {
 		return "", 0, fmt.Errorf("--listen systemd: %w", err)
 	}

@@ -27,6 +27,7 @@ import (
 type restarter struct {
 	upg *tableflip.Upgrader
 	hup chan os.Signal
+	ln  net.Listener // tableflip's listener, kept for the successor
 }
 
 func newRestarter(pidFile string) (*restarter, error) {
@@ -68,10 +69,13 @@ func (r *restarter) listen(ctx context.Context, srv *server.Server, listenFlag, 
 		return "", 0, fmt.Errorf("listen on %s: %w", listenFlag, err)
 	}
 	a, p, err := srv.SetSocketDescriptor(ctx, int64(fd))
+	// The server adopts a duplicate of its own: this one is not needed.
+	syscall.Close(fd)
 	if err != nil {
-		syscall.Close(fd)
+		ln.Close()
 		return "", 0, fmt.Errorf("listen on %s: %w", listenFlag, err)
 	}
+	r.ln = ln
 	return a, p, nil
 }
 
@@ -91,6 +95,22 @@ func (r *restarter) stop() {
 	if r != nil {
 		signal.Stop(r.hup)
 		r.upg.Stop()
+	}
+}
+
+// release closes this process's copies of the listening socket when the
+// drain starts, so that once the server has closed its own, the socket is
+// closed (after a restart, the successor's copy keeps it open) and a client
+// arriving during the drain is refused instead of left in the backlog. It
+// waits for tableflip to close the copies it keeps.
+func (r *restarter) release() {
+	if r == nil {
+		return
+	}
+	r.stop()
+	<-r.upg.Exit()
+	if r.ln != nil {
+		r.ln.Close()
 	}
 }
 

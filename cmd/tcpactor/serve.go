@@ -116,6 +116,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		closeLeft(sys, conns, sigs)
 		return fmt.Errorf("the server %s stopped unexpectedly; exiting", srv.PID().Id)
 	}
+	rs.release()
 	return drain(sys, srv, conns, cfg.drain, sigs)
 }
 
