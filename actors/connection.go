@@ -82,9 +82,10 @@ type phase uint8
 
 const (
 	// waitingForOwner is an accepted connection that nobody serves yet:
-	// nothing is read (the kernel holds the peer's bytes); Writes are
-	// queued. A connection with a local Handler is here only while the
-	// Handler's Connected runs.
+	// nothing is read (the kernel holds the peer's bytes); a Write (from a
+	// local actor: remote ones are refused) goes to the wire as when open.
+	// A connection with a local Handler is here only while the Handler's
+	// Connected runs.
 	//
 	// To open with SetOwner (or once Connected returns); to closing with
 	// Close (the server's close() or stop); to ending with Abort.
