@@ -305,7 +305,7 @@ func (c *connection) safely(f func()) {
 // (which would restart the actor over a socket it cannot restore), the
 // connection is reset and the actor stops, ending with Disconnected.
 func (c *connection) crashed(ctx actor.Context, r any) {
-	ctx.Logger().Error("tcpactor: connection actor panicked", "connection", c.id, "panic", r)
+	ctx.Logger().Error("tcpactor: connection actor panicked", "connection", c.id, "phase", c.phase, "panic", r)
 	if c.phase == closed {
 		return
 	}
