@@ -65,9 +65,12 @@ func TestAWriteToAConnectionThatEndedInAnotherProcessIsAnsweredWithWriteFailed(t
 		t.Fatal("nothing to claim")
 	}
 	sys.Root.Send(conn, &messages.Abort{})
-	for ended := false; !ended; {
+	// Both, in either order: the owner's mailbox takes Terminated (a system
+	// message) ahead of a Disconnected that reached it at the same time.
+	for disconnected, ended := false, false; !disconnected || !ended; {
 		switch m := next().(type) {
 		case *messages.Disconnected:
+			disconnected = true
 		case *actor.Terminated:
 			ended = true // the actor has left its node's registry
 		default:

@@ -1,0 +1,120 @@
+package actors
+
+// What a connection tells and what can be set on it: GetInfo
+// (ConnectionInfo), SetSocketOption, and the idle time-out.
+
+import (
+	"net"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/messages"
+)
+
+func (c *connection) touch() {
+	if c.idle != nil {
+		c.lastActive = time.Now()
+	}
+}
+
+// onIdleTick ends a connection that read and wrote nothing for IdleTimeout;
+// a lingering one has its own clock.
+func (c *connection) onIdleTick(ctx actor.Context) {
+	if c.phase >= lingering || c.idle == nil {
+		return
+	}
+	d := c.cfg.IdleTimeout
+	if left := d - time.Since(c.lastActive); left > 0 {
+		c.idle.Reset(left)
+		return
+	}
+	c.failWith(messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT,
+		"idle time-out: nothing read or written for %v", d), closePlain)
+}
+
+func (c *connection) info() *messages.ConnectionInfo {
+	info := ConnectionInfoOf(c.conn, c.id)
+	if c.phase >= closing {
+		info.State = messages.SocketState_SOCKET_STATE_CLOSING
+	}
+	if c.announced {
+		info.State = messages.SocketState_SOCKET_STATE_UNCONNECTED // as Qt after disconnected()
+	}
+	info.BytesReceived = c.bytesReceived
+	info.BytesSent = c.bytesSent
+	info.BytesToWrite = uint64(c.wq.bytes)
+	info.Owner = c.owner
+	info.Server = c.server
+	info.Error = c.lastErr
+	return info
+}
+
+// tcpConnOf finds the TCP socket under conn, through wrappers that expose it
+// with NetConn (crypto/tls does).
+func tcpConnOf(conn net.Conn) *net.TCPConn {
+	for range 8 {
+		switch v := conn.(type) {
+		case *net.TCPConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			conn = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// setSocketOption is setSocketOption(): every field is checked before any
+// is applied.
+func (c *connection) setSocketOption(o *messages.SetSocketOption) *messages.Error {
+	invalidOpt := func(format string, args ...any) *messages.Error {
+		return messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION, format, args...)
+	}
+	switch {
+	case o == nil:
+		return invalidOpt("SetSocketOption is empty")
+	case o.KeepAlivePeriodMs != nil && *o.KeepAlivePeriodMs <= 0:
+		return invalidOpt("keep_alive_period_ms %d: want a positive number of milliseconds", *o.KeepAlivePeriodMs)
+	case o.ReceiveBufferSize != nil && *o.ReceiveBufferSize <= 0:
+		return invalidOpt("receive_buffer_size %d: want a positive number of bytes", *o.ReceiveBufferSize)
+	case o.SendBufferSize != nil && *o.SendBufferSize <= 0:
+		return invalidOpt("send_buffer_size %d: want a positive number of bytes", *o.SendBufferSize)
+	case o.LingerSeconds != nil && *o.LingerSeconds < -1:
+		return invalidOpt("linger_seconds %d: want -1 (default), 0 (reset on close) or more", *o.LingerSeconds)
+	}
+	tc := tcpConnOf(c.conn)
+	if tc == nil {
+		return messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
+			"socket options need a TCP socket; this connection is a %T", c.conn)
+	}
+	var errs []error
+	apply := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.NoDelay != nil {
+		apply(tc.SetNoDelay(*o.NoDelay))
+	}
+	if o.KeepAlive != nil {
+		apply(tc.SetKeepAlive(*o.KeepAlive))
+	}
+	if o.KeepAlivePeriodMs != nil {
+		apply(tc.SetKeepAlivePeriod(time.Duration(*o.KeepAlivePeriodMs) * time.Millisecond))
+	}
+	if o.ReceiveBufferSize != nil {
+		apply(tc.SetReadBuffer(int(*o.ReceiveBufferSize)))
+	}
+	if o.SendBufferSize != nil {
+		apply(tc.SetWriteBuffer(int(*o.SendBufferSize)))
+	}
+	if o.LingerSeconds != nil {
+		apply(tc.SetLinger(int(*o.LingerSeconds)))
+		c.soLinger = *o.LingerSeconds > 0
+	}
+	if len(errs) > 0 {
+		return messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION, "set socket option: %v", errs)
+	}
+	return nil
+}

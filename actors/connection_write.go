@@ -1,0 +1,203 @@
+package actors
+
+// Writing: a Write is queued (writeQueue), then written from the actor
+// without blocking while the socket takes it, and by a writer goroutine once
+// a write would block. Every Write ends as exactly one WriteAck (ack_id != 0)
+// or WriteFailed; a local Handler hears them as callbacks, after the one it
+// is in.
+
+import (
+	"errors"
+	"net"
+
+	"github.com/tcpactor/tcpactor/messages"
+)
+
+// write queues w. borrowed data (a local handler's, possibly the pooled
+// buffer of Received) is written at once or copied, never kept.
+func (c *connection) write(w pendingWrite, borrowed bool) {
+	switch {
+	case c.phase >= ending:
+		c.fail(w, c.closedError())
+		return
+	case c.phase >= closing || c.fin != finNotSent:
+		c.fail(w, messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"write after close: connection %d no longer writes", c.id))
+		return
+	case w.demand < 0:
+		c.fail(w, messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+			"invalid argument: write with demand %d", w.demand))
+		return
+	case len(w.data) == 0:
+		c.ack(w)
+		return
+	case c.wq.bytes > 0 && c.wq.bytes+len(w.data) > c.cfg.WriteQueueBytes:
+		c.fail(w, messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE,
+			"write queue full: %d bytes queued, %d more would pass the limit of %d bytes",
+			c.wq.bytes, len(w.data), c.cfg.WriteQueueBytes))
+		return
+	}
+	c.wq.push(w)
+	if borrowed {
+		if c.raw != nil && c.job == nil && c.wq.len() == 1 {
+			// The fast path: straight to the kernel, no copy, no goroutine.
+			n, _, err := writeNow(c.raw, [][]byte{w.data})
+			c.written(n)
+			if err != nil {
+				c.writeFailed(err)
+				return
+			}
+			if c.wq.len() == 0 {
+				c.flushed()
+				return
+			}
+		}
+		// What stays queued must not point into the caller's buffer.
+		last := c.wq.last()
+		last.data = append([]byte(nil), last.data...)
+	}
+	c.pump()
+}
+
+// pump moves queued writes to the wire: directly while the socket takes
+// them, through a writer goroutine once a write would block.
+func (c *connection) pump() {
+	for c.job == nil && c.phase < ending && c.wq.len() > 0 {
+		if c.raw == nil {
+			c.startJob()
+			return
+		}
+		bufs := c.wq.batch(maxBatch)
+		n, blocked, err := writeNow(c.raw, bufs)
+		clear(bufs)
+		c.written(n)
+		if err != nil {
+			c.writeFailed(err)
+			return
+		}
+		if blocked {
+			c.startJob()
+			return
+		}
+	}
+	if c.job == nil && c.wq.len() == 0 {
+		c.flushed()
+	}
+}
+
+// written accounts n bytes that reached the kernel, from the actor or from
+// a writer goroutine: each write now wholly written is acknowledged.
+func (c *connection) written(n int) {
+	if n <= 0 {
+		return
+	}
+	c.bytesSent += uint64(n)
+	c.cfg.Stats.sent(n)
+	c.touch()
+	c.wq.written(n, c.ack)
+}
+
+// startJob hands the queued writes to a writer goroutine, which writes them
+// (blocking in the poller) with one writev where it can.
+func (c *connection) startJob() {
+	j := &writeJob{bufs: c.wq.buffers()}
+	c.job = j
+	conn := c.conn
+	go func() {
+		j.n, j.err = j.bufs.WriteTo(conn)
+		c.sendSelf(j)
+	}()
+}
+
+// onWritten settles a finished writer job: what it wrote is acknowledged;
+// after an error, what it did not write is still at the head of the queue,
+// to fail there.
+func (c *connection) onWritten(j *writeJob) {
+	if j != c.job {
+		return // settled already, at the end
+	}
+	c.job = nil
+	c.written(int(j.n))
+	if j.err != nil {
+		c.writeFailed(j.err)
+		return
+	}
+	c.pump()
+}
+
+func (c *connection) writeFailed(err error) {
+	e := socketError(err)
+	if e == nil || errors.Is(err, net.ErrClosed) {
+		e = c.closedError()
+	}
+	c.failWith(e, closePlain)
+}
+
+// flushed runs when nothing is left to write: a pending CloseWrite or Close
+// completes now.
+func (c *connection) flushed() {
+	if c.phase >= ending {
+		return
+	}
+	if c.fin == finAfterFlush {
+		var e *messages.Error
+		if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+			if err := cw.CloseWrite(); err != nil {
+				e = messages.NewError(messages.SocketError_SOCKET_ERROR_NETWORK, "half-close: %v", err)
+			}
+		}
+		c.fin = finSent
+		for _, w := range c.writeShutWaiters {
+			c.ctx.Send(w, &messages.Ack{Error: e})
+		}
+		c.writeShutWaiters = nil
+		if c.peerClosed {
+			c.endWith(nil, nil, closePlain)
+			return
+		}
+	}
+	if c.phase == closing {
+		c.finishClose()
+	}
+}
+
+func (c *connection) ack(w pendingWrite) {
+	if w.demand > 0 {
+		c.demand(w.demand)
+	}
+	switch {
+	case w.local:
+		if w.ackID != 0 {
+			c.events = append(c.events, handlerEvent{ackID: w.ackID})
+		}
+	case w.ackID != 0 && c.canTell(w.to):
+		c.ctx.Send(w.to, &messages.WriteAck{Connection: c.self, AckId: w.ackID})
+	}
+}
+
+func (c *connection) fail(w pendingWrite, e *messages.Error) {
+	c.cfg.Stats.writeFailed()
+	switch {
+	case w.local:
+		c.events = append(c.events, handlerEvent{ackID: w.ackID, err: e})
+	case c.canTell(w.to):
+		c.ctx.Send(w.to, &messages.WriteFailed{Connection: c.self, AckId: w.ackID, Error: e})
+	}
+}
+
+// drainEvents gives the local handler the write outcomes that happened
+// while it was busy. A callback may cause more; they are given too.
+func (c *connection) drainEvents() {
+	for len(c.events) > 0 && c.handler != nil {
+		ev := c.events[0]
+		c.events = c.events[1:]
+		if ev.err == nil {
+			c.handler.WriteAcked(c.sock, ev.ackID)
+		} else {
+			c.handler.WriteFailed(c.sock, ev.ackID, ev.err)
+		}
+	}
+	if len(c.events) == 0 {
+		c.events = nil
+	}
+}
