@@ -478,7 +478,7 @@ func testARemoteOffLoopbackNeedsTLSOrRemoteInsecure(t *testing.T) {
 }
 
 func testEveryCommandHasHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "handle", "status", "node", "bench"} {
+	for _, cmd := range []string{"serve", "handle", "status", "node"} {
 		out, errOut, code := runCmd(t, cmd, "--help")
 		if code != 0 || !strings.Contains(out+errOut, "-") || len(out+errOut) < 40 {
 			t.Errorf("tcpactor %s --help: exit %d, output %q%q", cmd, code, out, errOut)
@@ -487,6 +487,16 @@ func testEveryCommandHasHelp(t *testing.T) {
 	out, _, code := runCmd(t, "--help")
 	if code != 0 || !strings.Contains(out, "tcpactor serve") {
 		t.Errorf("tcpactor --help: exit %d, output %q", code, out)
+	}
+	// The benchmark is a command of its own (cmd/tcpactor-bench), not a
+	// part of the shipped CLI.
+	if strings.Contains(out, "bench") {
+		t.Errorf("tcpactor --help lists the benchmark: %q", out)
+	}
+	for _, cmd := range []string{"bench", "bench-server"} {
+		if _, _, code := runCmd(t, cmd, "--help"); code != 2 {
+			t.Errorf("tcpactor %s --help: exit %d, want 2 (no such command)", cmd, code)
+		}
 	}
 }
 

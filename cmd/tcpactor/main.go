@@ -4,12 +4,12 @@
 //	tcpactor handle [flags]   serve the connections of a server that runs on another node
 //	tcpactor status [flags]   ask a running server for its state, over remote
 //	tcpactor node [flags]     a cluster member (remote, cluster membership, server, handler)
-//	tcpactor bench [flags]    tcpactor against a plain net.Listener server
 //
 // Run `tcpactor COMMAND --help` for the flags of each. Errors are one line on
 // stderr; stdout carries only the lines a script may wait for
 // ("listening on HOST:PORT", "remote on HOST:PORT", "metrics on HOST:PORT")
-// and the output of status and bench.
+// and the output of status. The benchmark is a command of its own,
+// cmd/tcpactor-bench.
 package main
 
 import (
@@ -62,10 +62,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = status(args[1:], stdout, stderr)
 	case "node":
 		err = node(args[1:], stdout, stderr)
-	case "bench":
-		err = bench(args[1:], stdout, stderr)
-	case "bench-server": // hidden: the server child of bench
-		err = benchServer(args[1:], os.Stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		usage(stdout)
 		return 0
@@ -101,7 +97,6 @@ usage:
 
 Every command with a remote takes --remote-cert FILE --remote-key FILE
 --remote-ca FILE (mutual TLS between nodes) and --advertise HOST.
-  tcpactor bench  [--quick] [--json]
 
 Run 'tcpactor COMMAND --help' for the flags of a command.
 `)

@@ -1,10 +1,10 @@
 package main
 
-// `tcpactor bench`: tcpactor against a plain goroutine-per-connection
-// net.Listener echo server ("raw"), side by side in one run, on loopback.
+// The bench: tcpactor against a plain goroutine-per-connection net.Listener
+// echo server ("raw"), side by side in one run, on loopback.
 //
-// Each server runs in a child process (`tcpactor bench-server`, see
-// bench_server.go) so that its memory is its own; the load runs here. Every
+// Each server runs in a child process (`tcpactor-bench server`, see
+// server.go) so that its memory is its own; the load runs here (load.go). Every
 // measurement gets a fresh child, kinds alternate within each round, and the
 // figures quoted are medians of the per-round ratios tcpactor/raw: absolute
 // times mean little on a shared 2-core machine, ratios measured minutes apart
@@ -51,7 +51,7 @@ var allLoads = []string{loadAccept, loadPingPong, loadBulk, loadIdle}
 
 // bench compares tcpactor with a plain net.Listener server.
 func bench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", stderr)
+	fs := newFlags("tcpactor-bench", stderr)
 	quick := fs.Bool("quick", false, "fewer rounds and smaller loads (a CI smoke run, under a minute)")
 	jsonOut := fs.Bool("json", false, "print JSON instead of a Markdown table")
 	rounds := fs.Int("rounds", 0, "interleaved rounds per load (default 5, --quick 2)")
