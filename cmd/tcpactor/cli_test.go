@@ -285,7 +285,12 @@ func testServeEchoesCountsInMetricsAndDrains(t *testing.T) {
 	if _, err := io.WriteString(c, "last words\n"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // the echo is on its way
+	eventually(t, func() string { // the echo is written, not yet read
+		if m := scrape(t, metrics); m["tcpactor_bytes_sent_total"] != 6+11 {
+			return fmt.Sprintf("the echo of %q is not written: metrics %v", "last words\n", m)
+		}
+		return ""
+	})
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
