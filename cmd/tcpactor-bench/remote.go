@@ -42,9 +42,9 @@ const (
 const benchServerName = "bench"
 
 // benchRemoteConfig is the remote configuration of both nodes of the remote
-// kinds: the CLI's guard (64 MiB gRPC messages) on 127.0.0.1, a port the
-// kernel picks, and with tlsDir (kind remote-tls) mutual TLS with the
-// certificates there.
+// kinds: the guard every tcpactor node runs (server.RemoteGuard, 64 MiB gRPC
+// messages) on 127.0.0.1, a port the kernel picks, and with tlsDir (kind
+// remote-tls) mutual TLS with the certificates there.
 func benchRemoteConfig(sys *actor.ActorSystem, tlsDir string) (*remote.Config, error) {
 	cfg := server.NewRemoteGuard(sys.Logger()).Config("127.0.0.1", 0)
 	if tlsDir != "" {
@@ -138,8 +138,8 @@ func (r *remoteEcho) stop() {
 }
 
 // ownerNode is the owner node of the remote kind (tcpactor-bench server
-// --kind remote-owner). It has no port of its own for the load; stats counts the
-// connections it claimed and serves.
+// --kind remote-owner). It has no port of its own for the load; stats counts
+// the connections it claimed and serves.
 type ownerNode struct {
 	sys            *actor.ActorSystem
 	claimed, ended atomic.Int64
