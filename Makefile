@@ -46,6 +46,9 @@ proto-check:
 		echo "generated code in messages/ is stale: run make proto and commit"; exit 1; fi; \
 	rm -rf $$tmp; echo "proto-check: messages/ is current"
 
-## bench: tcpactor against a plain net.Listener server, side by side.
-bench: build
-	$(BIN)/tcpactor bench
+## bench: tcpactor against a plain net.Listener server, side by side
+## (cmd/tcpactor-bench; flags in BENCH_FLAGS, e.g. make bench BENCH_FLAGS=--quick).
+BENCH_FLAGS ?=
+bench:
+	$(GO) build -o $(BIN)/tcpactor-bench ./cmd/tcpactor-bench
+	$(BIN)/tcpactor-bench $(BENCH_FLAGS)

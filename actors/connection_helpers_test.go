@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
 )
 
@@ -61,49 +62,35 @@ func startConn(t testing.TB, sys *actor.ActorSystem, sc net.Conn, id uint64, ser
 	return pid
 }
 
-// inbox is an owner actor that passes every message it gets to the test.
+// inbox is the owner of a connection in these tests: testkit's probe, read
+// strictly in order (next, expectNext, nothingFor). A test that leaves more
+// than the probe holds unread fails (the probe counts what it drops).
 type inbox struct {
+	*testkit.Probe
 	pid *actor.PID
-	ch  chan any
 }
 
 func newInbox(t testing.TB, sys *actor.ActorSystem) *inbox {
 	t.Helper()
-	in := &inbox{ch: make(chan any, 1<<16)}
-	in.pid = sys.Root.SpawnPrefix(actor.PropsFromFunc(func(ctx actor.Context) {
-		switch ctx.Message().(type) {
-		case actor.SystemMessage, actor.AutoReceiveMessage, *actor.Started, *actor.Stopping, *actor.Stopped:
-			return
-		}
-		select {
-		case in.ch <- ctx.Message():
-		default:
-			panic("inbox overflow")
-		}
-	}), "owner")
-	t.Cleanup(func() { _ = sys.Root.StopFuture(in.pid).Wait() })
-	return in
+	p := testkit.NewProbe(t, sys)
+	return &inbox{Probe: p, pid: p.PID}
 }
 
 // next is the next message the owner got.
 func (in *inbox) next(t testing.TB) any {
 	t.Helper()
-	select {
-	case m := <-in.ch:
-		return m
-	case <-time.After(connWait):
+	m, ok := in.Receive(connWait)
+	if !ok {
 		t.Fatalf("the owner got nothing within %v", connWait)
-		return nil
 	}
+	return m
 }
 
 // nothingFor checks that the owner gets no message for d.
 func (in *inbox) nothingFor(t testing.TB, d time.Duration) {
 	t.Helper()
-	select {
-	case m := <-in.ch:
+	if m, ok := in.Receive(d); ok {
 		t.Fatalf("the owner got %s, want nothing", describe(m))
-	case <-time.After(d):
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"net"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/internal/testkit"
@@ -50,7 +49,9 @@ func TestEveryServerRequestIsAnsweredAcrossARemoteBoundary(t *testing.T) {
 
 	// A waiter on node B is answered when a client connects on node A.
 	wait := sysB.Root.RequestFuture(s.pid, &messages.WaitForNewConnection{TimeoutMs: -1}, replyTimeout)
-	time.Sleep(20 * time.Millisecond) // let the wait reach the server first
+	// The wait has reached the server once a later request from node B is
+	// answered: both travel node B's one stream to node A, in order.
+	ask[*messages.ServerStatus](s, &messages.GetStatus{})
 	dial(t, net.JoinHostPort(lr.Address, itoa(lr.Port)))
 	res, err := wait.Result()
 	if w, ok := res.(*messages.WaitResult); err != nil || !ok || !w.Available {

@@ -126,8 +126,28 @@ func isTimeout(err error) bool {
 
 var claimedAt = regexp.MustCompile(`owner: claimed Address:"([^"]+)"`)
 
-// settle waits for the in-flight endings of closed probe connections.
-func settle() { time.Sleep(700 * time.Millisecond) }
+// settled waits until the owner member p has heard the end of every
+// connection it claimed (an "owner: ended" line for each "owner: claimed"),
+// so that a baseline taken next has none of the probe connections the test
+// closed: a connection closes its socket before it sends Disconnected, so
+// they are gone from the server's host too.
+func (p *nodeProc) settled(within time.Duration) {
+	p.t.Helper()
+	deadline := time.After(within)
+	for {
+		claimed, ended := p.count("owner: claimed", time.Time{}), p.count("owner: ended", time.Time{})
+		if ended >= claimed {
+			return
+		}
+		select {
+		case <-p.wake:
+		case <-p.exit:
+			p.t.Fatalf("%s exited while %d of its %d connections were open; output:\n%s", p.name, claimed-ended, claimed, p.output())
+		case <-deadline:
+			p.t.Fatalf("%s: %d of its %d connections still open after %v; output:\n%s", p.name, claimed-ended, claimed, within, p.output())
+		}
+	}
+}
 
 // TestClusterSurvivesLosingTheOwnerTheServerHostAndASubscriber runs a
 // three-member cluster of `tcpactor node` processes on loopback (automanaged
@@ -173,7 +193,7 @@ func TestClusterSurvivesLosingTheOwnerTheServerHostAndASubscriber(t *testing.T) 
 
 	// 1. The owner's member is lost: its connections close on the host,
 	// the clients see it, the host frees their descriptors.
-	settle()
+	owner.settled(10 * time.Second)
 	base := host.baseline()
 	clients := c.openClients(4, "owned")
 	killed := time.Now()
@@ -190,7 +210,7 @@ func TestClusterSurvivesLosingTheOwnerTheServerHostAndASubscriber(t *testing.T) 
 	// each connection (Terminated: AddressTerminated), the identity is
 	// activated on the other member, which listens again, and a client that
 	// reconnects is served.
-	settle()
+	owner.settled(10 * time.Second)
 	obase := owner.baseline()
 	clients = c.openClients(4, "hosted")
 	killed = time.Now()
@@ -229,14 +249,14 @@ func TestClusterSurvivesLosingTheOwnerTheServerHostAndASubscriber(t *testing.T) 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	settle()
+	owner.settled(10 * time.Second)
 	sbase, obase := other.baseline(), owner.baseline()
 	killed = time.Now()
 	watcher.kill()
 	probe, took = c.echoEventually("after the watcher", 10*time.Second)
 	probe.Close()
 	t.Logf("subscriber lost: the next client was served after %v", took)
-	settle()
+	owner.settled(10 * time.Second)
 	t.Logf("DETECTION subscriber lost: server host back to baseline after %v", other.backToBaseline(sbase, 3, 30*time.Second))
 	t.Logf("DETECTION subscriber lost: owner back to baseline after %v", owner.backToBaseline(obase, 3, 30*time.Second))
 	for _, p := range []*nodeProc{other, owner} {

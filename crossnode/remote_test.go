@@ -81,8 +81,7 @@ const errNotEqual = stringErr("echo differs from what was sent")
 // Demand, all crossing the network.
 func TestOwnerOnAnotherNodeEchoesByteExact(t *testing.T) {
 	srv, addr := remoteServer(t, 0, 1)
-	spawnOwner(t, 1, server.OwnerConfig{Server: srv.PID(), Handler: server.EchoOwner()})
-	waitSubscribed(t)
+	subscribedOwner(t, testkit.Remote(t, 1), server.OwnerConfig{Server: srv.PID(), Handler: server.EchoOwner()})
 
 	const conns, size = 8, 256 << 10
 	var wg sync.WaitGroup
@@ -111,11 +110,30 @@ func TestOwnerOnAnotherNodeEchoesByteExact(t *testing.T) {
 	}
 }
 
-// waitSubscribed gives an owner's Subscribe (sent as it starts) time to
-// reach the server before the first client connects. A connection that
-// arrives earlier is not lost: it waits in the pending queue, but nobody
-// would claim it.
-func waitSubscribed(t *testing.T) { time.Sleep(100 * time.Millisecond) }
+// subscribedOwner spawns an owner actor in sys, stopped when the test ends,
+// and returns once it is subscribed to cfg.Server (the first OnServer news),
+// so that the server announces every client that connects afterwards to it.
+func subscribedOwner(t *testing.T, sys *actor.ActorSystem, cfg server.OwnerConfig) *actor.PID {
+	t.Helper()
+	subscribed := make(chan error, 1)
+	cfg.OnServer = func(_ *actor.PID, err error) { // runs in the owner: never blocks
+		select {
+		case subscribed <- err:
+		default:
+		}
+	}
+	pid := sys.Root.Spawn(server.NewOwner(cfg))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(pid).Wait() })
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			t.Fatalf("the owner's subscription to %v: %v", cfg.Server, err)
+		}
+	case <-time.After(replyTimeout):
+		t.Fatalf("the owner was not subscribed to %v within %v", cfg.Server, replyTimeout)
+	}
+	return pid
+}
 
 // TestCreditOfARemoteOwnerBoundsWhatTheConnectionReads claims a connection
 // for an owner on another node with a credit of 2 and never grants more:
@@ -190,8 +208,7 @@ func TestOwnerStoppingOnAnotherNodeClosesTheConnection(t *testing.T) {
 	fds := testkit.OpenFDs(t)
 
 	sysB := testkit.Remote(t, 1)
-	owner := sysB.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: srv.PID(), Handler: server.EchoOwner()}))
-	waitSubscribed(t)
+	owner := subscribedOwner(t, sysB, server.OwnerConfig{Server: srv.PID(), Handler: server.EchoOwner()})
 	client, err := net.DialTimeout("tcp", addr, replyTimeout)
 	if err != nil {
 		t.Fatal(err)

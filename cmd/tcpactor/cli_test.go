@@ -306,7 +306,12 @@ func testServeEchoesCountsInMetricsAndDrains(t *testing.T) {
 	if _, err := io.WriteString(c, "last words\n"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // the echo is on its way
+	eventually(t, func() string { // the echo is written, not yet read
+		if m := scrape(t, metrics); m["tcpactor_bytes_sent_total"] != 6+11 {
+			return fmt.Sprintf("the echo of %q is not written: metrics %v", "last words\n", m)
+		}
+		return ""
+	})
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +504,7 @@ func testARemoteOffLoopbackNeedsTLSOrRemoteInsecure(t *testing.T) {
 }
 
 func testEveryCommandHasHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "handle", "status", "node", "bench"} {
+	for _, cmd := range []string{"serve", "handle", "status", "node"} {
 		out, errOut, code := runCmd(t, cmd, "--help")
 		if code != 0 || !strings.Contains(out+errOut, "-") || len(out+errOut) < 40 {
 			t.Errorf("tcpactor %s --help: exit %d, output %q%q", cmd, code, out, errOut)
@@ -516,6 +521,16 @@ func testEveryCommandHasHelp(t *testing.T) {
 	out, _, _ = runCmd(t, "serve", "--help")
 	if !strings.Contains(out, "-handler HANDLER") {
 		t.Errorf("serve --help names --handler's value wrongly:\n%s", out)
+	}
+	// The benchmark is a command of its own (cmd/tcpactor-bench), not a
+	// part of the shipped CLI.
+	if strings.Contains(out, "bench") {
+		t.Errorf("tcpactor --help lists the benchmark: %q", out)
+	}
+	for _, cmd := range []string{"bench", "bench-server"} {
+		if _, _, code := runCmd(t, cmd, "--help"); code != 2 {
+			t.Errorf("tcpactor %s --help: exit %d, want 2 (no such command)", cmd, code)
+		}
 	}
 }
 

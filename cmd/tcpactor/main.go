@@ -5,12 +5,12 @@
 //	tcpactor status [flags]   ask a running server for its state, over remote
 //	tcpactor node [flags]     a member of a deployment: remote, optional cluster
 //	                          membership, a server, an owner-actor handler
-//	tcpactor bench [flags]    tcpactor against a plain net.Listener server
 //
 // Run `tcpactor COMMAND --help` for the flags of each. Errors are one line on
 // stderr; stdout carries only the lines a script may wait for
 // ("listening on HOST:PORT", "remote on HOST:PORT", "metrics on HOST:PORT",
-// and node's milestones) and the output of status and bench.
+// and node's milestones) and the output of status. The benchmark is a command
+// of its own, cmd/tcpactor-bench.
 package main
 
 import (
@@ -27,6 +27,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/internal/cliflag"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -63,10 +64,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = status(args[1:], stdout, stderr)
 	case "node":
 		err = node(args[1:], stdout, stderr)
-	case "bench":
-		err = bench(args[1:], stdout, stderr)
-	case "bench-server": // hidden: the server child of bench
-		err = benchServer(args[1:], os.Stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		usage(stdout)
 		return 0
@@ -103,7 +100,6 @@ usage:
 
 Every command with a remote takes --remote-cert FILE --remote-key FILE
 --remote-ca FILE (mutual TLS between nodes) and --advertise HOST.
-  tcpactor bench  [--quick] [--json]
 
 Run 'tcpactor COMMAND --help' for the flags of a command.
 `)
@@ -257,41 +253,8 @@ func startPeer(target, remoteAddr string, rf *remoteFlags, level string, stderr 
 	}, nil
 }
 
-// intFlag is an integer flag with a range: a value outside [min, max] fails
-// the parse with one line naming the flag, instead of wrapping around when
-// it is later converted to the narrower type a message carries.
-type intFlag struct {
-	p        *int
-	min, max int
-}
-
-func (f *intFlag) String() string {
-	if f.p == nil {
-		return "0"
-	}
-	return strconv.Itoa(*f.p)
-}
-
-func (f *intFlag) Set(s string) error {
-	v, err := strconv.ParseInt(s, 0, 64)
-	if err != nil || v < int64(f.min) || v > int64(f.max) {
-		return fmt.Errorf("want an integer from %d to %d", f.min, f.max)
-	}
-	*f.p = int(v)
-	return nil
-}
-
-// intVar defines an integer flag that accepts min to max; the usage should
-// name its value in backquotes (the flag package shows a custom flag as
-// "value" otherwise).
-func intVar(fs *flag.FlagSet, p *int, name string, value, min, max int, usage string) {
-	*p = value
-	fs.Var(&intFlag{p: p, min: min, max: max}, name, usage)
-}
-
-// intFlagOf is intVar returning the variable.
-func intFlagOf(fs *flag.FlagSet, name string, value, min, max int, usage string) *int {
-	p := new(int)
-	intVar(fs, p, name, value, min, max, usage)
-	return p
-}
+// intVar and intFlagOf are range-checked integer flags (internal/cliflag).
+var (
+	intVar    = cliflag.IntVar
+	intFlagOf = cliflag.Int
+)

@@ -80,3 +80,21 @@ func Quiet[T any](t testing.TB, p *Probe, d time.Duration) {
 		}
 	}
 }
+
+// Receive returns the next message the probe got, whatever its type, in
+// order of arrival; ok is false when none comes within d. It is for tests
+// that read every message in turn (strictly ordered protocols) and word
+// their own failures.
+func (p *Probe) Receive(d time.Duration) (m any, ok bool) {
+	select { // what has arrived comes first, also with d 0
+	case m = <-p.ch:
+		return m, true
+	default:
+	}
+	select {
+	case m = <-p.ch:
+		return m, true
+	case <-time.After(d):
+		return nil, false
+	}
+}

@@ -1,10 +1,10 @@
 package main
 
-// `tcpactor bench`: tcpactor against a plain goroutine-per-connection
-// net.Listener echo server ("raw"), side by side in one run, on loopback.
+// The bench: tcpactor against a plain goroutine-per-connection net.Listener
+// echo server ("raw"), side by side in one run, on loopback.
 //
-// Each server runs in a child process (`tcpactor bench-server`, see
-// bench_server.go) so that its memory is its own; the load runs here. Every
+// Each server runs in a child process (`tcpactor-bench server`, see
+// server.go) so that its memory is its own; the load runs here (load.go). Every
 // measurement gets a fresh child, kinds alternate within each round, and the
 // figures quoted are medians of the per-round ratios tcpactor/raw: absolute
 // times mean little on a shared 2-core machine, ratios measured minutes apart
@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tcpactor/tcpactor/internal/cliflag"
 )
 
 // benchConfig is what one run measures.
@@ -52,20 +54,20 @@ var allLoads = []string{loadAccept, loadPingPong, loadBulk, loadIdle}
 
 // bench compares tcpactor with a plain net.Listener server.
 func bench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", stderr)
+	fs := newFlags("tcpactor-bench", stderr)
 	quick := fs.Bool("quick", false, "fewer rounds and smaller loads (a CI smoke run, under a minute)")
 	jsonOut := fs.Bool("json", false, "print JSON instead of a Markdown table")
-	rounds := intFlagOf(fs, "rounds", 0, 0, 100, "interleaved rounds per load, `N` up to 100 (default 5, --quick 2)")
-	acceptConns := intFlagOf(fs, "accept-conns", 0, 0, 1_000_000, "connections opened and closed per accept round, `N` up to 1000000 (default 3000, --quick 500)")
-	pingConns := intFlagOf(fs, "pingpong-conns", 100, 1, 5000, "connections in the 64-byte ping-pong, `N` from 1 to 5000")
-	bulkConns := intFlagOf(fs, "bulk-conns", 8, 1, 1000, "connections in the bulk echo, `N` from 1 to 1000")
+	rounds := cliflag.Int(fs, "rounds", 0, 0, 100, "interleaved rounds per load, `N` up to 100 (default 5, --quick 2)")
+	acceptConns := cliflag.Int(fs, "accept-conns", 0, 0, 1_000_000, "connections opened and closed per accept round, `N` up to 1000000 (default 3000, --quick 500)")
+	pingConns := cliflag.Int(fs, "pingpong-conns", 100, 1, 5000, "connections in the 64-byte ping-pong, `N` from 1 to 5000")
+	bulkConns := cliflag.Int(fs, "bulk-conns", 8, 1, 1000, "connections in the bulk echo, `N` from 1 to 1000")
 	duration := fs.Duration("duration", 0, "length of each ping-pong and bulk round (default 2s, --quick 500ms)")
-	idleConns := intFlagOf(fs, "idle-conns", 0, 0, 100_000, "connections held open for idle memory, `N` up to 100000 (default 10000, --quick 2000)")
+	idleConns := cliflag.Int(fs, "idle-conns", 0, 0, 100_000, "connections held open for idle memory, `N` up to 100000 (default 10000, --quick 2000)")
 	kinds := fs.String("kinds", "actor,owner", "tcpactor servers to compare with raw: actor (local Handler), owner (owner actor per connection), remote (owner actor on a second node), remote-tls (remote with mutual TLS between the nodes, throwaway certificates)")
 	metrics := fs.String("metrics", strings.Join(allLoads, ","), "loads to run: "+strings.Join(allLoads, ", "))
 	out := fs.String("out", "", "also write the Markdown table to `FILE`")
 	svg := fs.String("svg", "", "also write a bar chart of the ratios to `FILE` (SVG)")
-	backlog := intFlagOf(fs, "backlog", -1, -1, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; -1: the one net.Listen gives raw (net.core.somaxconn); 0: tcpactor's default (50)")
+	backlog := cliflag.Int(fs, "backlog", -1, -1, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; -1: the one net.Listen gives raw (net.core.somaxconn); 0: tcpactor's default (50)")
 	profile := fs.String("profile", "", "write CPU profiles of the servers during ping-pong and bulk into `DIR`")
 	if err := parse(fs, args); err != nil {
 		return err

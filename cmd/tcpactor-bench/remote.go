@@ -1,15 +1,16 @@
 package main
 
-// The `remote` kind of `tcpactor bench`: the handler on a second node.
+// The `remote` kind of the bench: the handler on a second node.
 //
-// The bench-server child of kind remote runs a ServerActor with no Handler on
-// an actor system with a remote endpoint (127.0.0.1, a port the kernel
-// picks), and starts a second child process of its own — `bench-server
+// The server child of kind remote runs a ServerActor with no Handler on an
+// actor system with a remote endpoint (127.0.0.1, a port the kernel picks),
+// and starts a second child process of its own — `tcpactor-bench server
 // --kind remote-owner --owner-of HOST:PORT/NAME` — which runs the owner side:
 // server.NewOwner with server.EchoOwner, subscribed to that server over
-// remote. Every Received, Write, WriteAck and Demand crosses the two nodes'
-// gRPC streams. The load generator talks to the server node only, as a client
-// of a real deployment would; the owner node is stopped with the server node.
+// remote. Every Received, Write (carrying the next read's credit,
+// Write.demand) and WriteAck crosses the two nodes' gRPC streams. The load
+// generator talks to the server node only, as a client of a real deployment
+// would; the owner node is stopped with the server node.
 //
 // The memory figures (bulk peak RSS, idle memory) are the server node's; the
 // owner node's memory is not in them.
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -40,9 +42,9 @@ const (
 const benchServerName = "bench"
 
 // benchRemoteConfig is the remote configuration of both nodes of the remote
-// kinds: the CLI's guard (64 MiB gRPC messages) on 127.0.0.1, a port the
-// kernel picks, and with tlsDir (kind remote-tls) mutual TLS with the
-// certificates there.
+// kinds: the guard every tcpactor node runs (server.RemoteGuard, 64 MiB gRPC
+// messages) on 127.0.0.1, a port the kernel picks, and with tlsDir (kind
+// remote-tls) mutual TLS with the certificates there.
 func benchRemoteConfig(sys *actor.ActorSystem, tlsDir string) (*remote.Config, error) {
 	cfg := server.NewRemoteGuard(sys.Logger()).Config("127.0.0.1", 0)
 	if tlsDir != "" {
@@ -135,9 +137,9 @@ func (r *remoteEcho) stop() {
 	}
 }
 
-// ownerNode is the owner node of the remote kind (bench-server --kind
-// remote-owner). It has no port of its own for the load; stats counts the
-// connections it claimed and serves.
+// ownerNode is the owner node of the remote kind (tcpactor-bench server
+// --kind remote-owner). It has no port of its own for the load; stats counts
+// the connections it claimed and serves.
 type ownerNode struct {
 	sys            *actor.ActorSystem
 	claimed, ended atomic.Int64
@@ -146,13 +148,10 @@ type ownerNode struct {
 // startOwnerNode starts an actor system with a remote endpoint (mutual TLS
 // with the certificates in tlsDir, when given) and an owner actor
 // (server.NewOwner, EchoOwner) subscribed to the server at target, and
-// returns once the subscription is acknowledged.
+// returns once the subscription is acknowledged (OwnerConfig.OnServer).
 func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
-	pid, err := serverPID("owner-of", target)
+	pid, err := ownerOf(target)
 	if err != nil {
-		return nil, err
-	}
-	if err := reachable(pid); err != nil {
 		return nil, err
 	}
 	o := &ownerNode{sys: benchSystem()}
@@ -162,30 +161,59 @@ func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
 	}
 	rem := remote.NewRemote(o.sys, cfg)
 	rem.Start()
-	subscribed := make(chan string, 1)
-	notify := func(line string) { // runs in the owner actor: never blocks
-		switch {
-		case strings.HasPrefix(line, "claimed "):
-			o.claimed.Add(1)
-		case strings.HasPrefix(line, "ended "):
-			o.ended.Add(1)
-		case strings.HasPrefix(line, "subscribe"): // "subscribed to" or "subscribe to ... failed"
-			select {
-			case subscribed <- line:
-			default:
-			}
+	subscribed := make(chan error, 1)
+	onServer := func(_ *actor.PID, err error) { // runs in the owner actor: never blocks
+		select {
+		case subscribed <- err:
+		default:
 		}
 	}
-	o.sys.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: pid, Handler: server.EchoOwner(), Notify: notify}))
+	echo := server.EchoOwner()
+	counted := func() server.OwnerHandler { return &countedOwner{OwnerHandler: echo(), node: o} }
+	o.sys.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: pid, Handler: counted, OnServer: onServer}))
 	select {
-	case line := <-subscribed:
-		if !strings.HasPrefix(line, "subscribed to ") {
-			return nil, fmt.Errorf("owner node: %s", line)
+	case err := <-subscribed:
+		if err != nil {
+			return nil, fmt.Errorf("owner node: %w", err)
 		}
 	case <-time.After(server.DefaultTimeout + 5*time.Second):
 		return nil, fmt.Errorf("owner node: no answer from %s", target)
 	}
 	return o, nil
+}
+
+// ownerOf parses --owner-of HOST:PORT/NAME (the server node made it) and
+// checks that the node answers before any remote traffic: the pinned remote
+// would retry an unreachable node for ~10 s.
+func ownerOf(v string) (*actor.PID, error) {
+	addr, name, ok := strings.Cut(v, "/")
+	if !ok || addr == "" || name == "" {
+		return nil, usageError{fmt.Sprintf("--owner-of %q: want HOST:PORT/NAME", v)}
+	}
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach node %s: %w", addr, err)
+	}
+	c.Close()
+	return actor.NewPID(addr, name), nil
+}
+
+// countedOwner is an owner handler that counts, for the stats command, the
+// connections its node claimed (Connected) and finished (Disconnected). It
+// passes on the OwnerHandler methods only: EchoOwner has no PeerClosed.
+type countedOwner struct {
+	server.OwnerHandler
+	node *ownerNode
+}
+
+func (c *countedOwner) Connected(o *server.Owned) {
+	c.node.claimed.Add(1)
+	c.OwnerHandler.Connected(o)
+}
+
+func (c *countedOwner) Disconnected(o *server.Owned, err *messages.Error) {
+	c.node.ended.Add(1)
+	c.OwnerHandler.Disconnected(o, err)
 }
 
 func (o *ownerNode) port() int { return 0 }

@@ -1,6 +1,6 @@
 package main
 
-// The client side of `tcpactor bench`: the four loads, run in the parent
+// The client side of the bench: the four loads, run in the parent
 // against a child server. Every loop is bounded in count and in time.
 
 import (

@@ -1,10 +1,10 @@
 package main
 
-// The server side of `tcpactor bench`: a hidden subcommand the bench runs as a
-// child process, so that the memory it reads from /proc/PID/status is the
-// server's own and not the load generator's.
+// The server side of the bench: a hidden subcommand the bench runs as a child
+// process, so that the memory it reads from /proc/PID/status is the server's
+// own and not the load generator's.
 //
-//	tcpactor bench-server --kind raw|actor|owner|remote [--cpuprofile FILE]
+//	tcpactor-bench server --kind raw|actor|owner|remote|remote-tls [--cpuprofile FILE]
 //
 // It listens on 127.0.0.1 (a port the kernel picks), prints "port N", then
 // answers one-line commands on stdin until stdin closes:
@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/cliflag"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
@@ -45,10 +46,10 @@ const (
 
 // benchServer is the child process of the bench.
 func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("bench-server", stderr)
+	fs := newFlags("tcpactor-bench "+childCommand, stderr)
 	kind := fs.String("kind", kindRaw, "server: raw, actor, owner, remote or remote-tls")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
-	backlog := intFlagOf(fs, "backlog", 0, 0, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; 0 = tcpactor's default (50)")
+	backlog := cliflag.Int(fs, "backlog", 0, 0, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; 0 = tcpactor's default (50)")
 	ownerOf := fs.String("owner-of", "", "kind remote-owner: the server (`HOST:PORT/NAME`) to serve")
 	tlsDir := fs.String("remote-tls-dir", "", "kind remote-owner: mutual TLS with the certificates in `DIR` (of kind remote-tls)")
 	if err := parse(fs, args); err != nil {
@@ -66,7 +67,7 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		s, err = startRawEcho()
 	case kindActor, kindOwner:
 		s, err = startActorEcho(*kind == kindOwner, *backlog)
-	case kindRemote, kindRemoteTLS: // see bench_remote.go
+	case kindRemote, kindRemoteTLS: // see remote.go
 		s, err = startRemoteEcho(*backlog, *cpuprofile, *kind == kindRemoteTLS, stderr)
 	case kindRemoteOwner:
 		s, err = startOwnerNode(*ownerOf, *tlsDir)

@@ -1,6 +1,6 @@
 package main
 
-// The parent's handle on one bench-server child process.
+// The parent's handle on one server child process (`tcpactor-bench server`).
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// child is one running bench-server.
+// child is one running server child.
 type child struct {
 	kind  string
 	cmd   *exec.Cmd
@@ -26,10 +26,10 @@ type child struct {
 	err   error         // Wait's result, once done
 }
 
-// startChild runs `self bench-server --kind kind [extra...]` and waits for its
-// port.
+// startChild runs `self server --kind kind [extra...]` (self is this
+// binary) and waits for its port.
 func startChild(self, kind, cpuprofile string, backlog int, stderr io.Writer, extra ...string) (*child, error) {
-	args := append([]string{"bench-server", "--kind", kind, "--backlog", strconv.Itoa(backlog)}, extra...)
+	args := append([]string{childCommand, "--kind", kind, "--backlog", strconv.Itoa(backlog)}, extra...)
 	if cpuprofile != "" {
 		args = append(args, "--cpuprofile", cpuprofile)
 	}

@@ -1,6 +1,6 @@
 package main
 
-// The figures of `tcpactor bench`: medians, ratios, targets, and their
+// The figures of the bench: medians, ratios, targets, and their
 // Markdown, JSON and SVG forms.
 
 import (
@@ -163,10 +163,10 @@ func (r *benchResult) finish() {
 		"tcpactor: server.Spawn with the echo Handler run inside each ConnectionActor (Ranch's model, the fast path for local protocols).",
 	}
 	if contains(c.Kinds, kindOwner) {
-		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it, writes back each Received and grants Demand 1 per WriteAck (Akka's model, needed for owners on other nodes).")
+		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it and writes back each Received with a Write whose demand grants the next Received once it is on the wire (Write.demand: no separate Demand per WriteAck; Akka's model, needed for owners on other nodes).")
 	}
 	if contains(c.Kinds, kindRemote) {
-		r.Notes = append(r.Notes, "remote: the handler on a second node. The server child runs server.SpawnNamed without a Handler on a node with Proto.Actor remote (127.0.0.1, gRPC); a second child process runs server.NewOwner with server.EchoOwner, subscribed to it over remote, so every Received, Write, WriteAck and Demand crosses the nodes. RSS figures are the server node's only. \"vs actor\" is the median of the per-round ratios remote/actor (target for ping-pong: ≥ 0.5×).")
+		r.Notes = append(r.Notes, "remote: the handler on a second node. The server child runs server.SpawnNamed without a Handler on a node with Proto.Actor remote (127.0.0.1, gRPC); a second child process runs server.NewOwner with server.EchoOwner, subscribed to it over remote, so every Received, Write (with its demand) and WriteAck crosses the nodes. RSS figures are the server node's only. \"vs actor\" is the median of the per-round ratios remote/actor (target for ping-pong: ≥ 0.5×).")
 	}
 	if contains(c.Kinds, kindRemoteTLS) {
 		r.Notes = append(r.Notes, "remote-tls: the remote kind with mutual TLS (TLS 1.3, ECDSA P-256 certificates of a CA made for the run) on the nodes' gRPC streams (server.RemoteTLS). \"vs plaintext\" is the median of the per-round ratios remote-tls/remote.")

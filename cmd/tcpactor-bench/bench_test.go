@@ -12,10 +12,11 @@ import (
 )
 
 // TestMain checks for leaked goroutines, and lets the test binary stand in
-// for the tcpactor binary when the bench re-executes itself as its server
-// child (`bench-server`): os.Executable is the test binary here.
+// for the tcpactor-bench binary when the bench re-executes itself as its
+// server child (`tcpactor-bench server`): os.Executable is the test binary
+// here.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "bench-server" {
+	if len(os.Args) > 1 && os.Args[1] == childCommand {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	testkit.RunTests(m)
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 
 // tinyBench is a bench run small enough for a test under -race.
 var tinyBench = []string{
-	"bench", "--quick", "--rounds", "1", "--accept-conns", "20", "--pingpong-conns", "4",
+	"--quick", "--rounds", "1", "--accept-conns", "20", "--pingpong-conns", "4",
 	"--bulk-conns", "2", "--duration", "100ms", "--idle-conns", "50",
 }
 
@@ -82,11 +83,11 @@ func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
 // before any server starts.
 func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"bench", "--rounds", "-1"},
-		{"bench", "--kinds", "gnet"},
-		{"bench", "--metrics", "latency"},
-		{"bench", "--duration", "1ns"},
-		{"bench", "--idle-conns", "1000000"},
+		{"--rounds", "-1"},
+		{"--kinds", "gnet"},
+		{"--metrics", "latency"},
+		{"--duration", "1ns"},
+		{"--idle-conns", "1000000"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code == 0 {
