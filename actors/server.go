@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"net"
-	"os"
 	"strconv"
 	"syscall"
 	"time"
@@ -29,7 +28,6 @@ type ServerActor struct {
 
 	// listening state; ln == nil when not listening
 	ln       *net.TCPListener
-	adopted  *os.File // the descriptor handed over by SetSocketDescriptor
 	gate     *acceptGate
 	gen      uint64 // bumps with every listen, so stale accepts are recognised
 	address  string
@@ -211,7 +209,7 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 		ln.Close()
 		return s.listenFailed(messages.FromError(err))
 	}
-	r := s.startListening(ctx, ln, nil, backlog, maxConns)
+	r := s.startListening(ctx, ln, backlog, maxConns)
 	if addr.Host == "" { // as Qt: the dual-stack Any reports itself as 0.0.0.0, protocol AnyIP
 		s.address, r.Address = "0.0.0.0", "0.0.0.0"
 		s.protocol, r.Protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP, messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP
@@ -246,24 +244,21 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	if s.ln != nil {
 		return s.alreadyListening()
 	}
-	ln, f, e := adoptListener(m.SocketDescriptor)
+	ln, e := adoptListener(m.SocketDescriptor)
 	if e != nil {
 		return s.listenFailed(e)
 	}
 	backlog, maxConns, _ := s.listenOptions(nil)
-	r := s.startListening(ctx, ln, f, backlog, maxConns)
+	r := s.startListening(ctx, ln, backlog, maxConns)
 	s.fd = m.SocketDescriptor // as Qt: the descriptor given, not the server's duplicate
 	return r
 }
 
-func (s *ServerActor) startListening(ctx actor.Context, ln *net.TCPListener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
-	s.ln, s.adopted, s.backlog, s.maxConns = ln, adopted, backlog, maxConns
+func (s *ServerActor) startListening(ctx actor.Context, ln *net.TCPListener, backlog, maxConns int) *messages.ListenResult {
+	s.ln, s.backlog, s.maxConns = ln, backlog, maxConns
 	s.address, s.port = messages.HostPort(ln.Addr())
 	s.protocol = messages.ProtocolOf(s.address)
 	s.fd = listenerFD(ln)
-	if fd, ok := adoptedFD(adopted); ok {
-		s.fd = fd // as Qt: the descriptor given, not Go's duplicate
-	}
 	s.gen++
 	s.gate = newAcceptGate(ln)
 	self, root := ctx.Self(), ctx.ActorSystem().Root
@@ -298,11 +293,8 @@ func (s *ServerActor) close(ctx actor.Context) {
 	if s.ln != nil {
 		s.gate.close()
 		s.ln.Close()
-		if s.adopted != nil {
-			s.adopted.Close()
-		}
 	}
-	s.ln, s.adopted, s.gate = nil, nil, nil
+	s.ln, s.gate = nil, nil
 	s.address, s.port, s.fd = "", 0, -1
 	s.protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN
 	s.paused = false // as Qt: a pause belongs to the listening socket
