@@ -441,3 +441,50 @@ func TestRawStreamCannotForgeTheNodeItComesFrom(t *testing.T) {
 		echoOn(t, client, "not aborted")
 	})
 }
+
+// TestNodeRemoteAdminLetsPeersAdministerItsServer: `tcpactor node` refuses
+// administrative requests from another node by default and, with
+// --remote-admin, carries them out (as serve does).
+func TestNodeRemoteAdminLetsPeersAdministerItsServer(t *testing.T) {
+	bin := buildTCPActor(t)
+	for _, c := range []struct {
+		name    string
+		flags   []string
+		allowed bool
+	}{
+		{"by default", nil, false},
+		{"with --remote-admin", []string{"--remote-admin"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, remote, listen := tlsServerNode(t, bin, "node", c.flags...)
+			sys := attacker(t)
+			pid := actor.NewPID(remote, "echo")
+			res, err := sys.Root.RequestFuture(pid, &messages.Close{}, 10*time.Second).Result()
+			if err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			st := request[*messages.ServerStatus](t, sys, pid, &messages.GetStatus{})
+			if !c.allowed {
+				a, ok := res.(*messages.Ack)
+				if !ok {
+					t.Fatalf("Close answered %T %v, want a refusal", res, res)
+				}
+				refusedAccess(t, "Close", a.Error)
+				if !st.Listening || net.JoinHostPort(st.Address, strconv.Itoa(int(st.Port))) != listen {
+					t.Fatalf("status after the refused Close: %v, want listening on %s", st, listen)
+				}
+				return
+			}
+			if _, ok := res.(*messages.Closed); !ok {
+				t.Fatalf("Close answered %T %v, want Closed", res, res)
+			}
+			if st.Listening {
+				t.Fatalf("status after Close: %v", st)
+			}
+			lr := request[*messages.ListenResult](t, sys, pid, &messages.Listen{Address: "127.0.0.1"})
+			if !lr.Ok {
+				t.Fatalf("Listen: %v", lr.Error)
+			}
+		})
+	}
+}

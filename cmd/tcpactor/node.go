@@ -45,6 +45,7 @@ type nodeConfig struct {
 	watch       string
 	credit      int
 	idle        time.Duration
+	remoteAdmin bool
 	debugAddr   string
 	level       string
 }
@@ -102,6 +103,7 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 	fs.StringVar(&c.watch, "watch", "", "subscribe a watcher that prints each NewConnection of a server (`HOST:PORT/NAME` or identity)")
 	fs.IntVar(&c.credit, "credit", 0, "initial credit of each claim (Received in flight); 0 = the server's default")
 	fs.DurationVar(&c.idle, "idle-timeout", 0, "the server closes connections idle this long; 0 = never")
+	fs.BoolVar(&c.remoteAdmin, "remote-admin", false, "let remote nodes send the server administrative requests (Listen, Close, SetProxy, pause/resume, ...); off, they are refused")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve /status and net/http/pprof on `HOST:PORT` (for tests and diagnosis)")
 	fs.StringVar(&c.level, "log-level", "error", "log level of stderr: debug, info, warn, error")
 	c.sec.add(fs)
@@ -152,6 +154,8 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 		return nil, badUsage("--handler needs --server (or a server of this node: --listen)")
 	case c.credit < 0:
 		return nil, badUsage("--credit %d: want 0 or more", c.credit)
+	case c.remoteAdmin && c.listen == "":
+		return nil, badUsage("--remote-admin needs a server of this node (--listen)")
 	}
 	if c.handler != "" {
 		if _, err := server.OwnerHandlerByName(c.handler); err != nil {
@@ -229,9 +233,16 @@ func (n *runningNode) start() error {
 	return n.startWatcher()
 }
 
-func (n *runningNode) clusterServerConfig() server.ClusterServerConfig {
-	opts := server.Options{}
+// serverOptions are the options of the server --listen runs, alone or as
+// the cluster's activations.
+func (n *runningNode) serverOptions() server.Options {
+	opts := server.Options{AllowRemoteAdmin: n.cfg.remoteAdmin}
 	opts.Connection.IdleTimeout = n.cfg.idle
+	return opts
+}
+
+func (n *runningNode) clusterServerConfig() server.ClusterServerConfig {
+	opts := n.serverOptions()
 	return server.ClusterServerConfig{
 		Options: opts,
 		Listen:  server.ListenTable(map[string]string{n.cfg.name: n.cfg.listen}),
@@ -255,9 +266,7 @@ func (n *runningNode) startServer() error {
 		n.stops = append(n.stops, server.KeepActivated(n.cl, []string{n.cfg.name}, 0))
 		return nil
 	}
-	opts := server.Options{}
-	opts.Connection.IdleTimeout = n.cfg.idle
-	srv, err := server.SpawnNamed(n.sys, n.cfg.name, opts)
+	srv, err := server.SpawnNamed(n.sys, n.cfg.name, n.serverOptions())
 	if err != nil {
 		return err
 	}
