@@ -3,6 +3,7 @@ package crossnode
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
@@ -346,7 +348,13 @@ type rawPeer struct {
 
 func dialRaw(t *testing.T, addr string) *rawPeer {
 	t.Helper()
-	conn, err := grpc.Dial(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return dialRawWith(t, addr, insecure.NewCredentials())
+}
+
+// dialRawWith is dialRaw over the transport credentials creds (mutual TLS).
+func dialRawWith(t *testing.T, addr string, creds credentials.TransportCredentials) *rawPeer {
+	t.Helper()
+	conn, err := grpc.Dial(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,15 +374,23 @@ func dialRaw(t *testing.T, addr string) *rawPeer {
 // answer.
 func (r *rawPeer) announce(addr string) {
 	r.t.Helper()
+	if err := r.tryAnnounce(addr); err != nil {
+		r.t.Fatalf("ConnectResponse: %v", err)
+	}
+}
+
+// tryAnnounce is announce that returns the node's refusal: the error that
+// ended the stream instead of a ConnectResponse.
+func (r *rawPeer) tryAnnounce(addr string) error {
+	r.t.Helper()
 	err := r.stream.Send(&remote.RemoteMessage{MessageType: &remote.RemoteMessage_ConnectRequest{
 		ConnectRequest: &remote.ConnectRequest{ConnectionType: &remote.ConnectRequest_ServerConnection{
 			ServerConnection: &remote.ServerConnection{SystemId: "raw", Address: addr}}}}})
-	if err != nil {
+	if err != nil && !errors.Is(err, io.EOF) { // io.EOF: the stream ended, Recv says why
 		r.t.Fatal(err)
 	}
-	if _, err := r.stream.Recv(); err != nil {
-		r.t.Fatalf("ConnectResponse: %v", err)
-	}
+	_, err = r.stream.Recv()
+	return err
 }
 
 // send delivers msg to target in a batch of its own, without a sender.

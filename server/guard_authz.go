@@ -1,12 +1,15 @@
 package server
 
 import (
+	"crypto/x509"
 	"fmt"
 	"maps"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/actors"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // What the guard lets a peer send (the rest of the rules are the actors';
@@ -16,8 +19,10 @@ import (
 // announces: the pinned remote sends one first on every stream, with the
 // node's own address. Without mutual TLS that is the peer's word; with it,
 // only nodes holding a certificate of the cluster's CA can open a stream at
-// all. On that basis the guard drops, counts and (at most once per peer per
-// actors.RefusalLogInterval) logs:
+// all, and the guard ends a stream (gRPC PermissionDenied, counted and
+// logged as forged) whose announced host the certificate does not name
+// (guard_identity.go). On that basis the guard drops, counts and (at most
+// once per peer per actors.RefusalLogInterval) logs:
 //   - every envelope of a stream that has not announced a node, announced
 //     this node's own address, or announced a second one;
 //   - envelopes addressed to another node (the endpoint reader would relay
@@ -37,6 +42,7 @@ import (
 // streamPeer is what the guard knows of the node at the other end of one
 // stream. Only that stream's goroutine touches it.
 type streamPeer struct {
+	cert   *x509.Certificate     // verified by mutual TLS; nil without
 	addr   string                // announced by the ConnectRequest
 	bad    string                // why every envelope of the stream is dropped
 	header *remote.MessageHeader // {RemotePeerHeader: addr}, shared read-only by the stream's envelopes
@@ -71,8 +77,9 @@ func (g *RemoteGuard) isLocal(addr string) bool {
 	return sys != nil && addr == sys.Address()
 }
 
-// connected records the node a ConnectRequest announces.
-func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) {
+// connected records the node a ConnectRequest announces. An error ends the
+// stream: the peer announced a node its certificate does not name.
+func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) error {
 	addr := c.GetServerConnection().GetAddress()
 	switch {
 	case p.bad != "":
@@ -84,9 +91,17 @@ func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) {
 	case g.isLocal(addr):
 		p.bad = fmt.Sprintf("the peer claims this node's own address %s", addr)
 	default:
+		if p.cert != nil {
+			if why := certNamesNode(p.cert, addr); why != "" {
+				g.refused.Add(1)
+				actors.RefuseRemote(g.log, actors.RefusedForged, certPeerName(p.cert), why+": stream refused")
+				return status.Error(codes.PermissionDenied, "tcpactor: "+why)
+			}
+		}
 		p.addr = addr
 		p.header = &remote.MessageHeader{HeaderData: map[string]string{actors.RemotePeerHeader: addr}}
 	}
+	return nil
 }
 
 // authorize removes from b what the peer may not send and marks the rest

@@ -110,7 +110,7 @@ func (g *RemoteGuard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 			err = status.Errorf(codes.Internal, "remote stream handler panicked: %v", r)
 		}
 	}()
-	return handler(srv, &guardedStream{ServerStream: ss, g: g})
+	return handler(srv, &guardedStream{ServerStream: ss, g: g, peer: streamPeer{cert: verifiedPeerCert(ss.Context())}})
 }
 
 func (g *RemoteGuard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -138,7 +138,9 @@ func (s *guardedStream) RecvMsg(m any) error {
 	}
 	if rm, ok := m.(*remote.RemoteMessage); ok {
 		if c := rm.GetConnectRequest(); c != nil {
-			s.g.connected(&s.peer, c)
+			if err := s.g.connected(&s.peer, c); err != nil {
+				return err
+			}
 		}
 		if b := rm.GetMessageBatch(); b != nil {
 			s.g.filter(b, s.peer.name())
