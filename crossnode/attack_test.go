@@ -374,23 +374,34 @@ func dialRawWith(t *testing.T, addr string, creds credentials.TransportCredentia
 // answer.
 func (r *rawPeer) announce(addr string) {
 	r.t.Helper()
-	if err := r.tryAnnounce(addr); err != nil {
+	err := r.stream.Send(&remote.RemoteMessage{MessageType: &remote.RemoteMessage_ConnectRequest{
+		ConnectRequest: &remote.ConnectRequest{ConnectionType: &remote.ConnectRequest_ServerConnection{
+			ServerConnection: &remote.ServerConnection{SystemId: "raw", Address: addr}}}}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.stream.Recv(); err != nil {
 		r.t.Fatalf("ConnectResponse: %v", err)
 	}
 }
 
-// tryAnnounce is announce that returns the node's refusal: the error that
-// ended the stream instead of a ConnectResponse.
-func (r *rawPeer) tryAnnounce(addr string) error {
-	r.t.Helper()
-	err := r.stream.Send(&remote.RemoteMessage{MessageType: &remote.RemoteMessage_ConnectRequest{
-		ConnectRequest: &remote.ConnectRequest{ConnectionType: &remote.ConnectRequest_ServerConnection{
-			ServerConnection: &remote.ServerConnection{SystemId: "raw", Address: addr}}}}})
-	if err != nil && !errors.Is(err, io.EOF) { // io.EOF: the stream ended, Recv says why
-		r.t.Fatal(err)
+// errStreamOpen is ended's answer for a stream the node kept open.
+var errStreamOpen = errors.New("the stream is still open")
+
+// ended waits up to within for the node to end the stream (it sends
+// nothing else on it) and returns the error it ended it with.
+func (r *rawPeer) ended(within time.Duration) error {
+	done := make(chan error, 1)
+	go func() { // returns at the latest when the test's clean-up cancels the stream
+		_, err := r.stream.Recv()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(within):
+		return errStreamOpen
 	}
-	_, err = r.stream.Recv()
-	return err
 }
 
 // send delivers msg to target in a batch of its own, without a sender.
@@ -409,7 +420,7 @@ func (r *rawPeer) send(target *actor.PID, msg proto.Message, header map[string]s
 		Targets:   []*actor.PID{target},
 		Envelopes: []*remote.MessageEnvelope{e},
 	}}})
-	if err != nil {
+	if err != nil && !errors.Is(err, io.EOF) { // io.EOF: the node ended the stream (Recv says why)
 		r.t.Fatal(err)
 	}
 }

@@ -42,10 +42,11 @@ import (
 // streamPeer is what the guard knows of the node at the other end of one
 // stream. Only that stream's goroutine touches it.
 type streamPeer struct {
-	cert   *x509.Certificate     // verified by mutual TLS; nil without
-	addr   string                // announced by the ConnectRequest
-	bad    string                // why every envelope of the stream is dropped
-	header *remote.MessageHeader // {RemotePeerHeader: addr}, shared read-only by the stream's envelopes
+	cert    *x509.Certificate     // verified by mutual TLS; nil without
+	addr    string                // announced by the ConnectRequest
+	bad     string                // why every envelope of the stream is dropped
+	refused error                 // ends the stream at its next receive
+	header  *remote.MessageHeader // {RemotePeerHeader: addr}, shared read-only by the stream's envelopes
 }
 
 func (p *streamPeer) name() string {
@@ -77,9 +78,16 @@ func (g *RemoteGuard) isLocal(addr string) bool {
 	return sys != nil && addr == sys.Address()
 }
 
-// connected records the node a ConnectRequest announces. An error ends the
-// stream: the peer announced a node its certificate does not name.
-func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) error {
+// connected records the node a ConnectRequest announces.
+//
+// A node that the peer's certificate does not name ends the stream, but
+// only at the next receive, after the endpoint reader has answered the
+// ConnectRequest: the pinned endpoint writer then takes the stream for
+// connected and, when it breaks, logs why (PermissionDenied and the reason)
+// and closes its gRPC connection. Refused before the answer, it would dial
+// four more times over 10 s and leave all but the last of those
+// connections (to this node) open: it overwrites them without closing.
+func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) {
 	addr := c.GetServerConnection().GetAddress()
 	switch {
 	case p.bad != "":
@@ -95,13 +103,14 @@ func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) error {
 			if why := certNamesNode(p.cert, addr); why != "" {
 				g.refused.Add(1)
 				actors.RefuseRemote(g.log, actors.RefusedForged, certPeerName(p.cert), why+": stream refused")
-				return status.Error(codes.PermissionDenied, "tcpactor: "+why)
+				p.bad = why
+				p.refused = status.Error(codes.PermissionDenied, "tcpactor: "+why)
+				return
 			}
 		}
 		p.addr = addr
 		p.header = &remote.MessageHeader{HeaderData: map[string]string{actors.RemotePeerHeader: addr}}
 	}
-	return nil
 }
 
 // authorize removes from b what the peer may not send and marks the rest

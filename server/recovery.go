@@ -133,14 +133,15 @@ type guardedStream struct {
 }
 
 func (s *guardedStream) RecvMsg(m any) error {
+	if s.peer.refused != nil {
+		return s.peer.refused
+	}
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
 	if rm, ok := m.(*remote.RemoteMessage); ok {
 		if c := rm.GetConnectRequest(); c != nil {
-			if err := s.g.connected(&s.peer, c); err != nil {
-				return err
-			}
+			s.g.connected(&s.peer, c)
 		}
 		if b := rm.GetMessageBatch(); b != nil {
 			s.g.filter(b, s.peer.name())
