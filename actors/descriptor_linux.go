@@ -17,12 +17,12 @@ import (
 // process (ProtectListener). The server adopts a duplicate: the descriptor
 // given stays open and its caller's (unlike Qt, which takes it over);
 // socketDescriptor() reports the number given.
-func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
-	unsupported := func(format string, args ...any) (*net.TCPListener, *os.File, *messages.Error) {
-		return nil, nil, messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION, format, args...)
+func adoptListener(fd int64) (*net.TCPListener, *messages.Error) {
+	unsupported := func(format string, args ...any) (*net.TCPListener, *messages.Error) {
+		return nil, messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION, format, args...)
 	}
 	if fd < 0 || fd > 1<<30 {
-		return nil, nil, invalid("socket descriptor %d out of range", fd)
+		return nil, invalid("socket descriptor %d out of range", fd)
 	}
 	n := int(fd)
 	typ, err := syscall.GetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_TYPE)
@@ -32,7 +32,7 @@ func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
 	case err == syscall.ENOTSOCK:
 		return unsupported("descriptor %d is not a socket", fd)
 	case err != nil:
-		return nil, nil, messages.FromError(err)
+		return nil, messages.FromError(err)
 	case typ != syscall.SOCK_STREAM:
 		return unsupported("descriptor %d is not a stream socket", fd)
 	}
@@ -48,7 +48,7 @@ func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
 	}
 	if sa, err := syscall.Getsockname(n); err == nil {
 		if addr, ok := isProtected(sockaddrIP(sa)); ok {
-			return nil, nil, messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_ACCESS,
+			return nil, messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_ACCESS,
 				"descriptor %d is this process's listener on %s, which a server may not adopt", fd, addr)
 		}
 	}
@@ -58,15 +58,15 @@ func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
 	// original (its finalizer would close it).
 	d, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(n), syscall.F_DUPFD_CLOEXEC, 0)
 	if errno != 0 {
-		return nil, nil, messages.FromError(errno)
+		return nil, messages.FromError(errno)
 	}
 	f := os.NewFile(d, "adopted-listener")
 	defer f.Close()
 	l, err := net.FileListener(f) // one more duplicate, which joins Go's poller
 	if err != nil {
-		return nil, nil, messages.FromError(err)
+		return nil, messages.FromError(err)
 	}
-	return l.(*net.TCPListener), nil, nil
+	return l.(*net.TCPListener), nil
 }
 
 func sockaddrIP(sa syscall.Sockaddr) (net.IP, int) {

@@ -4,14 +4,13 @@ package actors
 
 import (
 	"net"
-	"os"
 
 	"github.com/tcpactor/tcpactor/messages"
 )
 
 // adoptListener: checking a descriptor is implemented for Linux only.
-func adoptListener(fd int64) (*net.TCPListener, *os.File, *messages.Error) {
-	return nil, nil, messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
+func adoptListener(fd int64) (*net.TCPListener, *messages.Error) {
+	return nil, messages.NewError(messages.SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
 		"setSocketDescriptor is supported on Linux only")
 }
 

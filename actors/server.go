@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"syscall"
@@ -32,7 +31,6 @@ type ServerActor struct {
 
 	// listening state; ln == nil when not listening
 	ln       listener // a *net.TCPListener, or a *socksListener through a SOCKS5 proxy
-	adopted  *os.File // the descriptor handed over by SetSocketDescriptor
 	gate     *acceptGate
 	gen      uint64 // bumps with every listen, so stale accepts are recognised
 	address  string
@@ -259,7 +257,7 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 		return s.listenFailed(messages.FromError(err))
 	}
 	s.tls = tlsL
-	r := s.startListening(ctx, ln, nil, backlog, maxConns)
+	r := s.startListening(ctx, ln, backlog, maxConns)
 	if addr.Host == "" { // as Qt: the dual-stack Any reports itself as 0.0.0.0, protocol AnyIP
 		s.address, r.Address = "0.0.0.0", "0.0.0.0"
 		s.protocol, r.Protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP, messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP
@@ -298,13 +296,13 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	if e != nil {
 		return s.listenFailed(e)
 	}
-	ln, f, e := adoptListener(m.SocketDescriptor)
+	ln, e := adoptListener(m.SocketDescriptor)
 	if e != nil {
 		return s.listenFailed(e)
 	}
 	s.tls = tlsL
 	backlog, maxConns, _ := s.listenOptions(nil)
-	r := s.startListening(ctx, ln, f, backlog, maxConns)
+	r := s.startListening(ctx, ln, backlog, maxConns)
 	s.fd = m.SocketDescriptor // as Qt: the descriptor given, not the server's duplicate
 	if dualStackAny(ln) {     // as Qt: a dual-stack [::] socket is Any
 		s.address, r.Address = "0.0.0.0", "0.0.0.0"
@@ -313,14 +311,11 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	return r
 }
 
-func (s *ServerActor) startListening(ctx actor.Context, ln listener, adopted *os.File, backlog, maxConns int) *messages.ListenResult {
-	s.ln, s.adopted, s.backlog, s.maxConns = ln, adopted, backlog, maxConns
+func (s *ServerActor) startListening(ctx actor.Context, ln listener, backlog, maxConns int) *messages.ListenResult {
+	s.ln, s.backlog, s.maxConns = ln, backlog, maxConns
 	s.address, s.port = messages.HostPort(ln.Addr())
 	s.protocol = messages.ProtocolOf(s.address)
 	s.fd = listenerFD(ln)
-	if fd, ok := adoptedFD(adopted); ok {
-		s.fd = fd // as Qt: the descriptor given, not Go's duplicate
-	}
 	s.gen++
 	s.gate = newAcceptGate(ln)
 	self, root := ctx.Self(), ctx.ActorSystem().Root
@@ -358,11 +353,8 @@ func (s *ServerActor) close(ctx actor.Context) {
 	if s.ln != nil {
 		s.gate.close()
 		s.ln.Close()
-		if s.adopted != nil {
-			s.adopted.Close()
-		}
 	}
-	s.ln, s.adopted, s.gate = nil, nil, nil
+	s.ln, s.gate = nil, nil
 	s.address, s.port, s.fd = "", 0, -1
 	s.protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN
 	s.paused = false // as Qt: a pause belongs to the listening socket

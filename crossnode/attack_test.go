@@ -3,6 +3,7 @@ package crossnode
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
@@ -346,7 +348,13 @@ type rawPeer struct {
 
 func dialRaw(t *testing.T, addr string) *rawPeer {
 	t.Helper()
-	conn, err := grpc.Dial(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return dialRawWith(t, addr, insecure.NewCredentials())
+}
+
+// dialRawWith is dialRaw over the transport credentials creds (mutual TLS).
+func dialRawWith(t *testing.T, addr string, creds credentials.TransportCredentials) *rawPeer {
+	t.Helper()
+	conn, err := grpc.Dial(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,6 +385,25 @@ func (r *rawPeer) announce(addr string) {
 	}
 }
 
+// errStreamOpen is ended's answer for a stream the node kept open.
+var errStreamOpen = errors.New("the stream is still open")
+
+// ended waits up to within for the node to end the stream (it sends
+// nothing else on it) and returns the error it ended it with.
+func (r *rawPeer) ended(within time.Duration) error {
+	done := make(chan error, 1)
+	go func() { // returns at the latest when the test's clean-up cancels the stream
+		_, err := r.stream.Recv()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(within):
+		return errStreamOpen
+	}
+}
+
 // send delivers msg to target in a batch of its own, without a sender.
 func (r *rawPeer) send(target *actor.PID, msg proto.Message, header map[string]string) {
 	r.t.Helper()
@@ -393,7 +420,7 @@ func (r *rawPeer) send(target *actor.PID, msg proto.Message, header map[string]s
 		Targets:   []*actor.PID{target},
 		Envelopes: []*remote.MessageEnvelope{e},
 	}}})
-	if err != nil {
+	if err != nil && !errors.Is(err, io.EOF) { // io.EOF: the node ended the stream (Recv says why)
 		r.t.Fatal(err)
 	}
 }
@@ -440,4 +467,51 @@ func TestRawStreamCannotForgeTheNodeItComesFrom(t *testing.T) {
 		awaitRefusals(t, p, "connection", 1)
 		echoOn(t, client, "not aborted")
 	})
+}
+
+// TestNodeRemoteAdminLetsPeersAdministerItsServer: `tcpactor node` refuses
+// administrative requests from another node by default and, with
+// --remote-admin, carries them out (as serve does).
+func TestNodeRemoteAdminLetsPeersAdministerItsServer(t *testing.T) {
+	bin := buildTCPActor(t)
+	for _, c := range []struct {
+		name    string
+		flags   []string
+		allowed bool
+	}{
+		{"by default", nil, false},
+		{"with --remote-admin", []string{"--remote-admin"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, remote, listen := tlsServerNode(t, bin, "node", c.flags...)
+			sys := attacker(t)
+			pid := actor.NewPID(remote, "echo")
+			res, err := sys.Root.RequestFuture(pid, &messages.Close{}, 10*time.Second).Result()
+			if err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			st := request[*messages.ServerStatus](t, sys, pid, &messages.GetStatus{})
+			if !c.allowed {
+				a, ok := res.(*messages.Ack)
+				if !ok {
+					t.Fatalf("Close answered %T %v, want a refusal", res, res)
+				}
+				refusedAccess(t, "Close", a.Error)
+				if !st.Listening || net.JoinHostPort(st.Address, strconv.Itoa(int(st.Port))) != listen {
+					t.Fatalf("status after the refused Close: %v, want listening on %s", st, listen)
+				}
+				return
+			}
+			if _, ok := res.(*messages.Closed); !ok {
+				t.Fatalf("Close answered %T %v, want Closed", res, res)
+			}
+			if st.Listening {
+				t.Fatalf("status after Close: %v", st)
+			}
+			lr := request[*messages.ListenResult](t, sys, pid, &messages.Listen{Address: "127.0.0.1"})
+			if !lr.Ok {
+				t.Fatalf("Listen: %v", lr.Error)
+			}
+		})
+	}
 }

@@ -78,6 +78,27 @@ func (ca *testCA) issueNamed(node string, dnsNames ...string) nodeCert {
 // another CA: a node of one cluster that knows another cluster's CA
 // certificate (which is no secret) but holds none of its certificates.
 func (ca *testCA) issueTrusting(node string, trusted *testCA, dnsNames ...string) nodeCert {
+	ca.t.Helper()
+	return ca.issueCert(node, trusted, []net.IP{net.IPv4(127, 0, 0, 1)}, dnsNames)
+}
+
+// issueFor makes a node certificate of this CA naming exactly hosts (IP
+// addresses or DNS names) as its subject alternative names.
+func (ca *testCA) issueFor(node string, hosts ...string) nodeCert {
+	ca.t.Helper()
+	var ips []net.IP
+	var names []string
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			names = append(names, h)
+		}
+	}
+	return ca.issueCert(node, ca, ips, names)
+}
+
+func (ca *testCA) issueCert(node string, trusted *testCA, ips []net.IP, dnsNames []string) nodeCert {
 	t := ca.t
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -92,7 +113,7 @@ func (ca *testCA) issueTrusting(node string, trusted *testCA, dnsNames ...string
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses:  ips,
 		DNSNames:     dnsNames,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"crypto/x509"
 	"fmt"
 	"maps"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/actors"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // What the guard lets a peer send (the rest of the rules are the actors';
@@ -16,8 +19,10 @@ import (
 // announces: the pinned remote sends one first on every stream, with the
 // node's own address. Without mutual TLS that is the peer's word; with it,
 // only nodes holding a certificate of the cluster's CA can open a stream at
-// all. On that basis the guard drops, counts and (at most once per peer per
-// actors.RefusalLogInterval) logs:
+// all, and the guard ends a stream (gRPC PermissionDenied, counted and
+// logged as forged) whose announced host the certificate does not name
+// (guard_identity.go). On that basis the guard drops, counts and (at most
+// once per peer per actors.RefusalLogInterval) logs:
 //   - every envelope of a stream that has not announced a node, announced
 //     this node's own address, or announced a second one;
 //   - envelopes addressed to another node (the endpoint reader would relay
@@ -37,9 +42,11 @@ import (
 // streamPeer is what the guard knows of the node at the other end of one
 // stream. Only that stream's goroutine touches it.
 type streamPeer struct {
-	addr   string                // announced by the ConnectRequest
-	bad    string                // why every envelope of the stream is dropped
-	header *remote.MessageHeader // {RemotePeerHeader: addr}, shared read-only by the stream's envelopes
+	cert    *x509.Certificate     // verified by mutual TLS; nil without
+	addr    string                // announced by the ConnectRequest
+	bad     string                // why every envelope of the stream is dropped
+	refused error                 // ends the stream at its next receive
+	header  *remote.MessageHeader // {RemotePeerHeader: addr}, shared read-only by the stream's envelopes
 }
 
 func (p *streamPeer) name() string {
@@ -72,6 +79,14 @@ func (g *RemoteGuard) isLocal(addr string) bool {
 }
 
 // connected records the node a ConnectRequest announces.
+//
+// A node that the peer's certificate does not name ends the stream, but
+// only at the next receive, after the endpoint reader has answered the
+// ConnectRequest: the pinned endpoint writer then takes the stream for
+// connected and, when it breaks, logs why (PermissionDenied and the reason)
+// and closes its gRPC connection. Refused before the answer, it would dial
+// four more times over 10 s and leave all but the last of those
+// connections (to this node) open: it overwrites them without closing.
 func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) {
 	addr := c.GetServerConnection().GetAddress()
 	switch {
@@ -84,6 +99,15 @@ func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) {
 	case g.isLocal(addr):
 		p.bad = fmt.Sprintf("the peer claims this node's own address %s", addr)
 	default:
+		if p.cert != nil {
+			if why := certNamesNode(p.cert, addr); why != "" {
+				g.refused.Add(1)
+				actors.RefuseRemote(g.log, actors.RefusedForged, certPeerName(p.cert), why+": stream refused")
+				p.bad = why
+				p.refused = status.Error(codes.PermissionDenied, "tcpactor: "+why)
+				return
+			}
+		}
 		p.addr = addr
 		p.header = &remote.MessageHeader{HeaderData: map[string]string{actors.RemotePeerHeader: addr}}
 	}

@@ -110,7 +110,7 @@ func (g *RemoteGuard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 			err = status.Errorf(codes.Internal, "remote stream handler panicked: %v", r)
 		}
 	}()
-	return handler(srv, &guardedStream{ServerStream: ss, g: g})
+	return handler(srv, &guardedStream{ServerStream: ss, g: g, peer: streamPeer{cert: verifiedPeerCert(ss.Context())}})
 }
 
 func (g *RemoteGuard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -133,6 +133,9 @@ type guardedStream struct {
 }
 
 func (s *guardedStream) RecvMsg(m any) error {
+	if s.peer.refused != nil {
+		return s.peer.refused
+	}
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}

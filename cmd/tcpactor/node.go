@@ -46,6 +46,7 @@ type nodeConfig struct {
 	watch       string
 	credit      int
 	idle        time.Duration
+	remoteAdmin bool
 	debugAddr   string
 	level       string
 }
@@ -109,6 +110,7 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 	fs.StringVar(&c.watch, "watch", "", "subscribe a watcher that prints each NewConnection of a server (`HOST:PORT/NAME` or identity)")
 	intVar(fs, &c.credit, "credit", 0, 0, math.MaxInt32, "initial credit of each claim (`N` Received in flight); 0 = the server's default")
 	fs.DurationVar(&c.idle, "idle-timeout", 0, "the server closes connections idle this long; 0 = never")
+	fs.BoolVar(&c.remoteAdmin, "remote-admin", false, "let remote nodes send the server administrative requests (Listen, Close, SetProxy, pause/resume, ...); off, they are refused")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve /status and net/http/pprof on `HOST:PORT` (for tests and diagnosis)")
 	fs.StringVar(&c.level, "log-level", "error", "log level of stderr: debug, info, warn, error")
 	c.sec.add(fs)
@@ -157,6 +159,8 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 		return nil, badUsage("--members, --health-port and --etcd need --cluster")
 	case c.handler != "" && c.target == "" && c.listen == "" && c.clusterName == "":
 		return nil, badUsage("--handler needs --server (or a server of this node: --listen)")
+	case c.remoteAdmin && c.listen == "":
+		return nil, badUsage("--remote-admin needs a server of this node (--listen)")
 	}
 	if c.handler != "" {
 		if _, err := server.OwnerHandlerByName(c.handler); err != nil {
@@ -234,9 +238,16 @@ func (n *runningNode) start() error {
 	return n.startWatcher()
 }
 
-func (n *runningNode) clusterServerConfig() server.ClusterServerConfig {
-	opts := server.Options{}
+// serverOptions are the options of the server --listen runs, alone or as
+// the cluster's activations.
+func (n *runningNode) serverOptions() server.Options {
+	opts := server.Options{AllowRemoteAdmin: n.cfg.remoteAdmin}
 	opts.Connection.IdleTimeout = n.cfg.idle
+	return opts
+}
+
+func (n *runningNode) clusterServerConfig() server.ClusterServerConfig {
+	opts := n.serverOptions()
 	return server.ClusterServerConfig{
 		Options: opts,
 		Listen:  server.ListenTable(map[string]string{n.cfg.name: n.cfg.listen}),
@@ -260,9 +271,7 @@ func (n *runningNode) startServer() error {
 		n.stops = append(n.stops, server.KeepActivated(n.cl, []string{n.cfg.name}, 0))
 		return nil
 	}
-	opts := server.Options{}
-	opts.Connection.IdleTimeout = n.cfg.idle
-	srv, err := server.SpawnNamed(n.sys, n.cfg.name, opts)
+	srv, err := server.SpawnNamed(n.sys, n.cfg.name, n.serverOptions())
 	if err != nil {
 		return err
 	}
