@@ -84,14 +84,24 @@ func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
 func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--rounds", "-1"},
-		{"--kinds", "gnet"},
+		{"--kinds", "nosuchkind"},
 		{"--metrics", "latency"},
 		{"--duration", "1ns"},
 		{"--idle-conns", "1000000"},
+		// Integer flags are range-checked, not wrapped (internal/cliflag).
+		{"--rounds", "101"},
+		{"--accept-conns", "1000001"},
+		{"--pingpong-conns", "0"},
+		{"--bulk-conns", "1001"},
+		{"--idle-conns", "-1"},
+		{"--backlog", "2147483648"},
+		{"--backlog", "-2"},
+		{childCommand, "--backlog", "-1"},
+		{childCommand, "--backlog", "2147483648"},
 	} {
 		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code == 0 {
-			t.Errorf("%v: exit 0, want an error", args)
+		if code := run(args, &stdout, &stderr); code == 0 || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want an error in one line", args, code, stderr.String())
 		}
 		if stdout.Len() != 0 {
 			t.Errorf("%v: printed %q, want nothing on stdout", args, stdout.String())

@@ -511,7 +511,7 @@ func testEveryCommandHasHelp(t *testing.T) {
 		}
 	}
 	out, _, code := runCmd(t, "--help")
-	for _, cmd := range []string{"serve", "handle", "status", "node", "bench"} {
+	for _, cmd := range []string{"serve", "handle", "status", "node"} {
 		if code != 0 || !strings.Contains(out, "tcpactor "+cmd) {
 			t.Errorf("tcpactor --help: exit %d, output %q; want every command, %s too", code, out, cmd)
 		}

@@ -141,8 +141,6 @@ func testIntegerFlagsAreRangeChecked(t *testing.T) {
 	busy := taken.Addr().String()
 	serve := []string{"serve", "--listen", busy}
 	node := []string{"node", "--remote", busy}
-	bench := []string{"bench", "--kinds", "nosuchkind"}
-	benchServer := []string{"bench-server", "--kind", "nosuchkind"}
 	for _, c := range []struct {
 		cmd   []string
 		flag  string
@@ -157,16 +155,6 @@ func testIntegerFlagsAreRangeChecked(t *testing.T) {
 		{node, "credit", "-1"},
 		{node, "health-port", "65536"},
 		{node, "health-port", "-1"},
-		{bench, "rounds", "101"},
-		{bench, "rounds", "-1"},
-		{bench, "accept-conns", "1000001"},
-		{bench, "pingpong-conns", "0"},
-		{bench, "bulk-conns", "1001"},
-		{bench, "idle-conns", "-1"},
-		{bench, "backlog", "2147483648"},
-		{bench, "backlog", "-2"},
-		{benchServer, "backlog", "-1"},
-		{benchServer, "backlog", "2147483648"},
 	} {
 		args := append(append([]string{}, c.cmd[0], "--"+c.flag, c.value), c.cmd[1:]...)
 		out, errOut, code := runCmd(t, args...)
