@@ -83,31 +83,55 @@ func encodeOps(ops ...any) []byte {
 // the first system message it gets for its result, so a request that makes
 // its sender the subscriber or owner (Subscribe or NextPendingConnection
 // without one: "absent: the sender") would see the server's Watch as its
-// reply — see TestSubscribeWithoutSubscriberFromAFutureGetsItsAck.
+// reply — see TestSubscribeWithoutSubscriberFromAFutureIsAnsweredWithAnAck.
+//
+// It watches its target: Proto.Actor drops the user messages still queued
+// at an actor when it stops (Stop is a system message and overtakes them),
+// so a request that reaches a ConnectionActor as it ends itself gets no
+// reply, and its sender learns of the end from Terminated instead.
 type replyActor struct {
 	pid     *actor.PID
 	replies chan any
 }
 
+// targetEnded is what a replyActor reports when its target stopped without
+// answering.
+type targetEnded struct{}
+
+// endedMarker is the message a replyActor sends itself on Terminated: it
+// queues behind any reply already sent, which system messages overtake.
+type endedMarker struct{}
+
 // sendRequest sends req to pid from a new replyActor; stop it once done.
 func sendRequest(sys *actor.ActorSystem, pid *actor.PID, req any) *replyActor {
 	r := &replyActor{replies: make(chan any, 1)}
-	r.pid = sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
-		switch c.Message().(type) {
-		case actor.SystemMessage, actor.AutoReceiveMessage:
-			return
-		}
+	offer := func(m any) {
 		select {
-		case r.replies <- c.Message():
-		default: // only the first reply counts; more are checked elsewhere
+		case r.replies <- m:
+		default: // only the first reply counts
+		}
+	}
+	r.pid = sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		switch m := c.Message().(type) {
+		case *actor.Started:
+			c.Watch(pid)
+			c.RequestWithCustomSender(pid, req, c.Self())
+		case *actor.Terminated:
+			if m.Who.Equal(pid) {
+				c.Send(c.Self(), endedMarker{})
+			}
+		case endedMarker:
+			offer(targetEnded{})
+		case actor.SystemMessage, actor.AutoReceiveMessage:
+		default:
+			offer(m)
 		}
 	}))
-	sys.Root.RequestWithCustomSender(pid, req, r.pid)
 	return r
 }
 
-// reply waits up to fuzzBound (plus extra) for the reply, then stops the
-// reply actor.
+// reply waits up to fuzzBound (plus extra) for the reply — or targetEnded
+// — then stops the reply actor.
 func (r *replyActor) reply(sys *actor.ActorSystem, extra time.Duration) (any, bool) {
 	defer sys.Root.Stop(r.pid)
 	select {
