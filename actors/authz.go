@@ -4,12 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/messages"
@@ -17,7 +18,7 @@ import (
 
 // What a remote peer may do.
 //
-// A request comes from another node when server.RemoteGuard, which sees
+// A request comes from another node when remotenode.Guard, which sees
 // every envelope a peer's stream delivers, names that node in the message
 // header RemotePeerHeader (overwriting whatever the peer put there), or when
 // its sender is a PID of another node. A peer cannot pass for a local actor:
@@ -46,7 +47,7 @@ import (
 // code SocketAccessError, counted in RemoteRefusals and logged at most once
 // per peer node per RefusalLogInterval.
 
-// RemotePeerHeader is the message header in which server.RemoteGuard names
+// RemotePeerHeader is the message header in which remotenode.Guard names
 // the node (its remote address) that sent a message.
 const RemotePeerHeader = "tcpactor-remote-peer"
 

@@ -25,7 +25,7 @@ import (
 // overflow it.
 const maxCredit = 1 << 30
 
-// NewConnection makes the props of a ConnectionActor: QTcpSocket as an actor.
+// ConnectionProps makes the props of a ConnectionActor: QTcpSocket as an actor.
 // conn is the accepted socket, id its number within the server and server
 // the ServerActor's PID (reported in ConnectionInfo; may be nil).
 //
@@ -67,7 +67,7 @@ const maxCredit = 1 << 30
 //
 // The actor is never restarted: a panic while handling a message closes the
 // socket (reset) and stops the actor.
-func NewConnection(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionConfig) *actor.Props {
+func ConnectionProps(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return newConnection(conn, id, server, cfg) },
 		actor.WithDispatcher(connectionDispatcher))
 }

@@ -57,7 +57,7 @@ func socketPair(t testing.TB) (client, server *net.TCPConn) {
 // stops it (if it has not stopped by itself) when the test ends.
 func startConn(t testing.TB, sys *actor.ActorSystem, sc net.Conn, id uint64, server *actor.PID, cfg ConnectionConfig) *actor.PID {
 	t.Helper()
-	pid := sys.Root.SpawnPrefix(NewConnection(sc, id, server, cfg), "conn")
+	pid := sys.Root.SpawnPrefix(ConnectionProps(sc, id, server, cfg), "conn")
 	t.Cleanup(func() { _ = sys.Root.StopFuture(pid).Wait() })
 	return pid
 }

@@ -229,7 +229,7 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 	if e != nil {
 		return s.listenFailed(e)
 	}
-	port, e := messages.FormatPort(m.Port)
+	port, e := messages.CheckListenPort(m.Port)
 	if e != nil {
 		return s.listenFailed(e)
 	}
@@ -448,7 +448,7 @@ func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
 func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	info := ConnectionInfoOf(conn, id)
 	info.Server = ctx.Self()
-	pid := spawnConnection(ctx.ActorSystem().Root, NewConnection(conn, id, ctx.Self(), s.opts.Connection))
+	pid := spawnConnection(ctx.ActorSystem().Root, ConnectionProps(conn, id, ctx.Self(), s.opts.Connection))
 	ctx.Watch(pid)
 	s.live[pid.String()] = pid
 	s.liveInfo[pid.String()] = info

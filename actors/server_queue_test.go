@@ -632,7 +632,7 @@ func TestPauseDoesNotCarryOverCloseAndListen(t *testing.T) {
 func spawnOutsideConnection(t *testing.T, s *testServer) (*actor.PID, net.Conn) {
 	t.Helper()
 	client, conn := socketPair(t) // connection_helpers_test.go
-	pid := s.sys.Root.Spawn(NewConnection(conn, 1000, nil, ConnectionConfig{}))
+	pid := s.sys.Root.Spawn(ConnectionProps(conn, 1000, nil, ConnectionConfig{}))
 	t.Cleanup(func() { _ = s.sys.Root.StopFuture(pid).Wait() })
 	return pid, client
 }
@@ -681,7 +681,7 @@ func TestAddPendingConnectionRefusesBadRequests(t *testing.T) {
 		{"an actor that is not a connection", func(t *testing.T, s *testServer) *actor.PID { return newProbe(t, s.sys).pid }},
 		{"a connection with a local handler", func(t *testing.T, s *testServer) *actor.PID {
 			_, conn := socketPair(t)
-			pid := s.sys.Root.Spawn(NewConnection(conn, 1000, nil, ConnectionConfig{Handler: EchoHandler()}))
+			pid := s.sys.Root.Spawn(ConnectionProps(conn, 1000, nil, ConnectionConfig{Handler: EchoHandler()}))
 			t.Cleanup(func() { _ = s.sys.Root.StopFuture(pid).Wait() })
 			return pid
 		}},

@@ -19,7 +19,7 @@ import (
 	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/owner"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -193,9 +193,9 @@ func TestRemotePeerCannotStopOrCrashAServer(t *testing.T) {
 }
 
 // ownedConnection starts `serve --handler none` with a legitimate owner on
-// node 1 of this process (server.NewOwner, echo) and one client it serves;
+// node 1 of this process (owner.New, echo) and one client it serves;
 // the attacker on node 0 is subscribed too, so it knows the connection.
-func ownedConnection(t *testing.T) (p *servedProc, owner, conn *actor.PID, client net.Conn) {
+func ownedConnection(t *testing.T) (p *servedProc, ownerPID, conn *actor.PID, client net.Conn) {
 	t.Helper()
 	p = startServe(t, "--handler", "none")
 	sys := attacker(t)
@@ -205,9 +205,9 @@ func ownedConnection(t *testing.T) (p *servedProc, owner, conn *actor.PID, clien
 	}
 	var once sync.Once
 	subscribed := make(chan error, 1)
-	owner = spawnOwner(t, 1, server.OwnerConfig{
+	ownerPID = spawnOwner(t, 1, owner.Config{
 		Server:  actor.NewPID(p.pid.Address, p.pid.Id),
-		Handler: server.EchoOwner(),
+		Handler: owner.Echo(),
 		OnServer: func(_ *actor.PID, err error) {
 			once.Do(func() { subscribed <- err })
 		},
@@ -227,7 +227,7 @@ func ownedConnection(t *testing.T) (p *servedProc, owner, conn *actor.PID, clien
 	t.Cleanup(func() { client.Close() })
 	echoOn(t, client, "served by its owner")
 	conn = testkit.Next[*messages.NewConnection](t, spy).Connection
-	return p, owner, conn, client
+	return p, ownerPID, conn, client
 }
 
 func TestForgedTerminatedEndsNeitherAConnectionNorASubscription(t *testing.T) {

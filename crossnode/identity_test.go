@@ -111,7 +111,7 @@ func TestTLSPeerCannotPassForAnotherNode(t *testing.T) {
 	}
 	forged := refusals(t, p.metrics, "forged")
 	impostor := dialRawWith(t, p.remote, creds)
-	impostor.announce(nodeC)                    // answered, as the pinned remote's writer needs (server/guard_authz.go)
+	impostor.announce(nodeC)                    // answered, as the pinned remote's writer needs (remotenode/guard_authz.go)
 	impostor.send(conn, &messages.Abort{}, nil) // heard as node C, it would reset C's client
 	if err := impostor.ended(10 * time.Second); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("a peer with a certificate for 127.0.0.2 announced node C (%s): the stream ended with %v, want PermissionDenied", nodeC, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/internal/testkit"
+	"github.com/tcpactor/tcpactor/owner"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -16,7 +17,7 @@ import (
 func serverNews(t *testing.T, srv *actor.PID) <-chan error {
 	t.Helper()
 	news := make(chan error, 4)
-	spawnOwner(t, 1, server.OwnerConfig{Server: srv, Handler: server.DiscardOwner(),
+	spawnOwner(t, 1, owner.Config{Server: srv, Handler: owner.Discard(),
 		OnServer: func(_ *actor.PID, err error) {
 			select {
 			case news <- err:

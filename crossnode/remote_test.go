@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/owner"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -38,10 +39,10 @@ func remoteServer(t *testing.T, i, j int) (srv *server.Server, addr string) {
 }
 
 // spawnOwner starts an owner actor on node i, stopped when the test ends.
-func spawnOwner(t *testing.T, i int, cfg server.OwnerConfig) *actor.PID {
+func spawnOwner(t *testing.T, i int, cfg owner.Config) *actor.PID {
 	t.Helper()
 	sys := testkit.Remote(t, i)
-	pid := sys.Root.Spawn(server.NewOwner(cfg))
+	pid := sys.Root.Spawn(owner.New(cfg))
 	t.Cleanup(func() { _ = sys.Root.StopFuture(pid).Wait() })
 	return pid
 }
@@ -81,7 +82,7 @@ const errNotEqual = stringErr("echo differs from what was sent")
 // Demand, all crossing the network.
 func TestOwnerOnAnotherNodeEchoesByteExact(t *testing.T) {
 	srv, addr := remoteServer(t, 0, 1)
-	subscribedOwner(t, testkit.Remote(t, 1), server.OwnerConfig{Server: srv.PID(), Handler: server.EchoOwner()})
+	subscribedOwner(t, testkit.Remote(t, 1), owner.Config{Server: srv.PID(), Handler: owner.Echo()})
 
 	const conns, size = 8, 256 << 10
 	var wg sync.WaitGroup
@@ -113,7 +114,7 @@ func TestOwnerOnAnotherNodeEchoesByteExact(t *testing.T) {
 // subscribedOwner spawns an owner actor in sys, stopped when the test ends,
 // and returns once it is subscribed to cfg.Server (the first OnServer news),
 // so that the server announces every client that connects afterwards to it.
-func subscribedOwner(t *testing.T, sys *actor.ActorSystem, cfg server.OwnerConfig) *actor.PID {
+func subscribedOwner(t *testing.T, sys *actor.ActorSystem, cfg owner.Config) *actor.PID {
 	t.Helper()
 	subscribed := make(chan error, 1)
 	cfg.OnServer = func(_ *actor.PID, err error) { // runs in the owner: never blocks
@@ -122,7 +123,7 @@ func subscribedOwner(t *testing.T, sys *actor.ActorSystem, cfg server.OwnerConfi
 		default:
 		}
 	}
-	pid := sys.Root.Spawn(server.NewOwner(cfg))
+	pid := sys.Root.Spawn(owner.New(cfg))
 	t.Cleanup(func() { _ = sys.Root.StopFuture(pid).Wait() })
 	select {
 	case err := <-subscribed:
@@ -208,7 +209,7 @@ func TestOwnerStoppingOnAnotherNodeClosesTheConnection(t *testing.T) {
 	fds := testkit.OpenFDs(t)
 
 	sysB := testkit.Remote(t, 1)
-	owner := subscribedOwner(t, sysB, server.OwnerConfig{Server: srv.PID(), Handler: server.EchoOwner()})
+	owner := subscribedOwner(t, sysB, owner.Config{Server: srv.PID(), Handler: owner.Echo()})
 	client, err := net.DialTimeout("tcp", addr, replyTimeout)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -92,10 +93,38 @@ func ProtocolOf(address string) NetworkLayerProtocol {
 	return NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_IPV6
 }
 
-// FormatPort checks a Listen port: Qt's ports are 16-bit.
-func FormatPort(port uint32) (string, *Error) {
+// CheckListenPort checks a Listen port (Qt's ports are 16-bit) and returns
+// it as net.Listen takes it, or a SocketAddressNotAvailable error.
+func CheckListenPort(port uint32) (string, *Error) {
 	if port > 65535 {
 		return "", NewError(SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE, "port %d out of range 0-65535", port)
 	}
 	return fmt.Sprint(port), nil
+}
+
+// SplitHostPort splits "HOST:PORT" (an IPv6 HOST in brackets) into its host
+// and its port, 0 to 65535. The host is not checked: it may be a name, an
+// IP literal or one of the special addresses of a Listen. The error quotes
+// s and says what was wanted.
+func SplitHostPort(s string) (host string, port uint16, err error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: want HOST:PORT", s)
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: port must be a number from 0 to 65535", s)
+	}
+	return host, uint16(n), nil
+}
+
+// ParseListen parses "HOST:PORT" into a Listen request (HOST as in Listen:
+// an IP literal or a special address such as Any or LocalHost, checked by
+// the server when it listens).
+func ParseListen(hostPort string) (*Listen, error) {
+	host, port, err := SplitHostPort(hostPort)
+	if err != nil {
+		return nil, err
+	}
+	return &Listen{Address: host, Port: uint32(port)}, nil
 }

@@ -6,7 +6,7 @@ package main
 // actor system with a remote endpoint (127.0.0.1, a port the kernel picks),
 // and starts a second child process of its own — `tcpactor-bench server
 // --kind remote-owner --owner-of HOST:PORT/NAME` — which runs the owner side:
-// server.NewOwner with server.EchoOwner, subscribed to that server over
+// owner.New with owner.Echo, subscribed to that server over
 // remote. Every Received, Write (carrying the next read's credit,
 // Write.demand) and WriteAck crosses the two nodes' gRPC streams. The load
 // generator talks to the server node only, as a client of a real deployment
@@ -29,12 +29,14 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/owner"
+	"github.com/tcpactor/tcpactor/remotenode"
 	"github.com/tcpactor/tcpactor/server"
 )
 
 // The kinds of the remote bench.
 const (
-	kindRemote      = "remote"       // tcpactor server node + owner actor (server.NewOwner) on a second node
+	kindRemote      = "remote"       // tcpactor server node + owner actor (owner.New) on a second node
 	kindRemoteOwner = "remote-owner" // hidden: the owner node of kind remote
 )
 
@@ -42,11 +44,11 @@ const (
 const benchServerName = "bench"
 
 // benchRemoteConfig is the remote configuration of both nodes of the remote
-// kinds: the guard every tcpactor node runs (server.RemoteGuard, 64 MiB gRPC
+// kinds: the guard every tcpactor node runs (remotenode.Guard, 64 MiB gRPC
 // messages) on 127.0.0.1, a port the kernel picks, and with tlsDir (kind
 // remote-tls) mutual TLS with the certificates there.
 func benchRemoteConfig(sys *actor.ActorSystem, tlsDir string) (*remote.Config, error) {
-	cfg := server.NewRemoteGuard(sys.Logger()).Config("127.0.0.1", 0)
+	cfg := remotenode.NewGuard(sys.Logger()).Config("127.0.0.1", 0)
 	if tlsDir != "" {
 		if err := benchTLS(tlsDir).Apply(cfg); err != nil {
 			return nil, err
@@ -147,8 +149,8 @@ type ownerNode struct {
 
 // startOwnerNode starts an actor system with a remote endpoint (mutual TLS
 // with the certificates in tlsDir, when given) and an owner actor
-// (server.NewOwner, EchoOwner) subscribed to the server at target, and
-// returns once the subscription is acknowledged (OwnerConfig.OnServer).
+// (owner.New, owner.Echo) subscribed to the server at target, and
+// returns once the subscription is acknowledged (owner.Config.OnServer).
 func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
 	pid, err := ownerOf(target)
 	if err != nil {
@@ -168,9 +170,9 @@ func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
 		default:
 		}
 	}
-	echo := server.EchoOwner()
-	counted := func() server.OwnerHandler { return &countedOwner{OwnerHandler: echo(), node: o} }
-	o.sys.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: pid, Handler: counted, OnServer: onServer}))
+	echo := owner.Echo()
+	counted := func() owner.Handler { return &countedOwner{Handler: echo(), node: o} }
+	o.sys.Root.Spawn(owner.New(owner.Config{Server: pid, Handler: counted, OnServer: onServer}))
 	select {
 	case err := <-subscribed:
 		if err != nil {
@@ -200,20 +202,20 @@ func ownerOf(v string) (*actor.PID, error) {
 
 // countedOwner is an owner handler that counts, for the stats command, the
 // connections its node claimed (Connected) and finished (Disconnected). It
-// passes on the OwnerHandler methods only: EchoOwner has no PeerClosed.
+// passes on the owner.Handler methods only: owner.Echo has no PeerClosed.
 type countedOwner struct {
-	server.OwnerHandler
+	owner.Handler
 	node *ownerNode
 }
 
-func (c *countedOwner) Connected(o *server.Owned) {
+func (c *countedOwner) Connected(o *owner.Owned) {
 	c.node.claimed.Add(1)
-	c.OwnerHandler.Connected(o)
+	c.Handler.Connected(o)
 }
 
-func (c *countedOwner) Disconnected(o *server.Owned, err *messages.Error) {
+func (c *countedOwner) Disconnected(o *owner.Owned, err *messages.Error) {
 	c.node.ended.Add(1)
-	c.OwnerHandler.Disconnected(o, err)
+	c.Handler.Disconnected(o, err)
 }
 
 func (o *ownerNode) port() int { return 0 }

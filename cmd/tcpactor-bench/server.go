@@ -34,6 +34,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/internal/cliflag"
 	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/protocols"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -221,7 +222,7 @@ func startActorEcho(owners bool, backlog int) (*actorEcho, error) {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	var opts server.Options
 	if !owners {
-		opts.Connection.Handler = server.Echo()
+		opts.Connection.Handler = protocols.Echo()
 	}
 	srv := server.Spawn(sys, opts)
 	a := &actorEcho{sys: sys, srv: srv}

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/remotenode"
 )
 
 // kindRemoteTLS is the remote kind with mutual TLS between its two nodes.
@@ -22,8 +22,8 @@ const kindRemoteTLS = "remote-tls"
 // benchTLS is the throwaway PKI of kind remote-tls in dir: a CA and one
 // certificate for 127.0.0.1 that both nodes present (it serves both ends
 // of a stream).
-func benchTLS(dir string) server.RemoteTLS {
-	return server.RemoteTLS{
+func benchTLS(dir string) remotenode.TLS {
+	return remotenode.TLS{
 		CertFile: filepath.Join(dir, "node.pem"),
 		KeyFile:  filepath.Join(dir, "node-key.pem"),
 		CAFile:   filepath.Join(dir, "ca.pem"),

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/protocols"
 )
 
 // The command line, run as a user runs it: TestCommandLine builds the
@@ -543,8 +543,8 @@ func testServeFortune(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok := false
-	for _, f := range server.Fortunes {
-		ok = ok || bytes.Equal(got, server.QString(f))
+	for _, f := range protocols.Fortunes {
+		ok = ok || bytes.Equal(got, protocols.QString(f))
 	}
 	if !ok {
 		t.Fatalf("got %q, want one QDataStream QString fortune, then EOF", got)

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/owner"
 	"github.com/tcpactor/tcpactor/server"
 )
 
 // handle is a handler node: it serves the connections of a server that runs
 // on another node (started with `tcpactor serve --handler none --remote ...`).
-// Its owner actor (server.NewOwner) subscribes to the server's
+// Its owner actor (owner.New) subscribes to the server's
 // newConnection() signal, claims each new connection, and the connections
 // queued before it started, with NextPendingConnection{owner}, and speaks
 // Received / Write / Demand with them across the nodes. Several handler
@@ -22,7 +23,7 @@ import (
 // first.
 //
 // It checks first that the server's node answers, exits with an error when
-// the server is missing or lost, and on exit unsubscribes (server.StopOwner)
+// the server is missing or lost, and on exit unsubscribes (owner.Stop)
 // so that the server does not try to reach a dead node.
 func handle(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("handle", stdout)
@@ -35,7 +36,7 @@ func handle(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	h, err := server.OwnerHandlerByName(*handler)
+	h, err := owner.HandlerByName(*handler)
 	if err != nil {
 		return badUsage("--handler: %v", err)
 	}
@@ -53,7 +54,7 @@ func handle(args []string, stdout, stderr io.Writer) error {
 	// subscribed, then an error when the server is lost. Its few reports
 	// fit in the buffer; the owner never blocks on it.
 	news := make(chan error, 4)
-	owner := sys.Root.Spawn(server.NewOwner(server.OwnerConfig{
+	ownerPID := sys.Root.Spawn(owner.New(owner.Config{
 		Server:  srvPID,
 		Handler: h,
 		OnServer: func(_ *actor.PID, err error) {
@@ -73,7 +74,7 @@ func handle(args []string, stdout, stderr io.Writer) error {
 		if !subscribed {
 			unsubscribeFrom = nil
 		}
-		if err := server.StopOwner(sys.Root, owner, unsubscribeFrom, 2*time.Second); err != nil {
+		if err := owner.Stop(sys.Root, ownerPID, unsubscribeFrom, 2*time.Second); err != nil {
 			sys.Logger().Info("tcpactor handle: " + err.Error())
 		}
 	}()

@@ -28,7 +28,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/internal/cliflag"
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/remotenode"
 )
 
 // errUsage marks a command line that cannot be used: exit status 2.
@@ -138,15 +139,12 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// hostPort splits a HOST:PORT flag value.
+// hostPort splits a HOST:PORT flag value (messages.SplitHostPort, the parser
+// of Listen addresses too), naming the flag in its usage error.
 func hostPort(flagName, v string) (string, int, error) {
-	host, p, err := net.SplitHostPort(v)
+	host, port, err := messages.SplitHostPort(v)
 	if err != nil {
-		return "", 0, badUsage("--%s %q: want HOST:PORT", flagName, v)
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
-		return "", 0, badUsage("--%s %q: port must be a number from 0 to 65535", flagName, v)
+		return "", 0, badUsage("--%s %v", flagName, err)
 	}
 	return host, int(port), nil
 }
@@ -185,10 +183,10 @@ func logLevel(v string) (slog.Level, error) {
 
 // newSystem makes an actor system whose logging (Proto.Actor logs through
 // slog) goes to stderr at level, so stdout stays clean. A peer node going
-// away is logged at INFO, not ERROR (server.QuietPeerLoss).
+// away is logged at INFO, not ERROR (remotenode.QuietPeerLoss).
 func newSystem(stderr io.Writer, level slog.Level) *actor.ActorSystem {
 	h := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
-	logger := slog.New(server.QuietPeerLoss(h))
+	logger := slog.New(remotenode.QuietPeerLoss(h))
 	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 }
 
@@ -203,7 +201,7 @@ func startRemote(sys *actor.ActorSystem, host string, port int, rf *remoteFlags)
 	probe.Close()
 	// The guard keeps the node up when a peer sends a message it cannot
 	// decode, and lets batches of Received through gRPC's default 4 MiB
-	// limit (see server.RemoteGuard).
+	// limit (see remotenode.Guard).
 	guard := newGuard(sys)
 	cfg, err := rf.config(guard, host, port)
 	if err != nil {
@@ -211,7 +209,7 @@ func startRemote(sys *actor.ActorSystem, host string, port int, rf *remoteFlags)
 	}
 	r := remote.NewRemote(sys, cfg)
 	r.Start()
-	guard.Started(sys) // what a remote peer may send: server/guard_authz.go
+	guard.Started(sys) // what a remote peer may send: remotenode/guard_authz.go
 	return r, nil
 }
 

@@ -22,8 +22,11 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/clusterkind"
 	"github.com/tcpactor/tcpactor/internal/remotecfg"
 	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/owner"
+	"github.com/tcpactor/tcpactor/remotenode"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -79,7 +82,7 @@ func node(args []string, stdout, stderr io.Writer) error {
 			sys.Shutdown()
 		}
 	}()
-	guard := server.NewRemoteGuard(sys.Logger())
+	guard := remotenode.NewGuard(sys.Logger())
 	n := &runningNode{cfg: cfg, sys: sys, out: out, guard: guard}
 	defer n.stop()
 	if err := n.start(); err != nil {
@@ -163,12 +166,12 @@ func parseNode(args []string, stdout io.Writer) (*nodeConfig, error) {
 		return nil, badUsage("--remote-admin needs a server of this node (--listen)")
 	}
 	if c.handler != "" {
-		if _, err := server.OwnerHandlerByName(c.handler); err != nil {
+		if _, err := owner.HandlerByName(c.handler); err != nil {
 			return nil, badUsage("--handler: %v", err)
 		}
 	}
 	if c.listen != "" {
-		if _, err := server.ParseListen(c.listen); err != nil {
+		if _, err := messages.ParseListen(c.listen); err != nil {
 			return nil, badUsage("--listen %v", err)
 		}
 	}
@@ -180,7 +183,7 @@ type runningNode struct {
 	cfg   *nodeConfig
 	sys   *actor.ActorSystem
 	out   *linePrinter
-	guard *server.RemoteGuard
+	guard *remotenode.Guard
 	rem   *remote.Remote
 	cl    *cluster.Cluster
 	stops []func()
@@ -206,7 +209,7 @@ func (n *runningNode) start() error {
 		}
 		var kinds []*cluster.Kind
 		if n.cfg.listen != "" {
-			kinds = append(kinds, server.ClusterKind(n.clusterServerConfig()))
+			kinds = append(kinds, clusterkind.Kind(n.clusterServerConfig()))
 		}
 		n.cl = cluster.New(n.sys, cluster.Configure(n.cfg.clusterName, provider, disthash.New(), rcfg,
 			cluster.WithKinds(kinds...)))
@@ -246,11 +249,11 @@ func (n *runningNode) serverOptions() server.Options {
 	return opts
 }
 
-func (n *runningNode) clusterServerConfig() server.ClusterServerConfig {
+func (n *runningNode) clusterServerConfig() clusterkind.Config {
 	opts := n.serverOptions()
-	return server.ClusterServerConfig{
+	return clusterkind.Config{
 		Options: opts,
-		Listen:  server.ListenTable(map[string]string{n.cfg.name: n.cfg.listen}),
+		Listen:  clusterkind.ListenTable(map[string]string{n.cfg.name: n.cfg.listen}),
 		OnListen: func(identity string, r *messages.ListenResult) {
 			if r.Ok {
 				n.out.printf("listening on %s server=%s", net.JoinHostPort(r.Address, strconv.Itoa(int(r.Port))), identity)
@@ -268,7 +271,7 @@ func (n *runningNode) startServer() error {
 		return nil
 	}
 	if n.cl != nil {
-		n.stops = append(n.stops, server.KeepActivated(n.cl, []string{n.cfg.name}, 0))
+		n.stops = append(n.stops, clusterkind.KeepActivated(n.cl, []string{n.cfg.name}, 0))
 		return nil
 	}
 	srv, err := server.SpawnNamed(n.sys, n.cfg.name, n.serverOptions())
@@ -276,7 +279,7 @@ func (n *runningNode) startServer() error {
 		return err
 	}
 	n.stops = append(n.stops, func() { _ = srv.Stop() })
-	l, _ := server.ParseListen(n.cfg.listen)
+	l, _ := messages.ParseListen(n.cfg.listen)
 	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
 	defer cancel()
 	addr, bound, err := srv.Listen(ctx, l.Address, uint16(l.Port), nil)
@@ -314,19 +317,19 @@ func (n *runningNode) startHandler() error {
 	if err != nil {
 		return err
 	}
-	h, _ := server.OwnerHandlerByName(n.cfg.handler)
-	cfg := server.OwnerConfig{Server: pid, Handler: h, Notify: func(line string) { n.out.printf("owner: %s", line) }}
+	h, _ := owner.HandlerByName(n.cfg.handler)
+	cfg := owner.Config{Server: pid, Handler: h, Notify: func(line string) { n.out.printf("owner: %s", line) }}
 	if n.cfg.credit > 0 {
 		cfg.Claim = &messages.ClaimOptions{InitialCredit: int32(n.cfg.credit)}
 	}
-	owner, err := n.sys.Root.SpawnNamed(server.NewOwner(cfg), "owner")
+	owner, err := n.sys.Root.SpawnNamed(owner.New(cfg), "owner")
 	if err != nil {
 		return err
 	}
 	n.stops = append(n.stops, func() { _ = n.sys.Root.StopFuture(owner).Wait() })
 	if identity != "" {
-		n.stops = append(n.stops, server.KeepSubscribed(n.cl, owner, []string{server.TopicOf(identity)}, 0))
-		n.out.printf("handler on topic %s", server.TopicOf(identity))
+		n.stops = append(n.stops, clusterkind.KeepSubscribed(n.cl, owner, []string{clusterkind.TopicOf(identity)}, 0))
+		n.out.printf("handler on topic %s", clusterkind.TopicOf(identity))
 	} else {
 		n.out.printf("handler on %s", pid)
 	}
@@ -354,7 +357,7 @@ func (n *runningNode) startWatcher() error {
 	}
 	n.stops = append(n.stops, func() { _ = n.sys.Root.StopFuture(w).Wait() })
 	if identity != "" {
-		n.stops = append(n.stops, server.KeepSubscribedToServer(n.cl, identity, w, 0))
+		n.stops = append(n.stops, clusterkind.KeepSubscribedToServer(n.cl, identity, w, 0))
 		n.out.printf("watching %s", identity)
 		return nil
 	}

@@ -9,13 +9,13 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/internal/remotecfg"
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/remotenode"
 )
 
 // remoteFlags are the transport-security flags of every command with a
 // remote endpoint (serve, handle, status, node).
 type remoteFlags struct {
-	tls       server.RemoteTLS
+	tls       remotenode.TLS
 	insecure  bool
 	advertise string
 }
@@ -57,9 +57,9 @@ func (f *remoteFlags) check(flagName, host string, port int) error {
 }
 
 // config is the remote configuration of a node on host:port: the guard's
-// (server.RemoteGuard.Config), the advertised host, and mutual TLS when
+// (remotenode.Guard.Config), the advertised host, and mutual TLS when
 // asked for.
-func (f *remoteFlags) config(guard *server.RemoteGuard, host string, port int) (*remote.Config, error) {
+func (f *remoteFlags) config(guard *remotenode.Guard, host string, port int) (*remote.Config, error) {
 	var opts []remote.ConfigOption
 	adv, err := f.advertised(port)
 	if err != nil {
@@ -78,7 +78,7 @@ func (f *remoteFlags) config(guard *server.RemoteGuard, host string, port int) (
 }
 
 // newGuard is the guard of a CLI node, logging to its system's logger.
-func newGuard(sys *actor.ActorSystem) *server.RemoteGuard { return server.NewRemoteGuard(sys.Logger()) }
+func newGuard(sys *actor.ActorSystem) *remotenode.Guard { return remotenode.NewGuard(sys.Logger()) }
 
 func hostPortString(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 

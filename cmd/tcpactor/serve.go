@@ -16,6 +16,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/protocols"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -123,7 +124,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	fs := newFlags("serve", stdout)
 	listen := fs.String("listen", "127.0.0.1:7070", "`HOST:PORT` to listen on; HOST is an IP or Any, AnyIPv4, AnyIPv6, LocalHost, LocalHostIPv6; port 0 picks one; \"systemd\" adopts the socket of systemd socket activation (LISTEN_FDS)")
-	handler := fs.String("handler", "echo", "connection `HANDLER`: "+server.HandlerNames+" (none leaves connections pending for owner actors, e.g. of 'tcpactor handle' on another node)")
+	handler := fs.String("handler", "echo", "connection `HANDLER`: "+protocols.HandlerNames+" (none leaves connections pending for owner actors, e.g. of 'tcpactor handle' on another node)")
 	maxPending := intFlagOf(fs, "max-pending", actors.DefaultMaxPendingConnections, 1, math.MaxInt32, "most connections waiting to be claimed (setMaxPendingConnections), `N` from 1")
 	maxConns := intFlagOf(fs, "max-connections", 0, 0, math.MaxInt32, "most live connections (`N`), at which accepting pauses; 0 = no cap")
 	idle := fs.Duration("idle-timeout", 0, "close connections idle this long; 0 = never")
@@ -178,7 +179,7 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	}
 	cfg.opts = server.Options{MaxPendingConnections: *maxPending, MaxConnections: *maxConns, AllowRemoteAdmin: *remoteAdmin}
 	cfg.opts.Connection.IdleTimeout = *idle
-	if cfg.opts.Connection.Handler, err = server.HandlerByName(*handler); err != nil {
+	if cfg.opts.Connection.Handler, err = protocols.HandlerByName(*handler); err != nil {
 		return nil, badUsage("--handler: %v", err)
 	}
 	if err := tlsF.apply(&cfg.opts); err != nil {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -45,7 +46,7 @@ func main() {
 // run listens on listen and serves until ctx ends. It prints
 // "listening on HOST:PORT" once the server listens.
 func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writer) error {
-	l, err := server.ParseListen(listen)
+	l, err := messages.ParseListen(listen)
 	if err != nil {
 		return fmt.Errorf("--listen %w", err)
 	}

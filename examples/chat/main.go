@@ -43,7 +43,7 @@ func main() {
 // run serves the chat room on listen in sys until ctx ends. It prints
 // "listening on HOST:PORT" once the server listens.
 func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writer) error {
-	l, err := server.ParseListen(listen)
+	l, err := messages.ParseListen(listen)
 	if err != nil {
 		return fmt.Errorf("--listen %w", err)
 	}

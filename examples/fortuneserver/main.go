@@ -23,6 +23,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/actors"
+	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/protocols"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -55,7 +57,7 @@ func main() {
 // tlsCfg is not nil. It prints "listening on HOST:PORT" once the server
 // listens.
 func run(ctx context.Context, sys *actor.ActorSystem, listen string, tlsCfg *tls.Config, out io.Writer) error {
-	l, err := server.ParseListen(listen)
+	l, err := messages.ParseListen(listen)
 	if err != nil {
 		return fmt.Errorf("--listen %w", err)
 	}
@@ -84,9 +86,9 @@ func run(ctx context.Context, sys *actor.ActorSystem, listen string, tlsCfg *tls
 type fortuneHandler struct{ actors.BaseHandler }
 
 func (fortuneHandler) Connected(s *actors.Socket) {
-	fortune := server.Fortunes[rand.IntN(len(server.Fortunes))]
-	s.Write(server.QString(fortune), 0) // QDataStream out; out << fortune
-	s.Close()                           // clientConnection->disconnectFromHost()
+	fortune := protocols.Fortunes[rand.IntN(len(protocols.Fortunes))]
+	s.Write(protocols.QString(fortune), 0) // QDataStream out; out << fortune
+	s.Close()                              // clientConnection->disconnectFromHost()
 }
 
 // warnings logs Proto.Actor's warnings and errors to stderr.

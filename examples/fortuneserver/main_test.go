@@ -15,7 +15,7 @@ import (
 	"github.com/tcpactor/tcpactor/examples/internal/exampletest"
 	"github.com/tcpactor/tcpactor/examples/internal/qtclient"
 	"github.com/tcpactor/tcpactor/internal/testkit"
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/protocols"
 )
 
 func TestMain(m *testing.M) { testkit.RunTests(m) }
@@ -44,7 +44,7 @@ func TestQtFortuneClientReadsAFortune(t *testing.T) {
 	host, port := startFortuneServer(t)
 	for range 3 {
 		got := qtclient.Fortune(t, host, port)
-		if !slices.Contains(server.Fortunes, got) {
+		if !slices.Contains(protocols.Fortunes, got) {
 			t.Fatalf("Qt client read %q, which is not one of the fortunes", got)
 		}
 	}
@@ -59,7 +59,7 @@ func TestQtSslSocketReadsAFortuneOverTLS(t *testing.T) {
 	host, port := startFortuneServerTLS(t, certs.ServerConfig(t))
 	for range 2 {
 		got := qtclient.Fortune(t, host, port, "--tls", certs.CAFile)
-		if !slices.Contains(server.Fortunes, got) {
+		if !slices.Contains(protocols.Fortunes, got) {
 			t.Fatalf("Qt's QSslSocket read %q, which is not one of the fortunes", got)
 		}
 	}
@@ -92,7 +92,7 @@ func TestFortuneIsOneQStringThenTheServerDisconnects(t *testing.T) {
 		units[i] = binary.BigEndian.Uint16(body[2*i:])
 	}
 	got := string(utf16.Decode(units))
-	if !slices.Contains(server.Fortunes, got) {
+	if !slices.Contains(protocols.Fortunes, got) {
 		t.Fatalf("decoded %q, which is not one of the fortunes", got)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -42,7 +43,7 @@ func main() {
 // run serves HTTP on listen until ctx ends, then shuts the HTTP server down
 // gracefully. It prints "listening on HOST:PORT" once the server listens.
 func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writer) error {
-	l, err := server.ParseListen(listen)
+	l, err := messages.ParseListen(listen)
 	if err != nil {
 		return fmt.Errorf("--listen %w", err)
 	}

@@ -32,6 +32,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/owner"
+	"github.com/tcpactor/tcpactor/remotenode"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -99,7 +101,7 @@ func run(ctx context.Context, role, listen, remoteAddr, target string, out io.Wr
 		// Unsubscribed while both nodes are up: the server unwatches the
 		// dispatcher now, instead of calling on a node that has gone (which
 		// the pinned remote retries for ten seconds at shutdown).
-		defer func() { _ = server.StopOwner(b.Root, d, serverPID, 2*time.Second) }()
+		defer func() { _ = owner.Stop(b.Root, d, serverPID, 2*time.Second) }()
 		fmt.Fprintf(out, "handler node %s\n", b.Address())
 	}
 	<-ctx.Done()
@@ -131,7 +133,7 @@ func startNode(addr string) (*actor.ActorSystem, func(), error) {
 // startServer is node A: a ServerActor under name, listening on listen, with
 // no local handler, so every connection waits for an owner.
 func startServer(ctx context.Context, sys *actor.ActorSystem, name, listen string) (*server.Server, string, error) {
-	l, err := server.ParseListen(listen)
+	l, err := messages.ParseListen(listen)
 	if err != nil {
 		return nil, "", fmt.Errorf("--listen %w", err)
 	}
@@ -235,8 +237,8 @@ func (upperOwner) Receive(ctx actor.Context) {
 
 // warnings logs Proto.Actor's warnings and errors to stderr. The pinned
 // Proto.Actor remote logs a peer's stream ending at ERROR, its own orderly
-// close at shutdown included; server.QuietPeerLoss logs those at INFO, so
+// close at shutdown included; remotenode.QuietPeerLoss logs those at INFO, so
 // that a normal exit is quiet.
 func warnings(*actor.ActorSystem) *slog.Logger {
-	return slog.New(server.QuietPeerLoss(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	return slog.New(remotenode.QuietPeerLoss(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/protocols"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -50,7 +52,7 @@ var errServed = errors.New("served by the incomingConnection hook")
 // run serves fortunes on listen in sys until ctx ends. It prints
 // "listening on HOST:PORT" once the server listens.
 func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writer) error {
-	l, err := server.ParseListen(listen)
+	l, err := messages.ParseListen(listen)
 	if err != nil {
 		return fmt.Errorf("--listen %w", err)
 	}
@@ -69,9 +71,9 @@ func run(ctx context.Context, sys *actor.ActorSystem, listen string, out io.Writ
 // because the hook has a goroutine of its own. ctx ends when the server
 // stops (and the server closes conn then).
 func fortuneThread(ctx context.Context, conn net.Conn) (net.Conn, error) {
-	fortune := server.Fortunes[rand.IntN(len(server.Fortunes))]
+	fortune := protocols.Fortunes[rand.IntN(len(protocols.Fortunes))]
 	conn.SetWriteDeadline(time.Now().Add(30 * time.Second)) // waitForBytesWritten's time-out
-	if _, err := conn.Write(server.QString(fortune)); err != nil {
+	if _, err := conn.Write(protocols.QString(fortune)); err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/tcpactor/tcpactor/examples/internal/exampletest"
 	"github.com/tcpactor/tcpactor/examples/internal/qtclient"
 	"github.com/tcpactor/tcpactor/internal/testkit"
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/protocols"
 )
 
 func TestMain(m *testing.M) { testkit.RunTests(m) }
@@ -34,7 +34,7 @@ func TestQtFortuneClientReadsAFortuneServedByTheHook(t *testing.T) {
 	qtclient.Require(t)
 	host, port := startServer(t)
 	for range 3 {
-		if got := qtclient.Fortune(t, host, port); !slices.Contains(server.Fortunes, got) {
+		if got := qtclient.Fortune(t, host, port); !slices.Contains(protocols.Fortunes, got) {
 			t.Fatalf("Qt client read %q, which is not one of the fortunes", got)
 		}
 	}
@@ -63,8 +63,8 @@ func TestConcurrentClientsEachGetAWholeFortune(t *testing.T) {
 				return
 			}
 			want := false
-			for _, f := range server.Fortunes {
-				want = want || string(server.QString(f)) == string(b)
+			for _, f := range protocols.Fortunes {
+				want = want || string(protocols.QString(f)) == string(b)
 			}
 			if !want {
 				errs <- "not one whole QString fortune: " + strconv.Quote(string(b))

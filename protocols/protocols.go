@@ -1,4 +1,7 @@
-package server
+// Package protocols holds the demo protocols of the examples, the CLI and
+// the benchmark, as local handlers: echo, discard, Qt's Fortune Server and
+// a chat room, chosen by name with HandlerByName.
+package protocols
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package server
+package remotenode
 
 import (
 	"crypto/x509"
@@ -61,16 +61,16 @@ func (p *streamPeer) name() string {
 // pretend to come from it), and the ServerActors of this process refuse to
 // adopt the remote's listening socket (actors.ProtectListener). Call it
 // right after remote.Start; until then only the address check is missing.
-func (g *RemoteGuard) Started(sys *actor.ActorSystem) {
+func (g *Guard) Started(sys *actor.ActorSystem) {
 	g.local.Store(sys)
 	actors.ProtectListener(sys.Address())
 }
 
 // Refused is how many envelopes the guard dropped because the peer may not
 // send them.
-func (g *RemoteGuard) Refused() uint64 { return g.refused.Load() }
+func (g *Guard) Refused() uint64 { return g.refused.Load() }
 
-func (g *RemoteGuard) isLocal(addr string) bool {
+func (g *Guard) isLocal(addr string) bool {
 	if addr == "" || addr == "nonhost" {
 		return true
 	}
@@ -87,7 +87,7 @@ func (g *RemoteGuard) isLocal(addr string) bool {
 // and closes its gRPC connection. Refused before the answer, it would dial
 // four more times over 10 s and leave all but the last of those
 // connections (to this node) open: it overwrites them without closing.
-func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) {
+func (g *Guard) connected(p *streamPeer, c *remote.ConnectRequest) {
 	addr := c.GetServerConnection().GetAddress()
 	switch {
 	case p.bad != "":
@@ -115,7 +115,7 @@ func (g *RemoteGuard) connected(p *streamPeer, c *remote.ConnectRequest) {
 
 // authorize removes from b what the peer may not send and marks the rest
 // with the peer's node. b has been through filter: its indexes are valid.
-func (g *RemoteGuard) authorize(p *streamPeer, b *remote.MessageBatch) {
+func (g *Guard) authorize(p *streamPeer, b *remote.MessageBatch) {
 	kept := b.Envelopes[:0]
 	for _, e := range b.Envelopes {
 		if reason, why := g.check(p, b, e); why != "" {
@@ -140,7 +140,7 @@ func (g *RemoteGuard) authorize(p *streamPeer, b *remote.MessageBatch) {
 }
 
 // check says why e may not be delivered, or "".
-func (g *RemoteGuard) check(p *streamPeer, b *remote.MessageBatch, e *remote.MessageEnvelope) (actors.RefusalReason, string) {
+func (g *Guard) check(p *streamPeer, b *remote.MessageBatch, e *remote.MessageEnvelope) (actors.RefusalReason, string) {
 	name := b.TypeNames[e.TypeId]
 	switch {
 	case p.bad != "":

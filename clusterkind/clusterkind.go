@@ -1,11 +1,12 @@
-package server
+// Package clusterkind is the Proto.Actor cluster kind of tcpactor servers:
+// a ServerActor reachable by identity, listening on activation and
+// publishing its events on the identity's topic.
+package clusterkind
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,19 +16,20 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/server"
 	"google.golang.org/protobuf/proto"
 )
 
-// ClusterKindName is the cluster kind of a tcpactor server: a server is
+// Name is the cluster kind of a tcpactor server: a server is
 // reached from any member by its identity, e.g. identity "echo" of kind
 // "tcpserver".
-const ClusterKindName = "tcpserver"
+const Name = "tcpserver"
 
-// ClusterServerConfig configures the activations of ClusterKind. Each
+// Config configures the activations of Kind. Each
 // activation is one ServerActor that listens as soon as it is activated.
-type ClusterServerConfig struct {
+type Config struct {
 	// Options are the Go options of each activation's ServerActor.
-	Options Options
+	Options server.Options
 	// Listen gives the Listen request of an identity. nil: ListenFromIdentity.
 	Listen func(identity string) (*messages.Listen, error)
 	// Topic names the cluster PubSub topic on which an identity's
@@ -44,7 +46,7 @@ type ClusterServerConfig struct {
 }
 
 // TopicOf is the default topic of a server identity: "tcpserver/IDENTITY".
-func TopicOf(identity string) string { return ClusterKindName + "/" + identity }
+func TopicOf(identity string) string { return Name + "/" + identity }
 
 // ListenFromIdentity reads the listen address from the identity itself:
 // "HOST:PORT" or "NAME@HOST:PORT" (HOST as in Listen: an IP literal, Any,
@@ -54,20 +56,7 @@ func ListenFromIdentity(identity string) (*messages.Listen, error) {
 	if i := strings.LastIndexByte(identity, '@'); i >= 0 {
 		addr = identity[i+1:]
 	}
-	return ParseListen(addr)
-}
-
-// ParseListen parses "HOST:PORT" into a Listen request.
-func ParseListen(hostPort string) (*messages.Listen, error) {
-	host, portStr, err := net.SplitHostPort(hostPort)
-	if err != nil {
-		return nil, fmt.Errorf("%q: want HOST:PORT", hostPort)
-	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("%q: port must be 0-65535", hostPort)
-	}
-	return &messages.Listen{Address: host, Port: uint32(port)}, nil
+	return messages.ParseListen(addr)
 }
 
 // ListenTable is a kind-level configuration: each identity listens where the
@@ -78,20 +67,20 @@ func ListenTable(table map[string]string) func(identity string) (*messages.Liste
 		if !ok {
 			return nil, fmt.Errorf("no listen address configured for server identity %q", identity)
 		}
-		return ParseListen(addr)
+		return messages.ParseListen(addr)
 	}
 }
 
-// ClusterKind is the cluster kind (ClusterKindName) of tcpactor servers:
+// Kind is the cluster kind (Name) of tcpactor servers:
 // register it on the members that may host servers. An activation listens
 // at once, forwards every request of the protocol to its ServerActor (so
-// c.Request(identity, ClusterKindName, &messages.GetStatus{}) works from any
+// c.Request(identity, Name, &messages.GetStatus{}) works from any
 // member), and publishes NewConnection and AcceptError on the identity's
 // topic. When the member that hosts an identity is lost, the next request
 // for it activates it on another member, which listens again (see
 // KeepActivated).
-func ClusterKind(cfg ClusterServerConfig) *cluster.Kind {
-	return cluster.NewKind(ClusterKindName, actor.PropsFromProducer(func() actor.Actor {
+func Kind(cfg Config) *cluster.Kind {
+	return cluster.NewKind(Name, actor.PropsFromProducer(func() actor.Actor {
 		return &clusterServer{cfg: cfg}
 	}))
 }
@@ -100,7 +89,7 @@ func ClusterKind(cfg ClusterServerConfig) *cluster.Kind {
 type retryListen struct{}
 
 type clusterServer struct {
-	cfg      ClusterServerConfig
+	cfg      Config
 	identity string
 	server   *actor.PID
 	listen   *messages.Listen
@@ -277,7 +266,7 @@ func (p *topicPublisher) drop(n int, err error) {
 func KeepActivated(c *cluster.Cluster, identities []string, every time.Duration) (stop func()) {
 	return keepDoing(c, every, func() {
 		for _, id := range identities {
-			_, _ = c.Request(id, ClusterKindName, &messages.GetStatus{},
+			_, _ = c.Request(id, Name, &messages.GetStatus{},
 				cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 		}
 	})
@@ -340,12 +329,12 @@ func keepDoing(c *cluster.Cluster, every time.Duration, f func()) (stop func()) 
 // Get returns a Server for a cluster identity, activating it when needed.
 // The PID is the activation's: when the identity moves to another member,
 // call Get again.
-func Get(c *cluster.Cluster, identity string) (*Server, error) {
-	pid := c.Get(identity, ClusterKindName)
+func Get(c *cluster.Cluster, identity string) (*server.Server, error) {
+	pid := c.Get(identity, Name)
 	if pid == nil {
 		return nil, fmt.Errorf("server identity %q: no member could activate it", identity)
 	}
-	return Wrap(c.ActorSystem, pid), nil
+	return server.Wrap(c.ActorSystem, pid), nil
 }
 
 // KeepSubscribedToServer subscribes pid directly to the server identity (a
@@ -354,7 +343,7 @@ func Get(c *cluster.Cluster, identity string) (*Server, error) {
 // activated again on another member. stop ends it.
 func KeepSubscribedToServer(c *cluster.Cluster, identity string, pid *actor.PID, every time.Duration) (stop func()) {
 	return keepDoing(c, every, func() {
-		_, _ = c.Request(identity, ClusterKindName, &messages.Subscribe{Subscriber: pid},
+		_, _ = c.Request(identity, Name, &messages.Subscribe{Subscriber: pid},
 			cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 	})
 }

@@ -1,4 +1,4 @@
-package server
+package remotenode
 
 import (
 	"github.com/asynkron/protoactor-go/remote"
@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc"
 )
 
-// RemoteTLS names the PEM files of a node's mutual TLS on Proto.Actor
+// TLS names the PEM files of a node's mutual TLS on Proto.Actor
 // remote: the node's certificate chain and key, and the CA whose
 // certificates it accepts from peers. The same certificate serves both
 // directions, so it needs both extended key usages (serverAuth and
@@ -16,7 +16,7 @@ import (
 // With it, a node hears only peers that present a certificate of the CA
 // (the handshake fails before the endpoint reader sees a byte), and talks
 // only to peers whose certificate the CA issued for the address it dials.
-type RemoteTLS struct {
+type TLS struct {
 	CertFile string
 	KeyFile  string
 	CAFile   string
@@ -25,16 +25,16 @@ type RemoteTLS struct {
 // Apply loads the files and turns cfg's remote into mutual TLS, keeping the
 // rest of cfg: it appends the server credentials to cfg.ServerOptions and
 // the client credentials to cfg.DialOptions (in gRPC the last credentials
-// option wins), so a config from RemoteGuard.Config keeps its guard, its
+// option wins), so a config from Guard.Config keeps its guard, its
 // message limit and its blocking dial. Call it once on a config, before the
 // remote (or cluster) starts:
 //
-//	cfg := server.NewRemoteGuard(log).Config("10.0.0.5", 8090)
-//	if err := (server.RemoteTLS{CertFile: "node.pem", KeyFile: "node-key.pem", CAFile: "ca.pem"}).Apply(cfg); err != nil {
+//	cfg := remotenode.NewGuard(log).Config("10.0.0.5", 8090)
+//	if err := (remotenode.TLS{CertFile: "node.pem", KeyFile: "node-key.pem", CAFile: "ca.pem"}).Apply(cfg); err != nil {
 //		return err
 //	}
 //	remote.NewRemote(sys, cfg).Start()
-func (t RemoteTLS) Apply(cfg *remote.Config) error {
+func (t TLS) Apply(cfg *remote.Config) error {
 	srv, cli, err := remotecfg.TLSFiles(t).Credentials()
 	if err != nil {
 		return err

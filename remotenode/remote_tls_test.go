@@ -1,4 +1,4 @@
-package server_test
+package remotenode_test
 
 import (
 	"crypto/ecdsa"
@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/remotenode"
 )
 
 // writeNodePKI writes a CA and a node certificate for 127.0.0.1 into dir.
-func writeNodePKI(t *testing.T, dir string) server.RemoteTLS {
+func writeNodePKI(t *testing.T, dir string) remotenode.TLS {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"},
@@ -39,7 +39,7 @@ func writeNodePKI(t *testing.T, dir string) server.RemoteTLS {
 		t.Fatal(err)
 	}
 	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	files := server.RemoteTLS{CertFile: filepath.Join(dir, "node.pem"), KeyFile: filepath.Join(dir, "node-key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
+	files := remotenode.TLS{CertFile: filepath.Join(dir, "node.pem"), KeyFile: filepath.Join(dir, "node-key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
 	for path, b := range map[string]*pem.Block{
 		files.CAFile: {Type: "CERTIFICATE", Bytes: caDER}, files.CertFile: {Type: "CERTIFICATE", Bytes: der},
 		files.KeyFile: {Type: "PRIVATE KEY", Bytes: keyDER},
@@ -52,12 +52,12 @@ func writeNodePKI(t *testing.T, dir string) server.RemoteTLS {
 }
 
 // TestRemoteTLSAddsCredentialsAndKeepsTheGuardsOptions: Apply only appends
-// the credentials, so a config from RemoteGuard.Config keeps its
+// the credentials, so a config from Guard.Config keeps its
 // interceptors, its message limit and its blocking dial. (That the
 // credentials work is tested across processes in crossnode.)
 func TestRemoteTLSAddsCredentialsAndKeepsTheGuardsOptions(t *testing.T) {
 	files := writeNodePKI(t, t.TempDir())
-	cfg := server.NewRemoteGuard(nil).Config("127.0.0.1", 0)
+	cfg := remotenode.NewGuard(nil).Config("127.0.0.1", 0)
 	srv, dial := append(cfg.ServerOptions[:0:0], cfg.ServerOptions...), append(cfg.DialOptions[:0:0], cfg.DialOptions...)
 	if err := files.Apply(cfg); err != nil {
 		t.Fatal(err)
@@ -82,14 +82,14 @@ func TestRemoteTLSRefusesIncompleteOrUnreadableFiles(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for name, files := range map[string]server.RemoteTLS{
+	for name, files := range map[string]remotenode.TLS{
 		"no CA":          {CertFile: good.CertFile, KeyFile: good.KeyFile},
 		"no key":         {CertFile: good.CertFile, CAFile: good.CAFile},
 		"missing file":   {CertFile: filepath.Join(dir, "nope.pem"), KeyFile: good.KeyFile, CAFile: good.CAFile},
 		"CA not PEM":     {CertFile: good.CertFile, KeyFile: good.KeyFile, CAFile: notPEM},
 		"key of no cert": {CertFile: good.CertFile, KeyFile: good.CAFile, CAFile: good.CAFile},
 	} {
-		cfg := server.NewRemoteGuard(nil).Config("127.0.0.1", 0)
+		cfg := remotenode.NewGuard(nil).Config("127.0.0.1", 0)
 		ns, nd := len(cfg.ServerOptions), len(cfg.DialOptions)
 		if err := files.Apply(cfg); err == nil {
 			t.Errorf("%s: Apply succeeded", name)

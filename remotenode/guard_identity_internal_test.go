@@ -1,4 +1,4 @@
-package server
+package remotenode
 
 import (
 	"crypto/x509"

@@ -1,4 +1,7 @@
-package server
+// Package remotenode sets up a Proto.Actor remote node for tcpactor: the guard on
+// its gRPC stream (Guard), its mutual TLS (TLS) and its logging of peer
+// loss (QuietPeerLoss).
+package remotenode
 
 import (
 	"context"
@@ -24,7 +27,7 @@ const (
 	jsonSerializerID  = 1
 )
 
-// RemoteGuard keeps a node alive when a peer sends what the pinned
+// Guard keeps a node alive when a peer sends what the pinned
 // Proto.Actor remote cannot read. There, a message whose protobuf type this
 // binary does not link makes the proto serializer dereference a nil type and
 // crash the whole process; an envelope naming a type, target or sender index
@@ -39,7 +42,7 @@ const (
 //     stream (the peer reconnects) instead of the process.
 //
 // A dropped request is never answered: its sender's future times out.
-type RemoteGuard struct {
+type Guard struct {
 	log       *slog.Logger
 	local     atomic.Pointer[actor.ActorSystem] // Started: this node, for its address
 	refused   atomic.Uint64
@@ -47,17 +50,17 @@ type RemoteGuard struct {
 	recovered atomic.Uint64
 }
 
-// NewRemoteGuard makes a guard that logs to log (nil: slog.Default()).
-func NewRemoteGuard(log *slog.Logger) *RemoteGuard {
+// NewGuard makes a guard that logs to log (nil: slog.Default()).
+func NewGuard(log *slog.Logger) *Guard {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &RemoteGuard{log: log}
+	return &Guard{log: log}
 }
 
 // ServerOptions are the gRPC server options that install the guard. Pass
 // them with remote.WithServerOptions, or use Config.
-func (g *RemoteGuard) ServerOptions() []grpc.ServerOption {
+func (g *Guard) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainStreamInterceptor(g.stream),
 		grpc.ChainUnaryInterceptor(g.unary),
@@ -65,7 +68,7 @@ func (g *RemoteGuard) ServerOptions() []grpc.ServerOption {
 }
 
 // MaxRemoteMessage is the largest gRPC message a node configured with
-// RemoteGuard.Config accepts. The remote's endpoint writer sends up to 1000
+// Guard.Config accepts. The remote's endpoint writer sends up to 1000
 // messages in one gRPC message; gRPC's default limit (4 MiB) is passed by
 // 128 Received of 32 KiB — 32 connections with the default credit of 4 — and
 // the receiver then breaks the stream, which the sender takes for the loss
@@ -81,7 +84,7 @@ const MaxRemoteMessage = 64 << 20
 //     (remote.WithServerOptions replaces earlier server options, so the
 //     guard is appended last);
 //   - MaxRemoteMessage as the gRPC server's receive limit.
-func (g *RemoteGuard) Config(host string, port int, opts ...remote.ConfigOption) *remote.Config {
+func (g *Guard) Config(host string, port int, opts ...remote.ConfigOption) *remote.Config {
 	// Proto.Actor's default endpoint-writer queue pre-allocates room for a
 	// million messages (16 MB) per peer node, which every GC then scans;
 	// 1024 is only the starting size (the queue grows as needed). Measured:
@@ -96,12 +99,12 @@ func (g *RemoteGuard) Config(host string, port int, opts ...remote.ConfigOption)
 
 // Dropped is how many envelopes the guard dropped because the remote could
 // not have read them.
-func (g *RemoteGuard) Dropped() uint64 { return g.dropped.Load() }
+func (g *Guard) Dropped() uint64 { return g.dropped.Load() }
 
 // Recovered is how many panics of gRPC handlers the guard recovered.
-func (g *RemoteGuard) Recovered() uint64 { return g.recovered.Load() }
+func (g *Guard) Recovered() uint64 { return g.recovered.Load() }
 
-func (g *RemoteGuard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+func (g *Guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			g.recovered.Add(1)
@@ -113,7 +116,7 @@ func (g *RemoteGuard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	return handler(srv, &guardedStream{ServerStream: ss, g: g, peer: streamPeer{cert: verifiedPeerCert(ss.Context())}})
 }
 
-func (g *RemoteGuard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+func (g *Guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			g.recovered.Add(1)
@@ -128,7 +131,7 @@ func (g *RemoteGuard) unary(ctx context.Context, req any, info *grpc.UnaryServer
 // deserializes it.
 type guardedStream struct {
 	grpc.ServerStream
-	g    *RemoteGuard
+	g    *Guard
 	peer streamPeer // who the peer says it is (guard_authz.go)
 }
 
@@ -152,7 +155,7 @@ func (s *guardedStream) RecvMsg(m any) error {
 }
 
 // filter removes the envelopes of b that would crash the endpoint reader.
-func (g *RemoteGuard) filter(b *remote.MessageBatch, peer string) {
+func (g *Guard) filter(b *remote.MessageBatch, peer string) {
 	kept := b.Envelopes[:0]
 	for _, e := range b.Envelopes {
 		if why := unreadable(b, e); why != "" {

@@ -1,4 +1,7 @@
-package server
+// Package owner is the owner-actor framework: an actor that subscribes to
+// ServerActors, claims their connections and serves each through a Handler
+// (Akka's model), on the server's node or any other.
+package owner
 
 import (
 	"errors"
@@ -7,9 +10,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/server"
 )
 
-// OwnerHandler serves connections from an owner actor: Akka's model, the way
+// Handler serves connections from an owner actor: Akka's model, the way
 // to serve connections that a server on another node accepted. It is the
 // remote counterpart of actors.Handler: the same callbacks, fed by the
 // messages a ConnectionActor sends its owner (Received, WriteAck,
@@ -19,7 +23,7 @@ import (
 // credit of the claim, and Owned.Demand grants more; Owned.Write asks for a
 // WriteAck. Every method runs in the owner actor, one call at a time, and
 // must not block.
-type OwnerHandler interface {
+type Handler interface {
 	// Connected is called once, when the owner learns of the connection.
 	Connected(c *Owned)
 	// Received carries bytes read from the peer; data is the handler's to keep.
@@ -33,26 +37,26 @@ type OwnerHandler interface {
 	Disconnected(c *Owned, err *messages.Error)
 }
 
-// OwnerPeerCloser is an optional interface of an OwnerHandler. PeerClosed
+// PeerCloser is an optional interface of an Handler. PeerClosed
 // reports the peer's FIN (a half-close, or the whole close), after every
 // Received: return true to keep writing and close later (Owned.Close),
 // false to close once the writes already sent are flushed. A handler
 // without it is closed for at PeerClosed, after the writes it sent before:
 // a request followed by a half-close is answered in full, then closed.
-type OwnerPeerCloser interface {
+type PeerCloser interface {
 	PeerClosed(c *Owned) (keepOpen bool)
 }
 
-// OwnerHandlerFactory makes the OwnerHandler of one claimed connection.
-type OwnerHandlerFactory func() OwnerHandler
+// HandlerFactory makes the Handler of one claimed connection.
+type HandlerFactory func() Handler
 
-// Owned is an OwnerHandler's grip on a connection it owns, wherever the
+// Owned is an Handler's grip on a connection it owns, wherever the
 // connection runs. Its methods send one message each and do not block.
 type Owned struct {
 	pid     *actor.PID
 	ctx     actor.Context
 	info    *messages.ConnectionInfo
-	h       OwnerHandler
+	h       Handler
 	nextAck uint64
 }
 
@@ -91,14 +95,14 @@ func (c *Owned) Close() { c.ctx.Send(c.pid, &messages.Close{}) }
 // Abort resets the connection.
 func (c *Owned) Abort() { c.ctx.Send(c.pid, &messages.Abort{}) }
 
-// OwnerConfig configures an owner actor (NewOwner).
-type OwnerConfig struct {
+// Config configures an owner actor (New).
+type Config struct {
 	// Server, when set, is subscribed to at start (a direct subscription;
 	// across a cluster, subscribe the owner to the server's topic instead).
 	// Each NewConnection from any server is answered with a claim.
 	Server *actor.PID
 	// Handler makes the handler of each claimed connection.
-	Handler OwnerHandlerFactory
+	Handler HandlerFactory
 	// Claim travels with each claim: initial credit, half-close.
 	Claim *messages.ClaimOptions
 	// Notify, when set, hears one readable line per event: a claim, a
@@ -106,16 +110,16 @@ type OwnerConfig struct {
 	Notify func(line string)
 	// OnServer, when set, hears how the owner stands with a server: nil
 	// once subscribed to Server, an error when that subscription failed,
-	// and an error when a watched server is lost. Both wrap ErrNoServer when
+	// and an error when a watched server is lost. Both wrap server.ErrNoServer when
 	// the server is missing or gone. It runs in the actor: do not block.
 	OnServer func(server *actor.PID, err error)
 }
 
-// NewOwner returns the props of an owner actor: it claims the connections
+// New returns the props of an owner actor: it claims the connections
 // that servers announce to it (NewConnection, directly or through a cluster
 // topic), watches each, and serves them with cfg.Handler. When a connection
 // or its node is lost the handler gets Disconnected.
-func NewOwner(cfg OwnerConfig) *actor.Props {
+func New(cfg Config) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &ownerActor{cfg: cfg, conns: map[string]*Owned{}, servers: map[string]*actor.PID{},
 			claiming: map[string]bool{}, again: map[string]bool{}}
@@ -123,7 +127,7 @@ func NewOwner(cfg OwnerConfig) *actor.Props {
 }
 
 type ownerActor struct {
-	cfg      OwnerConfig
+	cfg      Config
 	conns    map[string]*Owned
 	servers  map[string]*actor.PID // watched servers
 	claiming map[string]bool       // servers with a claim in flight
@@ -185,50 +189,50 @@ func (o *ownerActor) unwatchAll(ctx actor.Context) {
 
 // subscribe subscribes the owner to a server directly; once subscribed it
 // claims what was queued before (announced to nobody).
-func (o *ownerActor) subscribe(ctx actor.Context, server *actor.PID) {
-	o.watchServer(ctx, server)
-	f := ctx.RequestFuture(server, &messages.Subscribe{Subscriber: ctx.Self()}, DefaultTimeout)
+func (o *ownerActor) subscribe(ctx actor.Context, srv *actor.PID) {
+	o.watchServer(ctx, srv)
+	f := ctx.RequestFuture(srv, &messages.Subscribe{Subscriber: ctx.Self()}, server.DefaultTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		ack, _ := res.(*messages.Ack)
 		switch {
 		case err != nil:
-			o.notify("subscribe to %s failed: %v", server, err)
+			o.notify("subscribe to %s failed: %v", srv, err)
 			if errors.Is(err, actor.ErrDeadLetter) {
-				o.onServer(server, noServer(server))
+				o.onServer(srv, noServer(srv))
 			} else {
-				o.onServer(server, fmt.Errorf("subscribe to %s/%s: %w", server.Address, server.Id, err))
+				o.onServer(srv, fmt.Errorf("subscribe to %s/%s: %w", srv.Address, srv.Id, err))
 			}
 		case ack == nil || ack.Error.Failed():
-			o.notify("subscribe to %s failed: %v", server, res)
+			o.notify("subscribe to %s failed: %v", srv, res)
 			if ack == nil {
-				o.onServer(server, fmt.Errorf("subscribe to %s/%s: unexpected reply %T", server.Address, server.Id, res))
+				o.onServer(srv, fmt.Errorf("subscribe to %s/%s: unexpected reply %T", srv.Address, srv.Id, res))
 			} else {
-				o.onServer(server, fmt.Errorf("subscribe to %s/%s: %w", server.Address, server.Id, ack.Error.Err()))
+				o.onServer(srv, fmt.Errorf("subscribe to %s/%s: %w", srv.Address, srv.Id, ack.Error.Err()))
 			}
 		default:
-			o.notify("subscribed to %s", server)
-			o.onServer(server, nil)
-			o.claim(ctx, server)
+			o.notify("subscribed to %s", srv)
+			o.onServer(srv, nil)
+			o.claim(ctx, srv)
 		}
 	})
 }
 
-// claim asks server for its pending connections, one NextPendingConnection
+// claim asks srv for its pending connections, one NextPendingConnection
 // after the other until the queue is empty. Several owners may hear of one
-// connection; the server hands each pending connection out once, so the
-// others get an empty reply. One chain of claims runs per server at a time.
-func (o *ownerActor) claim(ctx actor.Context, server *actor.PID) {
-	if server == nil {
+// connection; the srv hands each pending connection out once, so the
+// others get an empty reply. One chain of claims runs per srv at a time.
+func (o *ownerActor) claim(ctx actor.Context, srv *actor.PID) {
+	if srv == nil {
 		return
 	}
-	key := pidKey(server)
+	key := pidKey(srv)
 	if o.claiming[key] {
 		o.again[key] = true
 		return
 	}
-	o.watchServer(ctx, server)
+	o.watchServer(ctx, srv)
 	o.claiming[key] = true
-	f := ctx.RequestFuture(server, &messages.NextPendingConnection{Owner: ctx.Self(), Options: o.cfg.Claim}, DefaultTimeout)
+	f := ctx.RequestFuture(srv, &messages.NextPendingConnection{Owner: ctx.Self(), Options: o.cfg.Claim}, server.DefaultTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		delete(o.claiming, key)
 		again := o.again[key]
@@ -236,20 +240,20 @@ func (o *ownerActor) claim(ctx actor.Context, server *actor.PID) {
 		p, _ := res.(*messages.PendingConnection)
 		switch {
 		case err != nil:
-			o.notify("claim from %s failed: %v", server, err)
+			o.notify("claim from %s failed: %v", srv, err)
 			return
 		case p == nil:
-			o.notify("claim from %s: unexpected reply %T", server, res)
+			o.notify("claim from %s: unexpected reply %T", srv, res)
 			return
 		case p.Error.Failed():
-			o.notify("claim from %s failed: %s", server, p.Error.GetMessage())
+			o.notify("claim from %s failed: %s", srv, p.Error.GetMessage())
 			return
 		case p.Connection != nil:
 			o.conn(ctx, p.Connection, p.Info)
 			again = true
 		}
 		if again {
-			o.claim(ctx, server)
+			o.claim(ctx, srv)
 		}
 	})
 }
@@ -281,7 +285,7 @@ func (o *ownerActor) conn(ctx actor.Context, pid *actor.PID, info *messages.Conn
 // handler keeps it open: the connection itself would wait for the owner (up
 // to its owner time-out) before closing.
 func (o *ownerActor) peerClosed(c *Owned) {
-	if pc, ok := c.h.(OwnerPeerCloser); ok && pc.PeerClosed(c) {
+	if pc, ok := c.h.(PeerCloser); ok && pc.PeerClosed(c) {
 		return
 	}
 	c.Close()
@@ -319,7 +323,7 @@ func (o *ownerActor) terminated(ctx actor.Context, m *actor.Terminated) {
 		if m.Why == actor.TerminatedReason_NotFound {
 			o.onServer(m.Who, noServer(m.Who))
 		} else {
-			o.onServer(m.Who, fmt.Errorf("server %s/%s is gone (%s): %w", m.Who.Address, m.Who.Id, m.Why, ErrNoServer))
+			o.onServer(m.Who, fmt.Errorf("server %s/%s is gone (%s): %w", m.Who.Address, m.Who.Id, m.Why, server.ErrNoServer))
 		}
 	}
 	if _, ok := o.conns[key]; !ok {
@@ -372,7 +376,7 @@ func (o *ownerActor) onServer(server *actor.PID, err error) {
 }
 
 func noServer(pid *actor.PID) error {
-	return fmt.Errorf("no server named %q at %s: %w", pid.Id, pid.Address, ErrNoServer)
+	return fmt.Errorf("no server named %q at %s: %w", pid.Id, pid.Address, server.ErrNoServer)
 }
 
 func (o *ownerActor) notify(format string, args ...any) {
@@ -381,39 +385,39 @@ func (o *ownerActor) notify(format string, args ...any) {
 	}
 }
 
-// StopOwner stops an owner actor and, when server is set, unsubscribes it
+// Stop stops an owner actor and, when server is set, unsubscribes it
 // from that server and waits up to timeout for the answer. Call it before
 // the remote shuts down: the owner unwatches its servers and connections as
 // it stops, and the server's answer, sent after it has taken in the
 // unwatches (they travel ahead of the Unsubscribe on the same stream), says
 // that it will not try to reach this node for the owner again. Leave server
 // nil when it is already lost: a request to a dead node waits out timeout.
-func StopOwner(root *actor.RootContext, owner, server *actor.PID, timeout time.Duration) error {
+func Stop(root *actor.RootContext, owner, srv *actor.PID, timeout time.Duration) error {
 	if err := root.StopFuture(owner).Wait(); err != nil {
 		return fmt.Errorf("stop owner %s/%s: %w", owner.Address, owner.Id, err)
 	}
-	if server == nil {
+	if srv == nil {
 		return nil
 	}
-	res, err := root.RequestFuture(server, &messages.Unsubscribe{Subscriber: owner}, timeout).Result()
+	res, err := root.RequestFuture(srv, &messages.Unsubscribe{Subscriber: owner}, timeout).Result()
 	if err != nil {
-		return fmt.Errorf("unsubscribe from %s/%s: %w", server.Address, server.Id, err)
+		return fmt.Errorf("unsubscribe from %s/%s: %w", srv.Address, srv.Id, err)
 	}
 	switch ack, _ := res.(*messages.Ack); {
 	case ack == nil:
-		return fmt.Errorf("unsubscribe from %s/%s: unexpected reply %T", server.Address, server.Id, res)
+		return fmt.Errorf("unsubscribe from %s/%s: unexpected reply %T", srv.Address, srv.Id, res)
 	case ack.Error.Failed():
-		return fmt.Errorf("unsubscribe from %s/%s: %w", server.Address, server.Id, ack.Error.Err())
+		return fmt.Errorf("unsubscribe from %s/%s: %w", srv.Address, srv.Id, ack.Error.Err())
 	}
 	return nil
 }
 
-// EchoOwner is the OwnerHandler factory of an echo service served from an
+// Echo is the Handler factory of an echo service served from an
 // owner actor: each Received is written back with a Write that grants the
 // next read once it is on the wire (Write.demand), so at most the claim's
 // credit of chunks is ever in flight, with two messages per chunk — one
 // each way — even across nodes.
-func EchoOwner() OwnerHandlerFactory { return func() OwnerHandler { return &echoOwner{} } }
+func Echo() HandlerFactory { return func() Handler { return &echoOwner{} } }
 
 type echoOwner struct{}
 
@@ -425,9 +429,9 @@ func (*echoOwner) WriteFailed(c *Owned, _ uint64, _ *messages.Error) {
 	c.Abort() // a gap in an echo is a broken echo
 }
 
-// DiscardOwner is the OwnerHandler factory of a sink: each Received grants
+// Discard is the Handler factory of a sink: each Received grants
 // the next.
-func DiscardOwner() OwnerHandlerFactory { return func() OwnerHandler { return discardOwner{} } }
+func Discard() HandlerFactory { return func() Handler { return discardOwner{} } }
 
 type discardOwner struct{}
 
@@ -437,14 +441,14 @@ func (discardOwner) WriteAcked(*Owned, uint64)                   {}
 func (discardOwner) WriteFailed(*Owned, uint64, *messages.Error) {}
 func (discardOwner) Disconnected(*Owned, *messages.Error)        {}
 
-// OwnerHandlerByName maps a handler's command-line name to its owner-side
+// HandlerByName maps a handler's command-line name to its owner-side
 // factory: "echo" or "discard".
-func OwnerHandlerByName(name string) (OwnerHandlerFactory, error) {
+func HandlerByName(name string) (HandlerFactory, error) {
 	switch name {
 	case "echo":
-		return EchoOwner(), nil
+		return Echo(), nil
 	case "discard":
-		return DiscardOwner(), nil
+		return Discard(), nil
 	default:
 		return nil, fmt.Errorf("unknown handler %q: want echo or discard", name)
 	}

@@ -1,4 +1,4 @@
-package server_test
+package owner_test
 
 import (
 	"bytes"
@@ -9,10 +9,11 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/internal/testkit"
+	"github.com/tcpactor/tcpactor/owner"
 	"github.com/tcpactor/tcpactor/server"
 )
 
-// A request followed by a half-close is echoed in full by EchoOwner, with
+// A request followed by a half-close is echoed in full by owner.Echo, with
 // default claim options, whether the owner runs on the server's node or on
 // another one: the owner closes after its writes on PeerClosed.
 func TestEchoOwnerAnswersAHalfClosedRequestInFullLocallyAndFromAnotherNode(t *testing.T) {
@@ -27,8 +28,8 @@ func TestEchoOwnerAnswersAHalfClosedRequestInFullLocallyAndFromAnotherNode(t *te
 		t.Run(tc.name, func(t *testing.T) {
 			srv, addr := listening(t, tc.srvSys, server.Options{})
 			view := viewFrom(tc.ownerSys, srv)
-			owner := tc.ownerSys.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: view.PID(), Handler: server.EchoOwner()}))
-			t.Cleanup(func() { _ = server.StopOwner(tc.ownerSys.Root, owner, view.PID(), 2*time.Second) })
+			own := tc.ownerSys.Root.Spawn(owner.New(owner.Config{Server: view.PID(), Handler: owner.Echo()}))
+			t.Cleanup(func() { _ = owner.Stop(tc.ownerSys.Root, own, view.PID(), 2*time.Second) })
 			for _, size := range []int{1, 100, 64 << 10, 1 << 20} {
 				c := dial(t, addr)
 				req := bytes.Repeat([]byte{'q'}, size)
