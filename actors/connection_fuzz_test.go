@@ -61,7 +61,7 @@ func runConnInput(t *testing.T, sys *actor.ActorSystem, pl *panicLog, data []byt
 	h.writer = newRecorder(sys)
 	defer sys.Root.Stop(h.owner.pid)
 	defer sys.Root.Stop(h.writer.pid)
-	h.pid = sys.Root.SpawnPrefix(NewConnection(sc, 1, nil, ConnectionConfig{}), "conn")
+	h.pid = sys.Root.SpawnPrefix(ConnectionProps(sc, 1, nil, ConnectionConfig{}), "conn")
 	h.ended = watchEnd(t, sys, h.pid)
 	for _, op := range decodeOps(data, len(connRequests)+connPeerOps) {
 		if op.kind < len(connRequests) {

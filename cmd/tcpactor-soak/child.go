@@ -33,6 +33,8 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
+	"github.com/tcpactor/tcpactor/owner"
+	"github.com/tcpactor/tcpactor/remotenode"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -82,7 +84,7 @@ func runNode(args []string) error {
 			opts.Connection.Handler = actors.EchoHandler()
 			srv = server.Spawn(sys, opts)
 		} else {
-			remote.NewRemote(sys, server.NewRemoteGuard(logger).Config("127.0.0.1", 0)).Start()
+			startRemote(sys, logger)
 			var err error
 			if srv, err = server.SpawnNamed(sys, serverName, opts); err != nil {
 				return err
@@ -111,10 +113,10 @@ func runNode(args []string) error {
 		}
 		var claimed, ended atomic.Int64
 		subscribed := make(chan string, 1)
-		remote.NewRemote(sys, server.NewRemoteGuard(logger).Config("127.0.0.1", 0)).Start()
-		sys.Root.Spawn(server.NewOwner(server.OwnerConfig{
+		startRemote(sys, logger)
+		sys.Root.Spawn(owner.New(owner.Config{
 			Server:  actor.NewPID(addr, name),
-			Handler: server.EchoOwner(),
+			Handler: owner.Echo(),
 			Notify: func(line string) { // runs in the owner actor: never blocks
 				switch {
 				case strings.HasPrefix(line, "claimed "):
@@ -304,4 +306,13 @@ func (n *node) tcpAddr() string {
 		return ""
 	}
 	return n.ready[0]
+}
+
+// startRemote starts this child's remote node behind the remote guard, as
+// every tcpactor node runs: unreadable and forged envelopes are dropped and
+// what a remote peer may send is checked (remotenode.Guard).
+func startRemote(sys *actor.ActorSystem, logger *slog.Logger) {
+	guard := remotenode.NewGuard(logger)
+	remote.NewRemote(sys, guard.Config("127.0.0.1", 0)).Start()
+	guard.Started(sys)
 }

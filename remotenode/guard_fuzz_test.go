@@ -1,4 +1,4 @@
-package server
+package remotenode
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 
 // FuzzRemoteGuardFilter gives the remote guard's envelope filter random
 // bytes as a gRPC message of the remote's stream would bring them: whatever
-// decodes as a MessageBatch goes through RemoteGuard.filter, and every
+// decodes as a MessageBatch goes through Guard.filter, and every
 // envelope the filter keeps must then survive what the pinned endpoint
 // reader does with it (endpoint_reader.go, onMessageBatch: index the
 // senders, targets and type names, deserialize, unwrap a RootSerialized)
@@ -24,7 +24,7 @@ func FuzzRemoteGuardFilter(f *testing.F) {
 	for _, b := range guardSeeds() {
 		f.Add(b)
 	}
-	g := NewRemoteGuard(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g := NewGuard(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var rm remote.RemoteMessage
 		if proto.Unmarshal(data, &rm) != nil {

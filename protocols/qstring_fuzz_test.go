@@ -1,4 +1,4 @@
-package server_test
+package protocols_test
 
 import (
 	"encoding/binary"
@@ -6,14 +6,14 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/protocols"
 )
 
 // readQString reads one QString as Qt's `QDataStream >> QString` does
 // (stream version Qt_4_0 and later): a big-endian quint32 byte length
 // (0xFFFFFFFF: a null string), then that many bytes of UTF-16 code units,
 // big-endian. It is written from Qt's documentation, independently of
-// server.QString, and returns the bytes left after the string.
+// protocols.QString, and returns the bytes left after the string.
 func readQString(b []byte) (s string, null bool, rest []byte, ok bool) {
 	if len(b) < 4 {
 		return "", false, nil, false
@@ -33,7 +33,7 @@ func readQString(b []byte) (s string, null bool, rest []byte, ok bool) {
 	return string(utf16.Decode(units)), false, b[n:], true
 }
 
-// FuzzQStringRoundTrip checks server.QString, the Fortune Server's
+// FuzzQStringRoundTrip checks protocols.QString, the Fortune Server's
 // `QDataStream << QString`, against a reader written from Qt's format: the
 // length prefix is the exact byte count of the UTF-16 that follows, never
 // the null marker, and reading it back gives the string (invalid UTF-8
@@ -42,11 +42,11 @@ func readQString(b []byte) (s string, null bool, rest []byte, ok bool) {
 func FuzzQStringRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s, s2 string) {
 		want := string([]rune(s))
-		b := server.QString(s)
+		b := protocols.QString(s)
 		if n := binary.BigEndian.Uint32(b); int(n) != len(b)-4 || n == 0xFFFFFFFF {
 			t.Fatalf("QString(%q): length prefix %d for %d bytes of UTF-16", s, n, len(b)-4)
 		}
-		got, null, rest, ok := readQString(append(b, server.QString(s2)...))
+		got, null, rest, ok := readQString(append(b, protocols.QString(s2)...))
 		if !ok || null || got != want {
 			t.Fatalf("QString(%q) reads back as %q (null %t, ok %t), want %q", s, got, null, ok, want)
 		}

@@ -1,4 +1,4 @@
-package server_test
+package clusterkind_test
 
 import (
 	"net"
@@ -6,32 +6,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tcpactor/tcpactor/clusterkind"
 	"github.com/tcpactor/tcpactor/messages"
-	"github.com/tcpactor/tcpactor/server"
 	"google.golang.org/protobuf/proto"
 )
 
-// FuzzParseListen feeds arbitrary --listen values to server.ParseListen. It
-// never panics; a value it refuses gets an error that quotes it; a value it
-// takes gives a 16-bit port, and the Listen formatted back as HOST:PORT
-// parses to the same Listen.
-func FuzzParseListen(f *testing.F) {
-	f.Fuzz(func(t *testing.T, hostPort string) {
-		l, err := server.ParseListen(hostPort)
-		checkParsedListen(t, "ParseListen", hostPort, hostPort, l, err)
-	})
-}
-
 // FuzzListenFromIdentity feeds arbitrary cluster identities to
-// server.ListenFromIdentity: "HOST:PORT" or "NAME@HOST:PORT", the address
-// being what follows the last '@'. It parses exactly as ParseListen parses
+// clusterkind.ListenFromIdentity: "HOST:PORT" or "NAME@HOST:PORT", the address
+// being what follows the last '@'. It parses exactly as messages.ParseListen parses
 // that address, and a refused identity gets an error, never a panic.
 func FuzzListenFromIdentity(f *testing.F) {
 	f.Fuzz(func(t *testing.T, identity string) {
-		l, err := server.ListenFromIdentity(identity)
+		l, err := clusterkind.ListenFromIdentity(identity)
 		addr := identity[strings.LastIndexByte(identity, '@')+1:]
 		checkParsedListen(t, "ListenFromIdentity", identity, addr, l, err)
-		want, wantErr := server.ParseListen(addr)
+		want, wantErr := messages.ParseListen(addr)
 		if (err == nil) != (wantErr == nil) || !proto.Equal(l, want) {
 			t.Fatalf("ListenFromIdentity(%q) = %v, %v; ParseListen(%q) = %v, %v", identity, l, err, addr, want, wantErr)
 		}
@@ -54,7 +43,7 @@ func checkParsedListen(t *testing.T, fn, in, addr string, l *messages.Listen, er
 	if l == nil || l.Port > 65535 || l.Options != nil {
 		t.Fatalf("%s(%q) = %v: want a Listen with a 16-bit port and no options", fn, in, l)
 	}
-	again, err := server.ParseListen(net.JoinHostPort(l.Address, strconv.Itoa(int(l.Port))))
+	again, err := messages.ParseListen(net.JoinHostPort(l.Address, strconv.Itoa(int(l.Port))))
 	if err != nil || !proto.Equal(again, l) {
 		t.Fatalf("%s(%q) = %v, but formatted back it parses to %v, %v", fn, in, l, again, err)
 	}

@@ -1,4 +1,4 @@
-package server_test
+package protocols_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpactor/tcpactor/server"
+	"github.com/tcpactor/tcpactor/protocols"
 )
 
 // qtReadQStrings reads each hex-encoded QDataStream record of stdin with
@@ -27,17 +27,17 @@ for line in sys.stdin:
     print(v.encode("utf-8").hex() if ok else "ERROR", flush=True)
 `
 
-// TestQStringIsWhatQtsQDataStreamReads checks server.QString against the
+// TestQStringIsWhatQtsQDataStreamReads checks protocols.QString against the
 // real Qt (PyQt6): for the strings of FuzzQStringRoundTrip's kind — ASCII,
 // Latin-1, CJK, outside the BMP, invalid UTF-8, Qt's fortunes — Qt's
 // QDataStream reads back exactly the string, and nothing is left over.
 func TestQStringIsWhatQtsQDataStreamReads(t *testing.T) {
 	requirePyQt(t)
 	in := append([]string{"", "a", "héllo wörld", "日本語", "\U0001F600 outside the BMP", "\x00nul", "\xff\xfe invalid",
-		"\xed\xa0\x80 a surrogate half", "\uffff\ufffe", strings.Repeat("long ", 4000)}, server.Fortunes...)
+		"\xed\xa0\x80 a surrogate half", "\uffff\ufffe", strings.Repeat("long ", 4000)}, protocols.Fortunes...)
 	var stdin bytes.Buffer
 	for _, s := range in {
-		stdin.WriteString(hex.EncodeToString(server.QString(s)) + "\n")
+		stdin.WriteString(hex.EncodeToString(protocols.QString(s)) + "\n")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
