@@ -1,19 +1,14 @@
 package testkit
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/tcpactor/tcpactor/internal/pki"
 )
 
 // Certs are a certificate authority made for one test and what it signed: a
@@ -27,34 +22,28 @@ type Certs struct {
 	ClientSubject string
 }
 
-// NewCerts makes a fresh CA, server and client certificate with
-// crypto/x509, valid for an hour, written to t.TempDir().
+// NewCerts makes a fresh CA, server and client certificate, written to
+// t.TempDir().
 func NewCerts(t testing.TB) *Certs {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, caCert, caPEM := issue(t, &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "tcpactor test CA"},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}, nil, nil)
-	srvKey, _, srvPEM := issue(t, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "localhost"},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, caCert, caKey)
-	cliKey, cliCert, cliPEM := issue(t, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "tcpactor test client", Organization: []string{"tcpactor"}},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, caCert, caKey)
-	c := &Certs{
-		CAPEM: caPEM, ServerCertPEM: srvPEM, ServerKeyPEM: keyPEM(t, srvKey),
-		ClientCertPEM: cliPEM, ClientKeyPEM: keyPEM(t, cliKey),
-		ClientSubject: cliCert.Subject.String(),
+	ca, err := pki.NewCA("tcpactor test CA")
+	if err != nil {
+		t.Fatal(err)
 	}
+	srv, err := ca.Issue(pkix.Name{CommonName: "localhost"}, pki.ServerAuth, "localhost", "127.0.0.1", "::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := ca.Issue(pkix.Name{CommonName: "tcpactor test client", Organization: []string{"tcpactor"}}, pki.ClientAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Certs{
+		CAPEM: ca.PEM, ServerCertPEM: srv.CertPEM, ServerKeyPEM: srv.KeyPEM,
+		ClientCertPEM: cli.CertPEM, ClientKeyPEM: cli.KeyPEM,
+		ClientSubject: cli.Cert.Subject.String(),
+	}
+	dir := t.TempDir()
 	for _, f := range []struct {
 		path *string
 		name string
@@ -99,38 +88,4 @@ func (c *Certs) ClientConfig(t testing.TB, withCert bool) *tls.Config {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg
-}
-
-func issue(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tmpl.SerialNumber, err = rand.Int(rand.Reader, big.NewInt(1<<62)); err != nil {
-		t.Fatal(err)
-	}
-	tmpl.NotBefore = time.Now().Add(-time.Minute)
-	tmpl.NotAfter = time.Now().Add(time.Hour)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-func keyPEM(t testing.TB, key *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
