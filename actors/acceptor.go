@@ -24,6 +24,10 @@ type acceptGate struct {
 	accepting bool // the goroutine is inside Accept
 	closed    bool
 	stop      chan struct{} // closed with the gate: ends a back-off sleep
+
+	// accepted holds each accepted connection until the actor takes it
+	// (onAccepted): closing the gate closes those it never took.
+	accepted handover[net.Conn]
 }
 
 // listener is what the accept goroutine accepts from: a TCP listener, or a
@@ -56,15 +60,24 @@ func (g *acceptGate) update(n, taken int) {
 	g.cond.Broadcast()
 }
 
-// close ends the gate: the goroutine stops waiting and sleeping.
+// close ends the gate: the goroutine stops waiting and sleeping, and the
+// connections it accepted that the actor has not taken are closed (their
+// acceptedConn may be queued behind the actor's Stop, and dropped).
 func (g *acceptGate) close() {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if !g.closed {
 		g.closed = true
 		close(g.stop)
 		g.cond.Broadcast()
 	}
+	g.mu.Unlock()
+	g.accepted.close()
+}
+
+// take hands the actor the connection an acceptedConn announced; false: the
+// gate closed and closed it.
+func (g *acceptGate) take(m *acceptedConn) (net.Conn, bool) {
+	return g.accepted.take(m.id)
 }
 
 // enter blocks the accept goroutine until it may call Accept once; false
@@ -118,9 +131,11 @@ func (g *acceptGate) sleep(d time.Duration) bool {
 
 // Messages from the accept goroutine to its ServerActor (local only).
 type (
+	// acceptedConn announces a connection the gate holds: the actor takes
+	// it with acceptGate.take.
 	acceptedConn struct {
-		gen  uint64
-		conn net.Conn
+		gen uint64
+		id  uint64
 	}
 	acceptFailed struct {
 		gen     uint64
@@ -144,7 +159,11 @@ func acceptLoop(ln listener, gate *acceptGate, gen uint64, send func(any)) {
 		switch {
 		case err == nil:
 			backoff = 0
-			send(&acceptedConn{gen: gen, conn: conn})
+			id, held := gate.accepted.put(conn)
+			if !held { // the gate closed meanwhile, and closed conn
+				return
+			}
+			send(&acceptedConn{gen: gen, id: id})
 		case errors.Is(err, net.ErrClosed):
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
