@@ -523,6 +523,8 @@ func (s *ServerActor) nextPending(ctx actor.Context, m *messages.NextPendingConn
 		return &messages.PendingConnection{Error: invalid("no owner: name one or send the request with a sender")}
 	case m.Options.GetInitialCredit() < 0:
 		return &messages.PendingConnection{Error: invalid("initial_credit %d is negative", m.Options.GetInitialCredit())}
+	case refuseFuture(owner, "an owner", "own a connection") != nil:
+		return &messages.PendingConnection{Error: refuseFuture(owner, "an owner", "own a connection")}
 	case len(s.pending) == 0:
 		return &messages.PendingConnection{}
 	}
@@ -666,6 +668,9 @@ func (s *ServerActor) subscribe(ctx actor.Context, sub *actor.PID) *messages.Ack
 	}
 	if sub == nil || sub.Id == "" {
 		return &messages.Ack{Error: invalid("no subscriber: name one or send the request with a sender")}
+	}
+	if e := refuseFuture(sub, "a subscriber", "receive events"); e != nil {
+		return &messages.Ack{Error: e}
 	}
 	if _, ok := s.subscribers[sub.String()]; !ok {
 		s.subscribers[sub.String()] = sub
