@@ -23,6 +23,7 @@ type acceptGate struct {
 	inflight  int  // accepted (or being accepted), not yet taken by the actor
 	accepting bool // the goroutine is inside Accept
 	closed    bool
+	reserved  bool          // the descriptor reserve is in use: no Accept (descriptor_reserve.go)
 	stop      chan struct{} // closed with the gate: ends a back-off sleep
 
 	// accepted holds each accepted connection until the actor takes it
@@ -42,7 +43,27 @@ type listener interface {
 func newAcceptGate(ln listener) *acceptGate {
 	g := &acceptGate{ln: ln, stop: make(chan struct{})}
 	g.cond.L = &g.mu
+	registerGate(g)
 	return g
+}
+
+// hold keeps the goroutine out of Accept while the descriptor reserve is
+// in use; with on, it interrupts an Accept in progress and returns once it
+// has ended, so no descriptor freed from now on goes to this listener.
+func (g *acceptGate) hold(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reserved = on
+	if !on {
+		g.cond.Broadcast()
+		return
+	}
+	if g.accepting {
+		_ = g.ln.SetDeadline(time.Unix(1, 0))
+	}
+	for g.accepting && !g.closed {
+		g.cond.Wait()
+	}
 }
 
 // update is called by the actor whenever its limits or counts change: n is
@@ -72,6 +93,7 @@ func (g *acceptGate) close() {
 	}
 	g.mu.Unlock()
 	g.accepted.close()
+	unregisterGate(g)
 }
 
 // take hands the actor the connection an acceptedConn announced; false: the
@@ -85,7 +107,7 @@ func (g *acceptGate) take(m *acceptedConn) (net.Conn, bool) {
 func (g *acceptGate) enter() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for !g.closed && g.inflight >= g.allowance {
+	for !g.closed && (g.inflight >= g.allowance || g.reserved) {
 		g.cond.Wait()
 	}
 	if g.closed {
@@ -107,6 +129,7 @@ func (g *acceptGate) leave(ok bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.accepting = false
+	g.cond.Broadcast() // hold waits for the Accept to end
 	if !ok {
 		g.inflight--
 		return true
