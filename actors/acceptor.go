@@ -23,7 +23,12 @@ type acceptGate struct {
 	inflight  int  // accepted (or being accepted), not yet taken by the actor
 	accepting bool // the goroutine is inside Accept
 	closed    bool
+	reserved  bool          // the descriptor reserve is in use: no Accept (descriptor_reserve.go)
 	stop      chan struct{} // closed with the gate: ends a back-off sleep
+
+	// accepted holds each accepted connection until the actor takes it
+	// (onAccepted): closing the gate closes those it never took.
+	accepted handover[net.Conn]
 }
 
 // listener is what the accept goroutine accepts from: a TCP listener, or a
@@ -38,7 +43,27 @@ type listener interface {
 func newAcceptGate(ln listener) *acceptGate {
 	g := &acceptGate{ln: ln, stop: make(chan struct{})}
 	g.cond.L = &g.mu
+	registerGate(g)
 	return g
+}
+
+// hold keeps the goroutine out of Accept while the descriptor reserve is
+// in use; with on, it interrupts an Accept in progress and returns once it
+// has ended, so no descriptor freed from now on goes to this listener.
+func (g *acceptGate) hold(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reserved = on
+	if !on {
+		g.cond.Broadcast()
+		return
+	}
+	if g.accepting {
+		_ = g.ln.SetDeadline(time.Unix(1, 0))
+	}
+	for g.accepting && !g.closed {
+		g.cond.Wait()
+	}
 }
 
 // update is called by the actor whenever its limits or counts change: n is
@@ -56,15 +81,25 @@ func (g *acceptGate) update(n, taken int) {
 	g.cond.Broadcast()
 }
 
-// close ends the gate: the goroutine stops waiting and sleeping.
+// close ends the gate: the goroutine stops waiting and sleeping, and the
+// connections it accepted that the actor has not taken are closed (their
+// acceptedConn may be queued behind the actor's Stop, and dropped).
 func (g *acceptGate) close() {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if !g.closed {
 		g.closed = true
 		close(g.stop)
 		g.cond.Broadcast()
 	}
+	g.mu.Unlock()
+	g.accepted.close()
+	unregisterGate(g)
+}
+
+// take hands the actor the connection an acceptedConn announced; false: the
+// gate closed and closed it.
+func (g *acceptGate) take(m *acceptedConn) (net.Conn, bool) {
+	return g.accepted.take(m.id)
 }
 
 // enter blocks the accept goroutine until it may call Accept once; false
@@ -72,7 +107,7 @@ func (g *acceptGate) close() {
 func (g *acceptGate) enter() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for !g.closed && g.inflight >= g.allowance {
+	for !g.closed && (g.inflight >= g.allowance || g.reserved) {
 		g.cond.Wait()
 	}
 	if g.closed {
@@ -94,6 +129,7 @@ func (g *acceptGate) leave(ok bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.accepting = false
+	g.cond.Broadcast() // hold waits for the Accept to end
 	if !ok {
 		g.inflight--
 		return true
@@ -118,9 +154,11 @@ func (g *acceptGate) sleep(d time.Duration) bool {
 
 // Messages from the accept goroutine to its ServerActor (local only).
 type (
+	// acceptedConn announces a connection the gate holds: the actor takes
+	// it with acceptGate.take.
 	acceptedConn struct {
-		gen  uint64
-		conn net.Conn
+		gen uint64
+		id  uint64
 	}
 	acceptFailed struct {
 		gen     uint64
@@ -144,7 +182,11 @@ func acceptLoop(ln listener, gate *acceptGate, gen uint64, send func(any)) {
 		switch {
 		case err == nil:
 			backoff = 0
-			send(&acceptedConn{gen: gen, conn: conn})
+			id, held := gate.accepted.put(conn)
+			if !held { // the gate closed meanwhile, and closed conn
+				return
+			}
+			send(&acceptedConn{gen: gen, id: id})
 		case errors.Is(err, net.ErrClosed):
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):

@@ -410,6 +410,8 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 			"connection %d is served by a local handler and cannot take an owner", c.id)
 	case owner == nil:
 		e = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION, "SetOwner names no owner and has no sender")
+	case refuseFuture(owner, "an owner", "own a connection") != nil:
+		e = refuseFuture(owner, "an owner", "own a connection")
 	case credit < 0:
 		e = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
 			"initial_credit %d is negative: want 0 (default) or more", credit)

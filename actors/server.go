@@ -55,6 +55,7 @@ type ServerActor struct {
 	inHook      map[uint64]net.Conn                 // accepted, in the incomingConnection hook
 	hookCtx     context.Context
 	hookCancel  context.CancelFunc
+	hooked      *handover[net.Conn] // what the hooks return, until onHookDone takes it
 	subscribers map[string]*actor.PID
 	waiters     map[uint64]*waiter
 	waitersOf   map[string]int // waiters per remote node (authz.go)
@@ -84,8 +85,8 @@ type waiter struct {
 // Local messages the server sends itself.
 type (
 	hookDone struct {
-		id   uint64
-		conn net.Conn
+		id   uint64 // the connection's id (inHook)
+		held uint64 // the hook's conn, in ServerActor.hooked
 		err  error
 	}
 	waitExpired struct{ id uint64 }
@@ -105,6 +106,7 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		live:        map[string]*actor.PID{},
 		liveInfo:    map[string]*messages.ConnectionInfo{},
 		inHook:      map[uint64]net.Conn{},
+		hooked:      &handover[net.Conn]{},
 		subscribers: map[string]*actor.PID{},
 		waiters:     map[uint64]*waiter{},
 		waitersOf:   map[string]int{},
@@ -365,6 +367,7 @@ func (s *ServerActor) close(ctx actor.Context) {
 func (s *ServerActor) shutdown(ctx actor.Context) {
 	s.close(ctx)
 	s.hookCancel()
+	s.hooked.close()
 }
 
 // ---------------------------------------------------------------------------
@@ -400,25 +403,31 @@ func (s *ServerActor) allowance() int {
 
 func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
 	if m.gen != s.gen || s.gate == nil {
-		m.conn.Close() // accepted just before a close
+		return // accepted just before a close: closing its gate closed it
+	}
+	conn, ok := s.gate.take(m)
+	if !ok {
 		return
 	}
 	s.accepted++
 	s.nextID++
 	id := s.nextID
 	if hook := s.incoming(); hook != nil {
-		s.inHook[id] = m.conn // counts against MaxConnections while the hook runs
-		self, root, hctx := ctx.Self(), ctx.ActorSystem().Root, s.hookCtx
+		s.inHook[id] = conn // counts against MaxConnections while the hook runs
+		self, root, hctx, hooked := ctx.Self(), ctx.ActorSystem().Root, s.hookCtx, s.hooked
 		go func() {
-			c, err := hook(hctx, m.conn)
-			if hctx.Err() != nil { // the server stopped: nobody will take c
-				closeBoth(c, m.conn)
+			c, err := hook(hctx, conn)
+			// Through the handover, not in hookDone: a hookDone queued as
+			// the server stops is dropped, the handover closes c then.
+			held, ok := hooked.put(c)
+			if !ok { // the server stopped: nobody will take c
+				closeBoth(nil, conn)
 				return
 			}
-			root.Send(self, &hookDone{id: id, conn: c, err: err})
+			root.Send(self, &hookDone{id: id, held: held, err: err})
 		}()
 	} else {
-		s.admit(ctx, id, m.conn)
+		s.admit(ctx, id, conn)
 	}
 	// The connection leaves the gate's in-flight count and takes its room
 	// in one step, or the accept goroutine could slip in between.
@@ -426,18 +435,19 @@ func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
 }
 
 func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
+	conn, _ := s.hooked.take(m.held)
 	raw, ok := s.inHook[m.id]
 	if !ok { // the server closed while the hook ran
-		closeBoth(m.conn, nil)
+		closeBoth(conn, nil)
 		return
 	}
-	if m.err != nil || m.conn == nil {
+	if m.err != nil || conn == nil {
 		s.onHandshakeFailed(ctx, m.err)
-		closeBoth(m.conn, raw)
+		closeBoth(conn, raw)
 	} else {
 		// raw leaves inHook once admitted: should admit panic (a broken
 		// conn from the hook), the stopping server still closes it.
-		s.admit(ctx, m.id, m.conn)
+		s.admit(ctx, m.id, conn)
 	}
 	delete(s.inHook, m.id)
 	s.updateAllowance()
@@ -513,6 +523,8 @@ func (s *ServerActor) nextPending(ctx actor.Context, m *messages.NextPendingConn
 		return &messages.PendingConnection{Error: invalid("no owner: name one or send the request with a sender")}
 	case m.Options.GetInitialCredit() < 0:
 		return &messages.PendingConnection{Error: invalid("initial_credit %d is negative", m.Options.GetInitialCredit())}
+	case refuseFuture(owner, "an owner", "own a connection") != nil:
+		return &messages.PendingConnection{Error: refuseFuture(owner, "an owner", "own a connection")}
 	case len(s.pending) == 0:
 		return &messages.PendingConnection{}
 	}
@@ -656,6 +668,9 @@ func (s *ServerActor) subscribe(ctx actor.Context, sub *actor.PID) *messages.Ack
 	}
 	if sub == nil || sub.Id == "" {
 		return &messages.Ack{Error: invalid("no subscriber: name one or send the request with a sender")}
+	}
+	if e := refuseFuture(sub, "a subscriber", "receive events"); e != nil {
+		return &messages.Ack{Error: e}
 	}
 	if _, ok := s.subscribers[sub.String()]; !ok {
 		s.subscribers[sub.String()] = sub

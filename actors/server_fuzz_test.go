@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
 	"google.golang.org/protobuf/proto"
 )
@@ -66,15 +68,14 @@ func FuzzServerRequests(f *testing.F) {
 		f.Add(seed)
 	}
 	sys, pl := newFuzzSystem(f)
-	f.Fuzz(func(t *testing.T, data []byte) { runServerInput(t, sys, pl, data, false) })
+	f.Fuzz(func(t *testing.T, data []byte) { runServerInput(t, sys, pl, data) })
 }
 
 // runServerInput runs one input of FuzzServerRequests against a new
-// ServerActor. With strict, a client left connected is a failure even when
-// the known bug explains it.
-func runServerInput(t *testing.T, sys *actor.ActorSystem, pl *panicLog, data []byte, strict bool) {
+// ServerActor.
+func runServerInput(t *testing.T, sys *actor.ActorSystem, pl *panicLog, data []byte) {
 	base := openFDs(t)
-	h := &serverFuzz{t: t, sys: sys, pid: sys.Root.Spawn(NewServer(ServerOptions{})), admitted: map[uint32]bool{}, strict: strict}
+	h := &serverFuzz{t: t, sys: sys, pid: sys.Root.Spawn(NewServer(ServerOptions{})), admitted: map[uint32]bool{}}
 	h.watchAdmissions()
 	for _, op := range decodeOps(data, len(serverRequests)+serverPeerOps) {
 		if op.kind < len(serverRequests) {
@@ -112,7 +113,6 @@ type serverFuzz struct {
 	clients []net.Conn
 	waits   []*replyActor
 	claimed []*actor.PID // connections handed out by NextPendingConnection
-	strict  bool
 
 	mu       sync.Mutex
 	admitted map[uint32]bool // client ports the server announced in NewConnection
@@ -135,14 +135,13 @@ func (h *serverFuzz) watchAdmissions() {
 }
 
 // allClientsSeeTheEnd checks, once the server has stopped, that every
-// client sees its connection end. A client the server never announced can
-// only be one its accept goroutine took as the server stopped: that is
-// knownBugAcceptedAsTheServerStops, and it skips the input rather than fail.
+// client sees its connection end. A client the server never announced is
+// one its accept goroutine took as the server stopped: the accept gate
+// holds it until the actor takes it, and closes it with the server.
 func (h *serverFuzz) allClientsSeeTheEnd() {
 	h.t.Helper()
 	open := clientsStillConnected(h.clients)
 	h.clients = nil
-	var unannounced int
 	for _, c := range open {
 		h.mu.Lock()
 		admitted := h.admitted[uint32(c.LocalAddr().(*net.TCPAddr).Port)]
@@ -151,13 +150,24 @@ func (h *serverFuzz) allClientsSeeTheEnd() {
 			h.t.Fatalf("client %s still connected %v after the server stopped: the server never closed its end (claimed connections: %s)",
 				c.LocalAddr(), fuzzBound, h.describeClaimed())
 		}
-		unannounced++
+		h.t.Fatalf("client %s, accepted but never announced, still connected %v after the server stopped: "+
+			"a connection accepted as the server stops was not closed", c.LocalAddr(), fuzzBound)
 	}
-	if unannounced > 0 && h.strict {
-		h.t.Fatalf("%d client(s) still connected after the server stopped: %s", unannounced, knownBugAcceptedAsTheServerStops)
-	}
-	if unannounced > 0 {
-		h.t.Skipf("%d client(s) still connected after the server stopped: %s", unannounced, knownBugAcceptedAsTheServerStops)
+}
+
+// TestAConnectionAcceptedAsTheServerStopsIsClosed replays the input with
+// which FuzzServerRequests found a connection accepted as its server stops
+// left open (listen, pause, a client waits in the backlog, resume, a second
+// client, close, stop) until a client is left connected: under -race within
+// a few dozen rounds on the 2-core CI machine before the accept gate held
+// the connections it accepted, without about once in a thousand.
+func TestAConnectionAcceptedAsTheServerStopsIsClosed(t *testing.T) {
+	input := []byte("\x00\x05\n\x03::1\t\x00\x06\v\b\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x0f\x00\x05\x020\x01\n\x00\x0f\x00\v\x12\n\x05owner\x12\x06\b\x80\x80\x80\x80\x04\f\x12\n\x10\n\an")
+	pl := &panicLog{}
+	sys := actor.NewActorSystem(append(testkit.SystemOptions(), actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(pl) }))...)
+	t.Cleanup(sys.Shutdown)
+	for round := 0; round < 5000 && !t.Failed(); round++ {
+		t.Run("", func(t *testing.T) { runServerInput(t, sys, pl, input) })
 	}
 }
 

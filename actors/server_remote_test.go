@@ -43,7 +43,7 @@ func TestEveryServerRequestIsAnsweredAcrossARemoteBoundary(t *testing.T) {
 	if w := ask[*messages.WaitResult](s, &messages.WaitForNewConnection{TimeoutMs: 0}); w.Available || !w.TimedOut {
 		t.Fatalf("WaitForNewConnection(0) on an empty queue: %v", w)
 	}
-	if p := ask[*messages.PendingConnection](s, &messages.NextPendingConnection{}); p.Connection != nil || p.Error.Failed() {
+	if p := ask[*messages.PendingConnection](s, &messages.NextPendingConnection{Owner: events.pid}); p.Connection != nil || p.Error.Failed() {
 		t.Fatalf("NextPendingConnection on an empty queue: %v", p)
 	}
 

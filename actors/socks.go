@@ -304,8 +304,9 @@ func (c *socksConn) CloseWrite() error {
 // Local messages of a listen through a SOCKS5 proxy.
 type (
 	socksBound struct {
-		l   *socksListener
-		err error
+		l    *socksListener // taken from the listen's handover; nil on error
+		err  error
+		held uint64 // the BIND's id in the listen's handover
 	}
 	socksRebound struct {
 		gen  uint64
@@ -327,16 +328,29 @@ func (s *ServerActor) listenThroughSocks(ctx actor.Context, backlog, maxConns in
 	hctx := s.hookCtx
 	fut := actor.NewFuture(ctx.ActorSystem(), socksTimeout+5*time.Second)
 	root := ctx.ActorSystem().Root
+	// The BIND goes through a handover, not in the reply: a reply that
+	// comes after the future timed out is dropped, the handover then
+	// closes the BIND (and the server stopping closes it too).
+	bound := &handover[*socksListener]{}
 	go func() {
 		l, err := bindThroughSocks(hctx, p)
+		var held uint64
 		if l != nil {
 			// Whatever happens to the reply, the BIND ends with the server.
 			context.AfterFunc(hctx, func() { l.Close() })
+			var ok bool
+			if held, ok = bound.put(l); !ok {
+				return // nobody waits for it any more: put closed it
+			}
 		}
-		root.Send(fut.PID(), &socksBound{l: l, err: err})
+		root.Send(fut.PID(), &socksBound{err: err, held: held})
 	}()
 	ctx.ReenterAfter(fut, func(res any, err error) {
 		b, _ := res.(*socksBound)
+		if b != nil {
+			b.l, _ = bound.take(b.held)
+		}
+		bound.close()          // a BIND that comes later is closed at once
 		if gen != s.socksGen { // a close abandoned this BIND and answered the Listen
 			if b != nil && b.l != nil {
 				b.l.Close()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -115,13 +116,13 @@ type Conn struct {
 func NewConn(ctx context.Context, sys *actor.ActorSystem, connection *actor.PID, opts ConnOptions) (*Conn, error) {
 	c := newConn(sys, opts)
 	c.attach(connection)
-	r, err := request[*messages.Ack](ctx, sys, connection, &messages.SetOwner{Owner: c.owner, Options: c.claimOptions()}, DefaultTimeout, false)
+	r, err := connRequest[*messages.Ack](ctx, sys, connection, &messages.SetOwner{Owner: c.owner, Options: c.claimOptions()})
 	if err == nil {
 		err = r.Error.Err()
 	}
 	if err == nil {
 		var info *messages.ConnectionInfo
-		info, err = request[*messages.ConnectionInfo](ctx, sys, connection, &messages.GetInfo{}, DefaultTimeout, false)
+		info, err = connRequest[*messages.ConnectionInfo](ctx, sys, connection, &messages.GetInfo{})
 		c.setAddrs(info)
 	}
 	if err != nil {
@@ -186,6 +187,20 @@ func (c *Conn) PID() *actor.PID { return c.conn }
 // Owner is the PID of the Conn's owner actor.
 func (c *Conn) Owner() *actor.PID { return c.owner }
 
+// connRequest is a request to a ConnectionActor that fails fast when the
+// actor ends first. It watches the actor: a request still queued there as it
+// stops is dropped unanswered (Proto.Actor discards user messages once the
+// actor stopped; only one sent after it is gone reaches the dead letters,
+// which answer it), and without the Terminated the call would wait out its
+// whole time-out. The error wraps net.ErrClosed.
+func connRequest[R any](ctx context.Context, sys *actor.ActorSystem, connection *actor.PID, msg any) (R, error) {
+	r, err := request[R](ctx, sys, connection, msg, DefaultTimeout, true)
+	if errors.Is(err, ErrNoServer) { // request's words for the actor's end
+		err = fmt.Errorf("%T to connection %s/%s: it ended before answering: %w", msg, connection.GetAddress(), connection.GetId(), net.ErrClosed)
+	}
+	return r, err
+}
+
 // LocalAddr is the connection's local address (on the ServerActor's host).
 func (c *Conn) LocalAddr() net.Addr { return c.local }
 
@@ -195,7 +210,7 @@ func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 // Info asks the ConnectionActor about itself (GetInfo): addresses, state,
 // byte counters.
 func (c *Conn) Info(ctx context.Context) (*messages.ConnectionInfo, error) {
-	return request[*messages.ConnectionInfo](ctx, c.sys, c.conn, &messages.GetInfo{}, DefaultTimeout, false)
+	return connRequest[*messages.ConnectionInfo](ctx, c.sys, c.conn, &messages.GetInfo{})
 }
 
 // Read reads what the connection received. It returns io.EOF once the peer
@@ -345,7 +360,7 @@ func (c *Conn) CloseWrite() error {
 	}
 	ctx, cancel := contextUntilClosed(c.closed)
 	defer cancel()
-	r, err := request[*messages.Ack](ctx, c.sys, c.conn, &messages.CloseWrite{}, DefaultTimeout, false)
+	r, err := connRequest[*messages.Ack](ctx, c.sys, c.conn, &messages.CloseWrite{})
 	if err == nil {
 		err = r.Error.Err()
 	}

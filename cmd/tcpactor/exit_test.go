@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -234,14 +235,20 @@ func testMetricsAreServedWhileAcceptsFailWithEMFILE(t *testing.T) {
 		}
 		return ""
 	})
-	for i := range 3 {
-		m := scrape(t, metrics) // fails the test when the scrape cannot connect
-		if m["tcpactor_accept_errors_total"] == 0 || m["tcpactor_listening"] != 1 {
-			// The first failed accept may not have happened yet.
-			if i == 2 {
-				t.Fatalf("metrics while out of descriptors: %v; want accept errors counted", m)
-			}
-			time.Sleep(100 * time.Millisecond)
+	// Every scrape fails the test when it cannot connect. The first failed
+	// accept may not have happened yet: scrape until it is counted.
+	eventually(t, func() string {
+		if m := scrape(t, metrics); m["tcpactor_accept_errors_total"] == 0 || m["tcpactor_listening"] != 1 {
+			return fmt.Sprintf("metrics while out of descriptors: %v; want accept errors counted", m)
+		}
+		return ""
+	})
+	// Then again and again, with the server's accept loop retrying all the
+	// while: each scrape's descriptor must go back to the spare, not to
+	// the server, or the next scrape finds none.
+	for range 5 {
+		if m := scrape(t, metrics); m["tcpactor_listening"] != 1 {
+			t.Fatalf("metrics while out of descriptors: %v", m)
 		}
 	}
 	if code := p.stop(syscall.SIGTERM); code != 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/server"
+	"golang.org/x/sys/unix"
 )
 
 // scrapeTimeout bounds the GetStatus a scrape sends to the server actor.
@@ -134,7 +135,7 @@ func startMetrics(addr string, srv *server.Server, stats *actors.ConnectionStats
 	}
 	// No server of this process may adopt the metrics listener.
 	m.release = actors.ProtectListener(m.addr)
-	spare := newSpareListener(ln)
+	spare := newSpareListener(ln.(*net.TCPListener))
 	go func() {
 		defer close(m.done)
 		defer spare.closeSpare()
@@ -157,27 +158,36 @@ func (m *metricsServer) stop() {
 // spareListener keeps the metrics endpoint reachable when the process runs
 // out of descriptors (EMFILE), which is when its metrics matter most: the
 // server's own accepts fail then, and so would a scrape's. It holds one
-// spare descriptor; when Accept fails for want of one, it closes the spare
-// and accepts into the slot that frees (the client waits in the listen
-// queue meanwhile), and takes the spare again when that connection closes.
-// nginx and libuv keep a spare the same way.
+// spare descriptor; when Accept fails for want of one and a client waits in
+// the listen queue, it closes the spare and accepts into the slot that
+// frees, and takes the spare again when that connection closes, in the slot
+// it frees. nginx and libuv keep a spare the same way.
 //
-// While the spare is spent, accept(2) fails at once even with no client
-// waiting (it takes a descriptor before it waits), so instead of handing
-// net/http an error every few milliseconds, to log and retry, Accept waits
-// for the connection holding the slot to close, looking again every second
-// (the server's accept loop may take a freed slot first; another may free).
+// Both hand-overs run through the process's descriptor reserve
+// (actors.UseDescriptorReserve): a server's accept loop, retrying after
+// EMFILE, stays out of Accept meanwhile, so it cannot take the slot and
+// leave the endpoint without its spare for as long as the server's clients
+// hold their descriptors. And the spare is spent only on a client that is
+// there: accept(2) takes a descriptor before it waits, so an idle Accept
+// would leave the slot free for anyone. The spare is a duplicate of the
+// listening socket for that: waiting on it for readability is waiting for
+// a client, without a descriptor to spare.
+//
+// While the spare is spent (a scrape holds its slot), accept(2) fails at
+// once even with no client waiting, so instead of handing net/http an error
+// every few milliseconds, to log and retry, Accept waits for the connection
+// holding the slot to close, looking again every second (another may free).
 type spareListener struct {
-	net.Listener
+	*net.TCPListener
 	mu        sync.Mutex
-	spare     int           // -1 while spent
+	spare     *os.File      // a duplicate of the listening socket; nil while spent
 	freed     chan struct{} // a spareConn closed
 	closed    chan struct{}
 	closeOnce sync.Once
 }
 
-func newSpareListener(ln net.Listener) *spareListener {
-	l := &spareListener{Listener: ln, spare: -1, freed: make(chan struct{}, 1), closed: make(chan struct{})}
+func newSpareListener(ln *net.TCPListener) *spareListener {
+	l := &spareListener{TCPListener: ln, freed: make(chan struct{}, 1), closed: make(chan struct{})}
 	l.takeSpare()
 	return l
 }
@@ -186,9 +196,9 @@ func newSpareListener(ln net.Listener) *spareListener {
 func (l *spareListener) takeSpare() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.spare < 0 {
-		if fd, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err == nil {
-			l.spare = fd
+	if l.spare == nil && !l.isClosed() {
+		if f, err := l.TCPListener.File(); err == nil {
+			l.spare = f
 		}
 	}
 }
@@ -197,27 +207,61 @@ func (l *spareListener) takeSpare() {
 func (l *spareListener) closeSpare() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.spare < 0 {
+	if l.spare == nil {
 		return false
 	}
-	syscall.Close(l.spare)
-	l.spare = -1
+	l.spare.Close()
+	l.spare = nil
 	return true
 }
+
+func (l *spareListener) isClosed() bool {
+	select {
+	case <-l.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// spareAcceptLimit bounds the Accept into the spare's slot, which holds
+// the servers' accepts: the client seen waiting may have gone meanwhile.
+const spareAcceptLimit = time.Second
 
 // Accept accepts a connection, spending the spare when out of descriptors.
 func (l *spareListener) Accept() (net.Conn, error) {
 	for {
 		l.takeSpare()
-		c, err := l.Listener.Accept()
-		if outOfDescriptors(err) && l.closeSpare() {
-			c, err = l.Listener.Accept()
-		}
-		switch {
-		case err == nil:
+		c, err := l.TCPListener.Accept()
+		if err == nil {
 			return &spareConn{Conn: c, l: l}, nil
-		case !outOfDescriptors(err):
+		}
+		if !outOfDescriptors(err) {
 			return nil, err
+		}
+		if l.waitForClient() {
+			actors.UseDescriptorReserve(func() {
+				if !l.closeSpare() {
+					return
+				}
+				_ = l.SetDeadline(time.Now().Add(spareAcceptLimit))
+				c, err = l.TCPListener.Accept()
+				_ = l.SetDeadline(time.Time{})
+				if err != nil {
+					l.takeSpare()
+				}
+			})
+			switch {
+			case err == nil:
+				return &spareConn{Conn: c, l: l, spent: true}, nil
+			case outOfDescriptors(err), errors.Is(err, os.ErrDeadlineExceeded):
+				continue // the slot went elsewhere, or the client did
+			default:
+				return nil, err
+			}
+		}
+		if l.isClosed() {
+			return nil, net.ErrClosed
 		}
 		t := time.NewTimer(time.Second)
 		select {
@@ -229,10 +273,32 @@ func (l *spareListener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close closes the listener and ends a wait of Accept.
+// waitForClient waits, on the spare, until a client waits in the listen
+// queue; false: there is no spare, or the listener closed.
+func (l *spareListener) waitForClient() bool {
+	l.mu.Lock()
+	spare := l.spare
+	l.mu.Unlock()
+	if spare == nil {
+		return false
+	}
+	rc, err := spare.SyscallConn()
+	if err != nil {
+		return false
+	}
+	err = rc.Read(func(fd uintptr) bool {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, 0)
+		return n > 0 || (err != nil && err != unix.EINTR) // false: wait for readability
+	})
+	return err == nil && !l.isClosed()
+}
+
+// Close closes the listener and the spare, which ends a wait of Accept.
 func (l *spareListener) Close() error {
 	l.closeOnce.Do(func() { close(l.closed) })
-	return l.Listener.Close()
+	l.closeSpare()
+	return l.TCPListener.Close()
 }
 
 func outOfDescriptors(err error) bool {
@@ -242,18 +308,31 @@ func outOfDescriptors(err error) bool {
 // spareConn takes the spare again when it closes, in the slot it frees.
 type spareConn struct {
 	net.Conn
-	l    *spareListener
-	once sync.Once
+	l     *spareListener
+	spent bool // accepted into the spare's slot
+	once  sync.Once
 }
 
 func (c *spareConn) Close() error {
-	err := c.Conn.Close()
+	err, first := net.ErrClosed, false
 	c.once.Do(func() {
-		c.l.takeSpare()
+		first = true
+		if c.spent { // the slot goes back to the spare, not to a server's accept
+			actors.UseDescriptorReserve(func() {
+				err = c.Conn.Close()
+				c.l.takeSpare()
+			})
+		} else {
+			err = c.Conn.Close()
+			c.l.takeSpare()
+		}
 		select {
 		case c.l.freed <- struct{}{}:
 		default:
 		}
 	})
+	if !first {
+		return c.Conn.Close()
+	}
 	return err
 }
