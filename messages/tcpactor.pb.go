@@ -926,7 +926,8 @@ func (x *ClaimOptions) GetPeerCloseTimeoutMs() int32 {
 
 // NextPendingConnection is QTcpServer::nextPendingConnection(). Sent by
 // anyone; answered with PendingConnection. The connection's owner becomes
-// `owner`, or the sender when owner is absent.
+// `owner`, or the sender when owner is absent; a future (RequestFuture's
+// PID) cannot own a connection and is refused with an OperationError.
 // From another node: allowed; the owner and the sender must be on that node.
 type NextPendingConnection struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1262,7 +1263,7 @@ func (*ResumeAccepting) Descriptor() ([]byte, []int) {
 // there), up to 64 per node (RemoteLimits' default).
 type Subscribe struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Subscriber    *actor.PID             `protobuf:"bytes,1,opt,name=subscriber,proto3" json:"subscriber,omitempty"` // absent: the sender
+	Subscriber    *actor.PID             `protobuf:"bytes,1,opt,name=subscriber,proto3" json:"subscriber,omitempty"` // absent: the sender; a future cannot receive events and is refused
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

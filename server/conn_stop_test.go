@@ -68,7 +68,7 @@ func TestConnRequestsQueuedAsTheConnectionActorStopsFailFast(t *testing.T) {
 				t.Fatal(err)
 			}
 			posted := make(postedTo, 64)
-			props := actors.NewConnection(raw, 1, nil, actors.ConnectionConfig{}).Configure(actor.WithMailbox(actor.Unbounded(posted)))
+			props := actors.ConnectionProps(raw, 1, nil, actors.ConnectionConfig{}).Configure(actor.WithMailbox(actor.Unbounded(posted)))
 			pid := sys.Root.Spawn(props)
 			ctx := testCtx(t)
 			var c *server.Conn
