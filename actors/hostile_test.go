@@ -1,13 +1,11 @@
 package actors
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -395,40 +393,7 @@ func TestAServerOutOfDescriptorsServesAgainOnceConnectionsEnd(t *testing.T) {
 // child (emfileChild), which reads any child's lines the same way.
 func startEchoEMFILEChild(t *testing.T) *emfileChild {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessEMFILEEcho$", "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), emfileEchoEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &emfileChild{t: t, cmd: cmd, stdin: stdin, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.record(sc.Text())
-		}
-		c.err = cmd.Wait() // after every read from stdout, as exec requires
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		stdin.Close() // the child ends on EOF too
-		select {
-		case <-c.exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-c.exited
-			t.Errorf("the child did not exit by itself%s", c.transcript())
-		}
-	})
-	return c
+	return startChild(t, "TestHelperProcessEMFILEEcho", emfileEchoEnv)
 }
 
 // newConnections are the peer ports of the child's NEWCONNECTION lines so

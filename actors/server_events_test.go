@@ -214,8 +214,16 @@ const maxRecordedAcceptErrors = 1 << 16
 
 func startEMFILEChild(t *testing.T) *emfileChild {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessEMFILE$", "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
+	return startChild(t, "TestHelperProcessEMFILE", emfileChildEnv)
+}
+
+// startChild runs this test binary again as the helper test helperTest, with
+// env=1 set, reading its report lines; the child ends when the test does
+// (its stdin closes).
+func startChild(t *testing.T, helperTest, env string) *emfileChild {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+helperTest+"$", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), env+"=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,10 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/servertest"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -17,35 +16,6 @@ func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// listening spawns a server in sys listening on 127.0.0.1 and a free port;
-// it stops when the test ends.
-func listening(t testing.TB, sys *actor.ActorSystem, opts server.Options) (*server.Server, string) {
-	t.Helper()
-	srv := server.Spawn(sys, opts)
-	t.Cleanup(func() { _ = srv.Stop() })
-	_, port, err := srv.Listen(testCtx(t), "LocalHost", 0, nil)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	return srv, net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
-}
-
-// viewFrom is the same ServerActor seen from another actor system (its own
-// PID copy: a PID caches its route).
-func viewFrom(sys *actor.ActorSystem, srv *server.Server) *server.Server {
-	return server.Wrap(sys, actor.NewPID(srv.PID().Address, srv.PID().Id))
-}
-
-func dial(t testing.TB, addr string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // eventually polls cond every 5 ms for up to 10 s.
@@ -71,3 +41,9 @@ func noConnectionsLeft(t testing.TB, srv *server.Server) {
 }
 
 func itoa(p uint16) string { return fmt.Sprint(p) }
+
+var (
+	listening = servertest.Listening
+	viewFrom  = servertest.ViewFrom
+	dial      = servertest.Dial
+)

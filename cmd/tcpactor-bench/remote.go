@@ -190,7 +190,7 @@ func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
 func ownerOf(v string) (*actor.PID, error) {
 	addr, name, ok := strings.Cut(v, "/")
 	if !ok || addr == "" || name == "" {
-		return nil, usageError{fmt.Sprintf("--owner-of %q: want HOST:PORT/NAME", v)}
+		return nil, badUsage("--owner-of %q: want HOST:PORT/NAME", v)
 	}
 	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 	if err != nil {

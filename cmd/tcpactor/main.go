@@ -32,20 +32,6 @@ import (
 	"github.com/tcpactor/tcpactor/remotenode"
 )
 
-// errUsage marks a command line that cannot be used: exit status 2.
-var errUsage = errors.New("usage")
-
-// usageError is a bad command line, reported in one line.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string        { return e.msg }
-func (e usageError) Is(target error) bool { return target == errUsage }
-
-// badUsage makes a usageError.
-func badUsage(format string, args ...any) error {
-	return usageError{msg: fmt.Sprintf(format, args...)}
-}
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -104,39 +90,6 @@ Every command with a remote takes --remote-cert FILE --remote-key FILE
 
 Run 'tcpactor COMMAND --help' for the flags of a command.
 `)
-}
-
-// oneLine keeps an error message on one line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
-// newFlags makes a flag set whose errors come back from parse as one line;
-// --help prints the flags to w.
-func newFlags(name string, w io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("tcpactor "+name, flag.ContinueOnError)
-	fs.SetOutput(w)
-	return fs
-}
-
-// parse parses args. A bad flag becomes a one-line usage error (the flag
-// package would print every flag after it); --help prints the flags.
-func parse(fs *flag.FlagSet, args []string) error {
-	out := fs.Output()
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	fs.SetOutput(out)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(out, "usage: %s [flags]\n\nflags:\n", fs.Name())
-		fs.PrintDefaults()
-		return err
-	case err != nil:
-		return badUsage("%v (try --help)", err)
-	case fs.NArg() > 0:
-		return badUsage("unexpected argument %q (try --help)", fs.Arg(0))
-	}
-	return nil
 }
 
 // hostPort splits a HOST:PORT flag value (messages.SplitHostPort, the parser
@@ -256,3 +209,14 @@ var (
 	intVar    = cliflag.IntVar
 	intFlagOf = cliflag.Int
 )
+
+// The command line's plumbing, shared with the other command (internal/cliflag).
+var (
+	errUsage = cliflag.ErrUsage
+	badUsage = cliflag.BadUsage
+	oneLine  = cliflag.OneLine
+	parse    = cliflag.Parse
+)
+
+// newFlags makes the flag set of a command.
+func newFlags(name string, w io.Writer) *flag.FlagSet { return cliflag.NewFlags("tcpactor "+name, w) }
