@@ -1,0 +1,265 @@
+//go:build linux
+
+package actors
+
+// The event-loop reader (ReadLoop): a few epoll loops own the readiness of
+// every plain *net.TCPConn connection, so an idle connection holds no
+// goroutine and no buffer. Credit is interest: a connection is armed for
+// EPOLLIN (EPOLLONESHOT) only while its actor holds out a read permit — one
+// arm per permit, as the goroutine reader reads once per permit — so a
+// connection without credit costs the loop nothing and the kernel holds
+// the peer's bytes.
+//
+// The socket stays in its net.TCPConn, registered with Go's runtime poller
+// as well (for the writer goroutine, Close, CloseWrite, the socket
+// options). Our epoll only ever sees the descriptor through the
+// connection's syscall.RawConn (Read, Control), which holds a reference to
+// the descriptor for the length of the call: a close from anywhere waits
+// for it, so a number closed and reused by another socket is never read or
+// re-armed. The epoll events carry a token, not the descriptor, and the
+// token is forgotten at teardown, before the socket is closed.
+//
+// The loops wait in Go's runtime poller too: an epoll descriptor is itself
+// pollable, so a loop parks like any goroutine waiting for a socket instead
+// of holding a thread in epoll_wait, and stops when its descriptor is
+// closed. Loops start with the first connection that uses them and stop
+// with the last: nothing outlives the actors.
+
+import (
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// loopEvents is the most events one epoll_wait returns.
+const loopEvents = 256
+
+// eventLoops is the process's loops, started with the first connection that
+// reads through one and stopped with the last.
+var eventLoops loopGroup
+
+type loopGroup struct {
+	mu    sync.Mutex
+	refs  int
+	loops []*eventLoop
+	next  int
+}
+
+// acquire picks a loop for one more connection, starting GOMAXPROCS loops
+// if none runs.
+func (g *loopGroup) acquire() (*eventLoop, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refs == 0 {
+		for range runtime.GOMAXPROCS(0) {
+			l, err := newEventLoop()
+			if err != nil {
+				for _, l := range g.loops {
+					_ = l.file.Close()
+				}
+				g.loops = nil
+				return nil, err
+			}
+			g.loops = append(g.loops, l)
+			go l.run()
+		}
+	}
+	g.refs++
+	g.next = (g.next + 1) % len(g.loops)
+	return g.loops[g.next], nil
+}
+
+// release gives a connection's share back; the last one stops the loops.
+// It may run on a loop itself (a teardown on the loop): the loop ends when
+// it next waits.
+func (g *loopGroup) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refs--; g.refs > 0 {
+		return
+	}
+	for _, l := range g.loops {
+		_ = l.file.Close()
+	}
+	g.loops = nil
+}
+
+// eventLoop is one epoll instance and the goroutine that waits on it.
+type eventLoop struct {
+	epfd  int
+	file  *os.File // epfd, so that Go's poller waits for it and Close stops the loop
+	mu    sync.Mutex
+	conns map[uint64]*loopReader
+}
+
+func newEventLoop() (*eventLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	// Non-blocking: NewFile registers it with the runtime poller.
+	return &eventLoop{epfd: epfd, file: os.NewFile(uintptr(epfd), "tcpactor-epoll"),
+		conns: make(map[uint64]*loopReader)}, nil
+}
+
+// run takes ready events until the loop's descriptor is closed. The wait
+// and the check are one RawRead call (see rawIO.read): the callback looks
+// first, so readiness that came while the last batch was handled is seen.
+func (l *eventLoop) run() {
+	raw, err := l.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	events := make([]unix.EpollEvent, loopEvents)
+	for {
+		n, failed := 0, false
+		err := raw.Read(func(fd uintptr) bool {
+			for {
+				var e error
+				n, e = unix.EpollWait(int(fd), events, 0)
+				switch {
+				case e == unix.EINTR:
+					continue
+				case e != nil:
+					n, failed = 0, true
+					return true
+				}
+				return n > 0
+			}
+		})
+		if err != nil || failed {
+			return // closed: the last connection has gone
+		}
+		for i := range events[:n] {
+			tok := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
+			l.mu.Lock()
+			r := l.conns[tok]
+			l.mu.Unlock()
+			if r != nil {
+				r.ready()
+			}
+		}
+	}
+}
+
+var loopTokens atomic.Uint64
+
+// loopReader is a connection's place in a loop: the actor arms it once per
+// read permit, the loop reads once per arm and sends the result.
+type loopReader struct {
+	loop    *eventLoop
+	token   uint64
+	raw     syscall.RawConn
+	size    int
+	send    func(any)
+	armed   atomic.Bool // a permit is out: the next readiness (or time-out) answers it
+	added   bool        // in the epoll set; the actor's alone
+	timeout time.Duration
+	timer   *time.Timer // ReadTimeout; the actor's alone
+	poll    rawIO
+}
+
+// newLoopReader registers a connection with a loop; nil when no loop can be
+// made (the goroutine reader serves then).
+func newLoopReader(raw syscall.RawConn, size int, timeout time.Duration, send func(any)) *loopReader {
+	l, err := eventLoops.acquire()
+	if err != nil {
+		return nil
+	}
+	r := &loopReader{loop: l, token: loopTokens.Add(1), raw: raw, size: size, send: send, timeout: timeout}
+	l.mu.Lock()
+	l.conns[r.token] = r
+	l.mu.Unlock()
+	return r
+}
+
+// arm asks for one read: the loop reads when the socket is readable and
+// sends the result (or the read time-out comes first).
+func (r *loopReader) arm() {
+	r.armed.Store(true)
+	if r.timeout > 0 {
+		if r.timer == nil {
+			r.timer = time.AfterFunc(r.timeout, r.timedOut)
+		} else {
+			r.timer.Reset(r.timeout)
+		}
+	}
+	op := unix.EPOLL_CTL_MOD
+	if !r.added {
+		op, r.added = unix.EPOLL_CTL_ADD, true
+	}
+	if err := r.ctl(op); err != nil && r.armed.CompareAndSwap(true, false) {
+		r.send(&readResult{err: err}) // closed under the actor, most likely
+	}
+}
+
+// ready is the loop's side: one read for the permit out, if any.
+func (r *loopReader) ready() {
+	if !r.armed.CompareAndSwap(true, false) {
+		return // no permit out: a stale event, or the time-out answered it
+	}
+	buf, n, err := r.poll.readNow(r.raw, r.size)
+	if err == errWouldBlock {
+		// A spurious wake-up: wait again for the same permit.
+		r.armed.Store(true)
+		if err := r.ctl(unix.EPOLL_CTL_MOD); err != nil && r.armed.CompareAndSwap(true, false) {
+			r.send(&readResult{err: err})
+		}
+		return
+	}
+	r.send(newReadResult(buf, n, err))
+}
+
+func (r *loopReader) timedOut() {
+	if r.armed.CompareAndSwap(true, false) {
+		r.send(&readResult{err: os.ErrDeadlineExceeded})
+	}
+}
+
+// setTimeout changes the read time-out for the next arm.
+func (r *loopReader) setTimeout(d time.Duration) {
+	r.timeout = d
+	if d <= 0 && r.timer != nil {
+		r.timer.Stop()
+	}
+}
+
+// ctl changes the socket's registration, through the connection so that
+// the descriptor cannot be closed meanwhile.
+func (r *loopReader) ctl(op int) error {
+	var err error
+	cerr := r.raw.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(r.token), Pad: int32(r.token >> 32)}
+		err = unix.EpollCtl(r.loop.epfd, op, int(fd), &ev)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return os.NewSyscallError("epoll_ctl", err)
+}
+
+// stop takes the connection out of its loop, before its socket is closed.
+// A read the loop is doing meanwhile still sends its result, which the
+// stopped actor drops.
+func (r *loopReader) stop() {
+	r.armed.Store(false)
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if r.added {
+		_ = r.ctl(unix.EPOLL_CTL_DEL)
+	}
+	r.loop.mu.Lock()
+	delete(r.loop.conns, r.token)
+	r.loop.mu.Unlock()
+	eventLoops.release()
+}
