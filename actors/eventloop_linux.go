@@ -4,11 +4,10 @@ package actors
 
 // The event-loop reader (ReadLoop): a few epoll loops own the readiness of
 // every plain *net.TCPConn connection, so an idle connection holds no
-// goroutine and no buffer. Credit is interest: a connection is armed for
-// EPOLLIN (EPOLLONESHOT) only while its actor holds out a read permit — one
-// arm per permit, as the goroutine reader reads once per permit — so a
-// connection without credit costs the loop nothing and the kernel holds
-// the peer's bytes.
+// goroutine and no buffer. Credit is interest: the loop reads a connection
+// once per read permit its actor gives (as the goroutine reader does), and
+// a connection without one is taken out of EPOLLIN at its next readiness,
+// so it costs the loop nothing and the kernel holds the peer's bytes.
 //
 // The socket stays in its net.TCPConn, registered with Go's runtime poller
 // as well (for the writer goroutine, Close, CloseWrite, the socket
@@ -153,19 +152,36 @@ func (l *eventLoop) run() {
 
 var loopTokens atomic.Uint64
 
-// loopReader is a connection's place in a loop: the actor arms it once per
-// read permit, the loop reads once per arm and sends the result.
+// Interest in the epoll set: level-triggered EPOLLIN while enabled; EPOLLONESHOT
+// alone while disabled, so that a hang-up or error (which epoll reports
+// whatever the mask) wakes the loop once, not on every wait.
+const (
+	interestOn  = unix.EPOLLIN
+	interestOff = unix.EPOLLONESHOT
+)
+
+// loopReader is a connection's place in a loop: the actor gives it a permit
+// for one read (arm), the loop reads once per permit and sends the result.
+// Interest follows the permits lazily: it is enabled by the first permit and
+// disabled by the first readiness that finds none, so a connection that
+// reads on (an echo grants the next read while handling this one) costs no
+// epoll_ctl per read, and one without credit is out of the loop's way after
+// one wake-up, its bytes left in the kernel.
 type loopReader struct {
-	loop    *eventLoop
-	token   uint64
-	raw     syscall.RawConn
-	size    int
-	send    func(any)
-	armed   atomic.Bool // a permit is out: the next readiness (or time-out) answers it
-	added   bool        // in the epoll set; the actor's alone
+	loop  *eventLoop
+	token uint64
+	raw   syscall.RawConn
+	size  int
+	send  func(any)
+	poll  rawIO
+
+	mu       sync.Mutex
+	permit   bool // a read is wanted: the next readiness (or time-out) answers it
+	interest bool // enabled for EPOLLIN
+	added    bool // in the epoll set
+
 	timeout time.Duration
 	timer   *time.Timer // ReadTimeout; the actor's alone
-	poll    rawIO
 }
 
 // newLoopReader registers a connection with a loop; nil when no loop can be
@@ -182,10 +198,9 @@ func newLoopReader(raw syscall.RawConn, size int, timeout time.Duration, send fu
 	return r
 }
 
-// arm asks for one read: the loop reads when the socket is readable and
-// sends the result (or the read time-out comes first).
+// arm gives the loop a permit for one read: it reads when the socket is
+// readable and sends the result (or the read time-out comes first).
 func (r *loopReader) arm() {
-	r.armed.Store(true)
 	if r.timeout > 0 {
 		if r.timer == nil {
 			r.timer = time.AfterFunc(r.timeout, r.timedOut)
@@ -193,34 +208,58 @@ func (r *loopReader) arm() {
 			r.timer.Reset(r.timeout)
 		}
 	}
-	op := unix.EPOLL_CTL_MOD
-	if !r.added {
-		op, r.added = unix.EPOLL_CTL_ADD, true
+	r.mu.Lock()
+	r.permit = true
+	var err error
+	if !r.interest {
+		op := unix.EPOLL_CTL_MOD
+		if !r.added {
+			op = unix.EPOLL_CTL_ADD
+		}
+		if err = r.ctl(op, interestOn); err == nil {
+			r.interest, r.added = true, true
+		} else {
+			r.permit = false
+		}
 	}
-	if err := r.ctl(op); err != nil && r.armed.CompareAndSwap(true, false) {
+	r.mu.Unlock()
+	if err != nil {
 		r.send(&readResult{err: err}) // closed under the actor, most likely
 	}
 }
 
-// ready is the loop's side: one read for the permit out, if any.
+// ready is the loop's side: one read for the permit out, or, with none,
+// interest off.
 func (r *loopReader) ready() {
-	if !r.armed.CompareAndSwap(true, false) {
-		return // no permit out: a stale event, or the time-out answered it
+	r.mu.Lock()
+	if !r.permit {
+		if r.interest {
+			r.interest = false
+			_ = r.ctl(unix.EPOLL_CTL_MOD, interestOff)
+		}
+		r.mu.Unlock()
+		return
 	}
+	r.permit = false
+	r.mu.Unlock()
 	buf, n, err := r.poll.readNow(r.raw, r.size)
 	if err == errWouldBlock {
-		// A spurious wake-up: wait again for the same permit.
-		r.armed.Store(true)
-		if err := r.ctl(unix.EPOLL_CTL_MOD); err != nil && r.armed.CompareAndSwap(true, false) {
-			r.send(&readResult{err: err})
-		}
+		// A spurious wake-up: the permit waits for the next readiness
+		// (interest is on, level-triggered).
+		r.mu.Lock()
+		r.permit = true
+		r.mu.Unlock()
 		return
 	}
 	r.send(newReadResult(buf, n, err))
 }
 
 func (r *loopReader) timedOut() {
-	if r.armed.CompareAndSwap(true, false) {
+	r.mu.Lock()
+	had := r.permit
+	r.permit = false
+	r.mu.Unlock()
+	if had {
 		r.send(&readResult{err: os.ErrDeadlineExceeded})
 	}
 }
@@ -235,10 +274,10 @@ func (r *loopReader) setTimeout(d time.Duration) {
 
 // ctl changes the socket's registration, through the connection so that
 // the descriptor cannot be closed meanwhile.
-func (r *loopReader) ctl(op int) error {
+func (r *loopReader) ctl(op int, events uint32) error {
 	var err error
 	cerr := r.raw.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(r.token), Pad: int32(r.token >> 32)}
+		ev := unix.EpollEvent{Events: events, Fd: int32(r.token), Pad: int32(r.token >> 32)}
 		err = unix.EpollCtl(r.loop.epfd, op, int(fd), &ev)
 	})
 	if cerr != nil {
@@ -251,13 +290,16 @@ func (r *loopReader) ctl(op int) error {
 // A read the loop is doing meanwhile still sends its result, which the
 // stopped actor drops.
 func (r *loopReader) stop() {
-	r.armed.Store(false)
 	if r.timer != nil {
 		r.timer.Stop()
 	}
+	r.mu.Lock()
+	r.permit = false
 	if r.added {
-		_ = r.ctl(unix.EPOLL_CTL_DEL)
+		_ = r.ctl(unix.EPOLL_CTL_DEL, 0)
+		r.added, r.interest = false, false
 	}
+	r.mu.Unlock()
 	r.loop.mu.Lock()
 	delete(r.loop.conns, r.token)
 	r.loop.mu.Unlock()
