@@ -169,7 +169,7 @@ func (r *benchResult) finish() {
 	c := r.Config
 	r.Notes = []string{
 		"raw: a goroutine per connection on a net.Listener, echoing with a 32 KiB buffer (io.Copy without splice).",
-		"tcpactor: server.Spawn with the echo Handler run inside each ConnectionActor (Ranch's model, the fast path for local protocols).",
+		"tcpactor (kind actor): server.Spawn with the echo Handler run inside each ConnectionActor (Ranch's model, the fast path for local protocols), each connection read by a goroutine of its own (ReadGoroutine).",
 	}
 	if contains(c.Kinds, kindGnet) {
 		r.Notes = append(r.Notes, "gnet: github.com/panjf2000/gnet/v2 v2.9.7, multicore, OnTraffic writes back c.Next(-1) with c.Write: event loops, no goroutine per connection; what a socket does not take at once is buffered without limit (see the flood).")
