@@ -177,6 +177,8 @@ type loopReader struct {
 
 	mu       sync.Mutex
 	permit   bool // a read is wanted: the next readiness (or time-out) answers it
+	reading  bool // the loop took the permit and is reading
+	expired  bool // the read time-out came while the loop was reading
 	interest bool // enabled for EPOLLIN
 	added    bool // in the epoll set
 
@@ -240,24 +242,36 @@ func (r *loopReader) ready() {
 		r.mu.Unlock()
 		return
 	}
-	r.permit = false
+	r.permit, r.reading = false, true
 	r.mu.Unlock()
 	buf, n, err := r.poll.readNow(r.raw, r.size)
-	if err == errWouldBlock {
+	r.mu.Lock()
+	expired := r.expired
+	r.reading, r.expired = false, false
+	if err == errWouldBlock && !expired {
 		// A spurious wake-up: the permit waits for the next readiness
 		// (interest is on, level-triggered).
-		r.mu.Lock()
 		r.permit = true
 		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	if err == errWouldBlock {
+		r.send(&readResult{err: os.ErrDeadlineExceeded}) // timed out meanwhile
 		return
 	}
 	r.send(newReadResult(buf, n, err))
 }
 
+// timedOut answers the permit out with the read time-out, now or, when the
+// loop is reading, if that read finds nothing.
 func (r *loopReader) timedOut() {
 	r.mu.Lock()
 	had := r.permit
 	r.permit = false
+	if !had && r.reading {
+		r.expired = true
+	}
 	r.mu.Unlock()
 	if had {
 		r.send(&readResult{err: os.ErrDeadlineExceeded})
