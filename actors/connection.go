@@ -9,6 +9,7 @@ package actors
 //	connection_end.go         Close, CloseWrite, Abort, lingering, teardown
 //	connection_options.go     GetInfo, SetSocketOption, the idle time-out
 //	connection_io.go          the reader goroutine and its buffers
+//	eventloop_linux.go        the event loops that read instead (ReadLoop)
 
 import (
 	"fmt"
@@ -216,6 +217,7 @@ type connection struct {
 	heldErr  error       // the read error that came with held (a wrapper's n > 0 with EOF)
 	permit   chan struct{}
 	done     chan struct{}
+	loop     *loopReader // ReadLoop: an event loop reads instead of a goroutine
 
 	// Writing.
 	wq  writeQueue
@@ -352,13 +354,18 @@ func (c *connection) started(ctx actor.Context) {
 	}
 }
 
-// serve starts the reader goroutine (reading as far as the phase and the
-// credit allow) and the idle clock, when the connection leaves
-// waitingForOwner.
+// serve starts the reader — an event loop's or a goroutine, reading as far
+// as the phase and the credit allow — and the idle clock, when the
+// connection leaves waitingForOwner.
 func (c *connection) serve() {
-	c.permit = make(chan struct{}, 1)
-	c.done = make(chan struct{})
-	c.startReader(c.cfg.ReadTimeout)
+	if c.raw != nil && c.cfg.readMode() == ReadLoop {
+		c.loop = newLoopReader(c.raw, c.cfg.ReadChunkSize, c.cfg.ReadTimeout, c.sendSelf)
+	}
+	if c.loop == nil {
+		c.permit = make(chan struct{}, 1)
+		c.done = make(chan struct{})
+		c.startReader(c.cfg.ReadTimeout)
+	}
 	if d := c.cfg.IdleTimeout; d > 0 {
 		c.lastActive = time.Now()
 		c.idle = time.AfterFunc(d, func() { c.sendSelf(&idleTick{}) })

@@ -252,6 +252,9 @@ func (c *connection) teardown(ctx actor.Context) {
 			t.Stop()
 		}
 	}
+	if c.loop != nil {
+		c.loop.stop() // out of the epoll set before the descriptor is closed
+	}
 	c.closeSocket(c.endHow)
 	if c.done != nil {
 		close(c.done)

@@ -59,6 +59,39 @@ func (*rawIO) read(raw syscall.RawConn, size int) (*[]byte, int, error) {
 	return buf, n, nil
 }
 
+// readNow reads one chunk into a pooled buffer without waiting: the event
+// loop's read, made when epoll said the socket is readable. errWouldBlock
+// when nothing is there after all. RawRead holds the descriptor for the
+// call, so a concurrent Close cannot make the number another socket's.
+func (*rawIO) readNow(raw syscall.RawConn, size int) (*[]byte, int, error) {
+	var (
+		buf *[]byte
+		n   int
+		err error
+	)
+	cerr := raw.Read(func(fd uintptr) bool {
+		buf = getBuf(size)
+		for {
+			n, err = syscall.Read(int(fd), *buf)
+			if err != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case cerr != nil:
+		putBuf(buf)
+		return nil, 0, cerr
+	case err == syscall.EAGAIN:
+		putBuf(buf)
+		return nil, 0, errWouldBlock
+	case err != nil:
+		putBuf(buf)
+		return nil, 0, os.NewSyscallError("read", err)
+	}
+	return buf, n, nil
+}
+
 // writeNow writes bufs without waiting, as far as the socket takes them. It
 // returns the bytes written and whether it stopped because the socket's
 // buffer is full.

@@ -15,6 +15,10 @@ import (
 
 // startReader starts the reader goroutine; it ends with its first error.
 func (c *connection) startReader(timeout time.Duration) {
+	if c.loop != nil {
+		c.loop.setTimeout(timeout)
+		return
+	}
 	r := &reader{conn: c.conn, raw: c.raw, size: c.cfg.ReadChunkSize, timeout: timeout,
 		permit: c.permit, done: c.done, send: c.sendSelf}
 	go r.run()
@@ -49,6 +53,10 @@ func (c *connection) askRead() {
 		return
 	}
 	c.reading = true
+	if c.loop != nil {
+		c.loop.arm() // credit is interest: armed for one read
+		return
+	}
 	c.permit <- struct{}{} // never blocks: one permit at a time, buffer of one
 }
 

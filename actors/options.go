@@ -119,6 +119,10 @@ type ConnectionConfig struct {
 	// Stats, when set, counts the traffic of every connection made with this
 	// config as it happens (a server's metrics). nil counts nothing.
 	Stats *ConnectionStats
+	// ReadMode says how the socket is read: by a goroutine per connection or
+	// by the shared event loops (Linux, plain TCP connections only). The
+	// zero value is the process default (DefaultReadMode).
+	ReadMode ReadMode
 }
 
 // ConnectionStats are traffic counters shared by many connections, safe for

@@ -36,6 +36,7 @@ type benchConfig struct {
 	Duration      time.Duration `json:"-"`
 	DurationText  string        `json:"duration"`
 	IdleConns     int           `json:"idle_conns"`
+	FloodConns    int           `json:"flood_conns"`
 	Backlog       int           `json:"backlog"`
 	Kinds         []string      `json:"kinds"`
 	Metrics       []string      `json:"metrics"`
@@ -48,9 +49,10 @@ const (
 	loadPingPong = "pingpong"
 	loadBulk     = "bulk"
 	loadIdle     = "idle"
+	loadFlood    = "flood"
 )
 
-var allLoads = []string{loadAccept, loadPingPong, loadBulk, loadIdle}
+var allLoads = []string{loadAccept, loadPingPong, loadBulk, loadIdle, loadFlood}
 
 // bench compares tcpactor with a plain net.Listener server.
 func bench(args []string, stdout, stderr io.Writer) error {
@@ -63,7 +65,8 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	bulkConns := cliflag.Int(fs, "bulk-conns", 8, 1, 1000, "connections in the bulk echo, `N` from 1 to 1000")
 	duration := fs.Duration("duration", 0, "length of each ping-pong and bulk round (default 2s, --quick 500ms)")
 	idleConns := cliflag.Int(fs, "idle-conns", 0, 0, 100_000, "connections held open for idle memory, `N` up to 100000 (default 10000, --quick 2000)")
-	kinds := fs.String("kinds", "actor,owner", "tcpactor servers to compare with raw: actor (local Handler), owner (owner actor per connection), remote (owner actor on a second node), remote-tls (remote with mutual TLS between the nodes, throwaway certificates)")
+	floodConns := cliflag.Int(fs, "flood-conns", 4, 1, 1000, "connections in the flood (clients that send without reading), `N` from 1 to 1000")
+	kinds := fs.String("kinds", "gnet,actor,loop,owner", "servers to compare with raw: gnet (gnet v2's echo, the event-loop reference), actor (tcpactor, local Handler), loop (actor with the event-loop reader), owner (owner actor per connection), remote (owner actor on a second node), remote-tls (remote with mutual TLS between the nodes, throwaway certificates)")
 	metrics := fs.String("metrics", strings.Join(allLoads, ","), "loads to run: "+strings.Join(allLoads, ", "))
 	out := fs.String("out", "", "also write the Markdown table to `FILE`")
 	svg := fs.String("svg", "", "also write a bar chart of the ratios to `FILE` (SVG)")
@@ -74,7 +77,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := benchConfig{
 		Rounds: pick(*rounds, *quick, 2, 5), AcceptConns: pick(*acceptConns, *quick, 500, 3000), AcceptDialers: 4,
-		PingPongConns: *pingConns, BulkConns: *bulkConns, IdleConns: pick(*idleConns, *quick, 2000, 10000),
+		PingPongConns: *pingConns, BulkConns: *bulkConns, IdleConns: pick(*idleConns, *quick, 2000, 10000), FloodConns: *floodConns,
 		Duration: *duration, profileDir: *profile, Backlog: *backlog,
 	}
 	if cfg.Backlog < 0 {
@@ -85,7 +88,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.DurationText = cfg.Duration.String()
 	var err error
-	if cfg.Kinds, err = splitList("--kinds", *kinds, []string{kindActor, kindOwner, kindRemote, kindRemoteTLS}); err != nil {
+	if cfg.Kinds, err = splitList("--kinds", *kinds, []string{kindGnet, kindActor, kindLoop, kindOwner, kindRemote, kindRemoteTLS}); err != nil {
 		return err
 	}
 	if cfg.Metrics, err = splitList("--metrics", *metrics, allLoads); err != nil {
@@ -185,6 +188,7 @@ func (c benchConfig) check() error {
 		{"--pingpong-conns", c.PingPongConns, 5000},
 		{"--bulk-conns", c.BulkConns, 1000},
 		{"--idle-conns", c.IdleConns, 100_000},
+		{"--flood-conns", c.FloodConns, 1000},
 	} {
 		if v.n < 1 || v.n > v.max {
 			return fmt.Errorf("%s %d: want 1 to %d", v.name, v.n, v.max)
@@ -259,6 +263,12 @@ func measureOne(self string, cfg benchConfig, res *benchResult, round int, load,
 			return err
 		}
 		res.record(metricIdle, round, kind, i.bytesPerConn/1024)
+	case loadFlood:
+		f, err := measureFlood(c, cfg.FloodConns, cfg.Duration)
+		if err != nil {
+			return err
+		}
+		res.record(metricFloodRSS, round, kind, float64(f.peakRSS)/(1<<20))
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 // tinyBench is a bench run small enough for a test under -race.
 var tinyBench = []string{
 	"--quick", "--rounds", "1", "--accept-conns", "20", "--pingpong-conns", "4",
-	"--bulk-conns", "2", "--duration", "100ms", "--idle-conns", "50",
+	"--bulk-conns", "2", "--duration", "100ms", "--idle-conns", "50", "--flood-conns", "2",
 }
 
 // TestBenchMeasuresEveryMetricForEveryServer runs the whole harness end to
@@ -50,7 +50,7 @@ func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
 	}
-	want := []string{metricAccept, metricPingPong, metricP50, metricP99, metricBulk, metricBulkRSS, metricIdle}
+	want := []string{metricAccept, metricPingPong, metricP50, metricP99, metricBulk, metricBulkRSS, metricIdle, metricFloodRSS}
 	if len(res.Metrics) != len(want) {
 		t.Fatalf("got %d metrics, want %d (%v)", len(res.Metrics), len(want), want)
 	}
@@ -58,7 +58,7 @@ func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
 		if m.Key != want[i] {
 			t.Errorf("metric %d is %q, want %q", i, m.Key, want[i])
 		}
-		for _, kind := range []string{kindRaw, kindActor, kindOwner} {
+		for _, kind := range []string{kindRaw, kindGnet, kindActor, kindLoop, kindOwner} {
 			if !(m.Median[kind] > 0) {
 				t.Errorf("%s: %s server figure %v, want > 0", m.Key, kind, m.Median[kind])
 			}

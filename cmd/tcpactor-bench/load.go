@@ -334,3 +334,61 @@ func closeAll(cs []net.Conn) {
 		}
 	}
 }
+
+// floodResult is one round of the flood load.
+type floodResult struct {
+	peakRSS int64 // the server's VmHWM after the load
+	sent    int64
+}
+
+// measureFlood runs conns clients that send 64 KiB writes for d and never
+// read: an echo server that reads only as far as it can write back stops
+// reading once the clients' receive buffers are full, so its memory stays
+// bounded; one that reads on buffers everything it read and could not send.
+func measureFlood(c *child, conns int, d time.Duration) (floodResult, error) {
+	const chunk = 64 << 10
+	cs, err := dialMany(c.addr, conns, 4)
+	if err != nil {
+		return floodResult{}, err
+	}
+	defer closeAll(cs)
+	var (
+		sent atomic.Int64
+		stop atomic.Bool
+		wg   sync.WaitGroup
+		errs = make([]error, conns)
+	)
+	hardStop := time.Now().Add(d + 10*time.Second)
+	for i, conn := range cs {
+		_ = conn.SetDeadline(hardStop)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, chunk)
+			for !stop.Load() {
+				n, err := conn.Write(buf)
+				sent.Add(int64(n))
+				if err != nil {
+					if !stop.Load() {
+						errs[i] = err
+					}
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	for _, conn := range cs {
+		_ = conn.SetDeadline(time.Now()) // unblock the writers stuck on a full socket
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return floodResult{}, fmt.Errorf("flood: %w", err)
+	}
+	_, hwm, err := c.memory()
+	if err != nil {
+		return floodResult{}, err
+	}
+	return floodResult{peakRSS: hwm, sent: sent.Load()}, nil
+}

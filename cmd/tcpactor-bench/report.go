@@ -20,6 +20,9 @@ type metricDef struct {
 	target float64 // ratio tcpactor/raw to meet; 0: reported, no target
 	higher bool    // higher is better (the ratio must be at least target)
 	digits int     // decimals of the absolute figures
+	// loopTarget is the event-loop reader's target (kind loop), issue 14's;
+	// 0: the same as target.
+	loopTarget float64
 }
 
 // The metrics, in table order.
@@ -31,17 +34,19 @@ const (
 	metricBulk     = "bulk_throughput"
 	metricBulkRSS  = "bulk_peak_rss"
 	metricIdle     = "idle_memory"
+	metricFloodRSS = "flood_peak_rss"
 )
 
 func metricDefs(cfg benchConfig) []metricDef {
 	return []metricDef{
-		{metricAccept, "accept rate, connect + close", "conn/s", 0.97, true, 0},
-		{metricPingPong, fmt.Sprintf("ping-pong, %d conns × 64 B", cfg.PingPongConns), "round trips/s", 0.95, true, 0},
-		{metricP50, "ping-pong latency p50", "µs", 1.1, false, 1},
-		{metricP99, "ping-pong latency p99", "µs", 0, false, 1},
-		{metricBulk, fmt.Sprintf("bulk echo, %d conns × 64 KiB writes", cfg.BulkConns), "MB/s", 0.90, true, 0},
-		{metricBulkRSS, "bulk echo, server peak RSS (VmHWM)", "MiB", 3.0, false, 1},
-		{metricIdle, fmt.Sprintf("idle memory, %d conns", cfg.IdleConns), "KiB/conn", 1.0, false, 2},
+		{metricAccept, "accept rate, connect + close", "conn/s", 0.97, true, 0, 1.0},
+		{metricPingPong, fmt.Sprintf("ping-pong, %d conns × 64 B", cfg.PingPongConns), "round trips/s", 0.95, true, 0, 0.97},
+		{metricP50, "ping-pong latency p50", "µs", 1.1, false, 1, 1.0},
+		{metricP99, "ping-pong latency p99", "µs", 0, false, 1, 0},
+		{metricBulk, fmt.Sprintf("bulk echo, %d conns × 64 KiB writes", cfg.BulkConns), "MB/s", 0.90, true, 0, 1.0},
+		{metricBulkRSS, "bulk echo, server peak RSS (VmHWM)", "MiB", 3.0, false, 1, 0},
+		{metricIdle, fmt.Sprintf("idle memory, %d conns", cfg.IdleConns), "KiB/conn", 1.0, false, 2, 0.25},
+		{metricFloodRSS, fmt.Sprintf("flood, %d clients that never read, server peak RSS", cfg.FloodConns), "MiB", 3.0, false, 1, 0},
 	}
 }
 
@@ -54,6 +59,8 @@ func loadOf(metric string) string {
 		return loadPingPong
 	case metricBulk, metricBulkRSS:
 		return loadBulk
+	case metricFloodRSS:
+		return loadFlood
 	default:
 		return loadIdle
 	}
@@ -76,6 +83,8 @@ type metricResult struct {
 	Name   string  `json:"name"`
 	Unit   string  `json:"unit"`
 	Target float64 `json:"target,omitempty"`
+	// LoopTarget is the target of the loop kind when it differs.
+	LoopTarget float64 `json:"loop_target,omitempty"`
 	// HigherIsBetter says which way the target goes: ratio ≥ target when
 	// true, ratio ≤ target when false.
 	HigherIsBetter bool `json:"higher_is_better"`
@@ -106,7 +115,7 @@ func newBenchResult(cfg benchConfig) *benchResult {
 		if !contains(cfg.Metrics, loadOf(d.key)) {
 			continue
 		}
-		m := &metricResult{Key: d.key, Name: d.name, Unit: d.unit, Target: d.target, HigherIsBetter: d.higher, def: d}
+		m := &metricResult{Key: d.key, Name: d.name, Unit: d.unit, Target: d.target, LoopTarget: d.loopTarget, HigherIsBetter: d.higher, def: d}
 		m.Rounds = make([]map[string]float64, cfg.Rounds)
 		for i := range m.Rounds {
 			m.Rounds[i] = map[string]float64{}
@@ -143,11 +152,11 @@ func (r *benchResult) finish() {
 				continue
 			}
 			m.Ratio[k] = median(ratios)
-			if m.Target > 0 {
+			if m.targetFor(k) > 0 {
 				if m.Met == nil {
 					m.Met = map[string]bool{}
 				}
-				m.Met[k] = m.meets(m.Ratio[k])
+				m.Met[k] = m.meets(k, m.Ratio[k])
 			}
 		}
 		if contains(r.Config.Kinds, kindRemote) && contains(r.Config.Kinds, kindActor) {
@@ -160,7 +169,13 @@ func (r *benchResult) finish() {
 	c := r.Config
 	r.Notes = []string{
 		"raw: a goroutine per connection on a net.Listener, echoing with a 32 KiB buffer (io.Copy without splice).",
-		"tcpactor: server.Spawn with the echo Handler run inside each ConnectionActor (Ranch's model, the fast path for local protocols).",
+		"tcpactor (kind actor): server.Spawn with the echo Handler run inside each ConnectionActor (Ranch's model, the fast path for local protocols), each connection read by a goroutine of its own (ReadGoroutine).",
+	}
+	if contains(c.Kinds, kindGnet) {
+		r.Notes = append(r.Notes, "gnet: github.com/panjf2000/gnet/v2 v2.9.7, multicore, OnTraffic writes back c.Next(-1) with c.Write: event loops, no goroutine per connection; what a socket does not take at once is buffered without limit (see the flood).")
+	}
+	if contains(c.Kinds, kindLoop) {
+		r.Notes = append(r.Notes, "loop: the actor kind with ConnectionConfig.ReadMode = ReadLoop: a few epoll loops (one per GOMAXPROCS) read every connection, armed once per read credit; the echo Handler runs on the loop.")
 	}
 	if contains(c.Kinds, kindOwner) {
 		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it and writes back each Received with a Write whose demand grants the next Received once it is on the wire (Write.demand: no separate Demand per WriteAck; Akka's model, needed for owners on other nodes).")
@@ -173,8 +188,8 @@ func (r *benchResult) finish() {
 	}
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("Each server runs in its own child process, started afresh for every measurement; the load runs in the parent, on loopback. %d interleaved rounds (raw first in odd rounds, last in even ones); ratio = median of the per-round ratios tcpactor/raw; the absolute columns are medians across rounds and only frame the ratios.", c.Rounds),
-		fmt.Sprintf("accept: %d connections opened and closed by %d dialers, timed until the server has accepted and finished every one. ping-pong: %d connections, one 64-byte message in flight each, %v per round; latency is per round trip, as the client sees it. bulk: %d connections, a writer and a reader each, %v per round after a %v warm-up; peak RSS is the server's VmHWM. idle: %d connections held open; (RSS after − RSS before) / count, each RSS read after a GC that returns freed memory to the OS.",
-			c.AcceptConns, c.AcceptDialers, c.PingPongConns, c.Duration, c.BulkConns, c.Duration, c.Duration/5, c.IdleConns),
+		fmt.Sprintf("accept: %d connections opened and closed by %d dialers, timed until the server has accepted and finished every one. ping-pong: %d connections, one 64-byte message in flight each, %v per round; latency is per round trip, as the client sees it. bulk: %d connections, a writer and a reader each, %v per round after a %v warm-up; peak RSS is the server's VmHWM. idle: %d connections held open; (RSS after − RSS before) / count, each RSS read after a GC that returns freed memory to the OS. flood: %d connections that send 64 KiB writes for %v and never read the echo; the server's VmHWM after.",
+			c.AcceptConns, c.AcceptDialers, c.PingPongConns, c.Duration, c.BulkConns, c.Duration, c.Duration/5, c.IdleConns, c.FloodConns, c.Duration),
 		"Client and server share the machine's cores, so differences of 10–20% can be noise; compare ratios, never absolute figures across runs.",
 		"Measured with "+r.Runtime+" in "+r.Elapsed+".",
 	)
@@ -191,11 +206,23 @@ func (m *metricResult) ratioTo(k, base string) float64 {
 	return median(ratios)
 }
 
-func (m *metricResult) meets(ratio float64) bool {
-	if m.HigherIsBetter {
-		return ratio >= m.Target
+// targetFor is kind k's target: none for the gnet reference, the loop's
+// own for the loop kind.
+func (m *metricResult) targetFor(k string) float64 {
+	switch {
+	case k == kindGnet:
+		return 0
+	case k == kindLoop && m.LoopTarget > 0:
+		return m.LoopTarget
 	}
-	return ratio <= m.Target
+	return m.Target
+}
+
+func (m *metricResult) meets(k string, ratio float64) bool {
+	if m.HigherIsBetter {
+		return ratio >= m.targetFor(k)
+	}
+	return ratio <= m.targetFor(k)
 }
 
 func median(vs []float64) float64 {
@@ -218,10 +245,11 @@ func (r *benchResult) markdown() string {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		title := map[string]string{kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)",
+		title := map[string]string{kindGnet: "gnet", kindLoop: "tcpactor (event loop)", kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)",
 			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)"}[k]
 		if len(r.Config.Kinds) > 1 {
-			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)",
+			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindGnet: "gnet v2.9.7 (the event-loop reference; no targets)",
+				kindLoop: "Local handler, event-loop reader (ReadLoop; issue 14's targets)", kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)",
 				kindRemote: "Owner actor on a second node (remote)", kindRemoteTLS: "Owner actor on a second node, mutual TLS (remote-tls)"}[k])
 		}
 		// vs is the extra column: the remote kind against the local
@@ -240,12 +268,12 @@ func (r *benchResult) markdown() string {
 		}
 		for _, m := range r.Metrics {
 			target, met := "–", "–"
-			if m.Target > 0 {
+			if t := m.targetFor(k); t > 0 {
 				op := "≤"
 				if m.HigherIsBetter {
 					op = "≥"
 				}
-				target = fmt.Sprintf("%s %s×", op, trimFloat(m.Target, 2))
+				target = fmt.Sprintf("%s %s×", op, trimFloat(t, 2))
 				met = map[bool]string{true: "yes", false: "**no**"}[m.Met[k]]
 			}
 			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %.2f | %s | %s |", m.Name, m.Unit,
@@ -332,7 +360,7 @@ func (r *benchResult) svg() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x(v), top, x(v), height-30, map[bool]string{true: "#888", false: "#ddd"}[v == 1])
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s×</text>`+"\n", x(v), height-14, trimFloat(v, 1))
 	}
-	colors := map[string][2]string{kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}}
+	colors := map[string][2]string{kindGnet: {"#90a4ae", "#90a4ae"}, kindLoop: {"#1565c0", "#6a1b9a"}, kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}}
 	for i, m := range r.Metrics {
 		y := top + 5 + i*rowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH, html.EscapeString(m.Name))
@@ -340,9 +368,9 @@ func (r *benchResult) svg() string {
 			by := y + j*barH
 			v := m.Ratio[k]
 			fill := colors[k][0]
-			if m.Target > 0 && !m.Met[k] {
+			if m.targetFor(k) > 0 && !m.Met[k] {
 				fill = colors[k][1]
-			} else if m.Target == 0 {
+			} else if m.targetFor(k) == 0 {
 				fill = "#90a4ae"
 			}
 			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s %s: %.2f×</title></rect>`+"\n", left, by, x(v)-left, barH-2, fill, k, html.EscapeString(m.Name), v)

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/internal/cliflag"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/protocols"
@@ -43,12 +44,14 @@ const (
 	kindRaw   = "raw"   // goroutine per connection on a net.Listener
 	kindActor = "actor" // tcpactor with a local echo Handler (Ranch's model)
 	kindOwner = "owner" // tcpactor with one owner actor per connection (Akka's model)
+	kindLoop  = "loop"  // kind actor with the event-loop reader (actors.ReadLoop)
+	kindGnet  = "gnet"  // gnet v2's echo server: the event-loop reference (gnet.go)
 )
 
 // benchServer is the child process of the bench.
 func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("tcpactor-bench "+childCommand, stderr)
-	kind := fs.String("kind", kindRaw, "server: raw, actor, owner, remote or remote-tls")
+	kind := fs.String("kind", kindRaw, "server: raw, gnet, actor, loop, owner, remote or remote-tls")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
 	backlog := cliflag.Int(fs, "backlog", 0, 0, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; 0 = tcpactor's default (50)")
 	ownerOf := fs.String("owner-of", "", "kind remote-owner: the server (`HOST:PORT/NAME`) to serve")
@@ -66,14 +69,20 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	switch *kind {
 	case kindRaw:
 		s, err = startRawEcho()
-	case kindActor, kindOwner:
-		s, err = startActorEcho(*kind == kindOwner, *backlog)
+	case kindGnet:
+		s, err = startGnetEcho()
+	case kindActor, kindOwner, kindLoop:
+		mode := actors.ReadGoroutine
+		if *kind == kindLoop {
+			mode = actors.ReadLoop
+		}
+		s, err = startActorEcho(*kind == kindOwner, mode, *backlog)
 	case kindRemote, kindRemoteTLS: // see remote.go
 		s, err = startRemoteEcho(*backlog, *cpuprofile, *kind == kindRemoteTLS, stderr)
 	case kindRemoteOwner:
 		s, err = startOwnerNode(*ownerOf, *tlsDir)
 	default:
-		return fmt.Errorf("--kind %q: want raw, actor, owner, remote or remote-tls", *kind)
+		return fmt.Errorf("--kind %q: want raw, gnet, actor, loop, owner, remote or remote-tls", *kind)
 	}
 	if err != nil {
 		return err
@@ -217,10 +226,11 @@ type actorEcho struct {
 	bind int
 }
 
-func startActorEcho(owners bool, backlog int) (*actorEcho, error) {
+func startActorEcho(owners bool, mode actors.ReadMode, backlog int) (*actorEcho, error) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	var opts server.Options
+	opts.Connection.ReadMode = mode
 	if !owners {
 		opts.Connection.Handler = protocols.Echo()
 	}

@@ -429,6 +429,7 @@ func testBadCommandLines(t *testing.T) {
 		{"serve", "--max-pending", "0"},
 		{"serve", "--max-connections", "-1"},
 		{"serve", "--idle-timeout", "soon"},
+		{"serve", "--io", "threads"},
 		{"serve", "--drain-timeout", "-1s"},
 		{"serve", "--log-level", "chatty"},
 		{"serve", "--name", ""},

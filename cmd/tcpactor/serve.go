@@ -128,6 +128,7 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	maxPending := intFlagOf(fs, "max-pending", actors.DefaultMaxPendingConnections, 1, math.MaxInt32, "most connections waiting to be claimed (setMaxPendingConnections), `N` from 1")
 	maxConns := intFlagOf(fs, "max-connections", 0, 0, math.MaxInt32, "most live connections (`N`), at which accepting pauses; 0 = no cap")
 	idle := fs.Duration("idle-timeout", 0, "close connections idle this long; 0 = never")
+	ioMode := fs.String("io", "default", "how connections are read: `MODE` loop (shared epoll loops, Linux, plain TCP), goroutine (one per connection) or default (here "+actors.DefaultReadMode().String()+": TCPACTOR_IO, else the built-in default)")
 	remoteAddr := fs.String("remote", "", "also serve Proto.Actor remote on `HOST:PORT` (port 0 picks one), so other nodes reach the server as HOST:PORT/NAME")
 	name := fs.String("name", "tcpserver", "the server actor's name, its address on remote")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (port 0 picks one)")
@@ -179,6 +180,9 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	}
 	cfg.opts = server.Options{MaxPendingConnections: *maxPending, MaxConnections: *maxConns, AllowRemoteAdmin: *remoteAdmin}
 	cfg.opts.Connection.IdleTimeout = *idle
+	if cfg.opts.Connection.ReadMode, err = actors.ParseReadMode(*ioMode); err != nil {
+		return nil, badUsage("--io: %v", err)
+	}
 	if cfg.opts.Connection.Handler, err = protocols.HandlerByName(*handler); err != nil {
 		return nil, badUsage("--handler: %v", err)
 	}

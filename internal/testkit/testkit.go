@@ -51,7 +51,13 @@ func NewSystem(t testing.TB) *actor.ActorSystem {
 // client connections that keep retrying): each function ignored here must
 // name the library goroutine and say why, and nothing is ignored broadly.
 func LeakOptions() []goleak.Option {
-	return nil
+	return []goleak.Option{
+		// gnet (the bench's event-loop reference) starts its default ants
+		// worker pool when its package initialises, in every binary that
+		// links it, and never stops it; nothing of tcpactor runs there.
+		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
+		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
+	}
 }
 
 // OpenFDs counts this process's open file descriptors.

@@ -1,0 +1,321 @@
+//go:build linux
+
+package actors
+
+// The event-loop reader (ReadLoop): a few epoll loops own the readiness of
+// every plain *net.TCPConn connection, so an idle connection holds no
+// goroutine and no buffer. Credit is interest: the loop reads a connection
+// once per read permit its actor gives (as the goroutine reader does), and
+// a connection without one is taken out of EPOLLIN at its next readiness,
+// so it costs the loop nothing and the kernel holds the peer's bytes.
+//
+// The socket stays in its net.TCPConn, registered with Go's runtime poller
+// as well (for the writer goroutine, Close, CloseWrite, the socket
+// options). Our epoll only ever sees the descriptor through the
+// connection's syscall.RawConn (Read, Control), which holds a reference to
+// the descriptor for the length of the call: a close from anywhere waits
+// for it, so a number closed and reused by another socket is never read or
+// re-armed. The epoll events carry a token, not the descriptor, and the
+// token is forgotten at teardown, before the socket is closed.
+//
+// The loops wait in Go's runtime poller too: an epoll descriptor is itself
+// pollable, so a loop parks like any goroutine waiting for a socket instead
+// of holding a thread in epoll_wait, and stops when its descriptor is
+// closed. Loops start with the first connection that uses them and stop
+// with the last: nothing outlives the actors.
+
+import (
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// loopEvents is the most events one epoll_wait returns.
+const loopEvents = 256
+
+// eventLoops is the process's loops, started with the first connection that
+// reads through one and stopped with the last.
+var eventLoops loopGroup
+
+type loopGroup struct {
+	mu    sync.Mutex
+	refs  int
+	loops []*eventLoop
+	next  int
+}
+
+// acquire picks a loop for one more connection, starting GOMAXPROCS loops
+// if none runs.
+func (g *loopGroup) acquire() (*eventLoop, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refs == 0 {
+		for range runtime.GOMAXPROCS(0) {
+			l, err := newEventLoop()
+			if err != nil {
+				for _, l := range g.loops {
+					_ = l.file.Close()
+				}
+				g.loops = nil
+				return nil, err
+			}
+			g.loops = append(g.loops, l)
+			go l.run()
+		}
+	}
+	g.refs++
+	g.next = (g.next + 1) % len(g.loops)
+	return g.loops[g.next], nil
+}
+
+// release gives a connection's share back; the last one stops the loops.
+// It may run on a loop itself (a teardown on the loop): the loop ends when
+// it next waits.
+func (g *loopGroup) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refs--; g.refs > 0 {
+		return
+	}
+	for _, l := range g.loops {
+		_ = l.file.Close()
+	}
+	g.loops = nil
+}
+
+// eventLoop is one epoll instance and the goroutine that waits on it.
+type eventLoop struct {
+	epfd  int
+	file  *os.File // epfd, so that Go's poller waits for it and Close stops the loop
+	mu    sync.Mutex
+	conns map[uint64]*loopReader
+}
+
+func newEventLoop() (*eventLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	// Non-blocking: NewFile registers it with the runtime poller.
+	return &eventLoop{epfd: epfd, file: os.NewFile(uintptr(epfd), "tcpactor-epoll"),
+		conns: make(map[uint64]*loopReader)}, nil
+}
+
+// run takes ready events until the loop's descriptor is closed. The wait
+// and the check are one RawRead call (see rawIO.read): the callback looks
+// first, so readiness that came while the last batch was handled is seen.
+func (l *eventLoop) run() {
+	raw, err := l.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	events := make([]unix.EpollEvent, loopEvents)
+	for {
+		n, failed := 0, false
+		err := raw.Read(func(fd uintptr) bool {
+			for {
+				var e error
+				n, e = unix.EpollWait(int(fd), events, 0)
+				switch {
+				case e == unix.EINTR:
+					continue
+				case e != nil:
+					n, failed = 0, true
+					return true
+				}
+				return n > 0
+			}
+		})
+		if err != nil || failed {
+			return // closed: the last connection has gone
+		}
+		for i := range events[:n] {
+			tok := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
+			l.mu.Lock()
+			r := l.conns[tok]
+			l.mu.Unlock()
+			if r != nil {
+				r.ready()
+			}
+		}
+	}
+}
+
+var loopTokens atomic.Uint64
+
+// Interest in the epoll set: level-triggered EPOLLIN while enabled; EPOLLONESHOT
+// alone while disabled, so that a hang-up or error (which epoll reports
+// whatever the mask) wakes the loop once, not on every wait.
+const (
+	interestOn  = unix.EPOLLIN
+	interestOff = unix.EPOLLONESHOT
+)
+
+// loopReader is a connection's place in a loop: the actor gives it a permit
+// for one read (arm), the loop reads once per permit and sends the result.
+// Interest follows the permits lazily: it is enabled by the first permit and
+// disabled by the first readiness that finds none, so a connection that
+// reads on (an echo grants the next read while handling this one) costs no
+// epoll_ctl per read, and one without credit is out of the loop's way after
+// one wake-up, its bytes left in the kernel.
+type loopReader struct {
+	loop  *eventLoop
+	token uint64
+	raw   syscall.RawConn
+	size  int
+	send  func(any)
+	poll  rawIO
+
+	mu       sync.Mutex
+	permit   bool // a read is wanted: the next readiness (or time-out) answers it
+	reading  bool // the loop took the permit and is reading
+	expired  bool // the read time-out came while the loop was reading
+	interest bool // enabled for EPOLLIN
+	added    bool // in the epoll set
+
+	timeout time.Duration
+	timer   *time.Timer // ReadTimeout; the actor's alone
+}
+
+// newLoopReader registers a connection with a loop; nil when no loop can be
+// made (the goroutine reader serves then).
+func newLoopReader(raw syscall.RawConn, size int, timeout time.Duration, send func(any)) *loopReader {
+	l, err := eventLoops.acquire()
+	if err != nil {
+		return nil
+	}
+	r := &loopReader{loop: l, token: loopTokens.Add(1), raw: raw, size: size, send: send, timeout: timeout}
+	l.mu.Lock()
+	l.conns[r.token] = r
+	l.mu.Unlock()
+	return r
+}
+
+// arm gives the loop a permit for one read: it reads when the socket is
+// readable and sends the result (or the read time-out comes first).
+func (r *loopReader) arm() {
+	if r.timeout > 0 {
+		if r.timer == nil {
+			r.timer = time.AfterFunc(r.timeout, r.timedOut)
+		} else {
+			r.timer.Reset(r.timeout)
+		}
+	}
+	r.mu.Lock()
+	r.permit = true
+	var err error
+	if !r.interest {
+		op := unix.EPOLL_CTL_MOD
+		if !r.added {
+			op = unix.EPOLL_CTL_ADD
+		}
+		if err = r.ctl(op, interestOn); err == nil {
+			r.interest, r.added = true, true
+		} else {
+			r.permit = false
+		}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		r.send(&readResult{err: err}) // closed under the actor, most likely
+	}
+}
+
+// ready is the loop's side: one read for the permit out, or, with none,
+// interest off.
+func (r *loopReader) ready() {
+	r.mu.Lock()
+	if !r.permit {
+		if r.interest {
+			r.interest = false
+			_ = r.ctl(unix.EPOLL_CTL_MOD, interestOff)
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.permit, r.reading = false, true
+	r.mu.Unlock()
+	buf, n, err := r.poll.readNow(r.raw, r.size)
+	r.mu.Lock()
+	expired := r.expired
+	r.reading, r.expired = false, false
+	if err == errWouldBlock && !expired {
+		// A spurious wake-up: the permit waits for the next readiness
+		// (interest is on, level-triggered).
+		r.permit = true
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	if err == errWouldBlock {
+		r.send(&readResult{err: os.ErrDeadlineExceeded}) // timed out meanwhile
+		return
+	}
+	r.send(newReadResult(buf, n, err))
+}
+
+// timedOut answers the permit out with the read time-out, now or, when the
+// loop is reading, if that read finds nothing.
+func (r *loopReader) timedOut() {
+	r.mu.Lock()
+	had := r.permit
+	r.permit = false
+	if !had && r.reading {
+		r.expired = true
+	}
+	r.mu.Unlock()
+	if had {
+		r.send(&readResult{err: os.ErrDeadlineExceeded})
+	}
+}
+
+// setTimeout changes the read time-out for the next arm.
+func (r *loopReader) setTimeout(d time.Duration) {
+	r.timeout = d
+	if d <= 0 && r.timer != nil {
+		r.timer.Stop()
+	}
+}
+
+// ctl changes the socket's registration, through the connection so that
+// the descriptor cannot be closed meanwhile.
+func (r *loopReader) ctl(op int, events uint32) error {
+	var err error
+	cerr := r.raw.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{Events: events, Fd: int32(r.token), Pad: int32(r.token >> 32)}
+		err = unix.EpollCtl(r.loop.epfd, op, int(fd), &ev)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return os.NewSyscallError("epoll_ctl", err)
+}
+
+// stop takes the connection out of its loop, before its socket is closed.
+// A read the loop is doing meanwhile still sends its result, which the
+// stopped actor drops.
+func (r *loopReader) stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.mu.Lock()
+	r.permit = false
+	if r.added {
+		_ = r.ctl(unix.EPOLL_CTL_DEL, 0)
+		r.added, r.interest = false, false
+	}
+	r.mu.Unlock()
+	r.loop.mu.Lock()
+	delete(r.loop.conns, r.token)
+	r.loop.mu.Unlock()
+	eventLoops.release()
+}

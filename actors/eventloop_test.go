@@ -1,0 +1,167 @@
+//go:build linux
+
+package actors
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/testkit"
+	"github.com/tcpactor/tcpactor/messages"
+	"golang.org/x/sys/unix"
+)
+
+// TestReadLoopServesConnectionsWithoutAGoroutineEachAndStopsWithTheLast
+// serves 64 echo connections from the event loops: every one answers, the
+// process holds far fewer extra goroutines than connections (the goroutine
+// reader holds one each), and once they have ended the loops are gone too —
+// their goroutines (goleak) and their epoll descriptors.
+func TestReadLoopServesConnectionsWithoutAGoroutineEachAndStopsWithTheLast(t *testing.T) {
+	sys := testkit.NewSystem(t)
+	const n = 64
+	fdsBefore := testkit.OpenFDs(t)
+	goroutinesBefore := runtime.NumGoroutine()
+	clients := make([]net.Conn, n)
+	pids := make([]*actor.PID, n)
+	for i := range n {
+		cc, sc := socketPair(t)
+		clients[i] = cc
+		pids[i] = startConn(t, sys, sc, uint64(i+1), nil, ConnectionConfig{ReadMode: ReadLoop, Handler: EchoHandler()})
+	}
+	for i, cc := range clients {
+		_ = cc.SetDeadline(time.Now().Add(connWait))
+		if _, err := cc.Write([]byte("ping")); err != nil {
+			t.Fatalf("connection %d: write: %v", i, err)
+		}
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(cc, got); err != nil || string(got) != "ping" {
+			t.Fatalf("connection %d: echo %q, %v; want ping", i, got, err)
+		}
+	}
+	if grown := runtime.NumGoroutine() - goroutinesBefore; grown >= n/2 {
+		t.Fatalf("%d goroutines more for %d idle connections: want fewer than %d (one per loop, not per connection)", grown, n, n/2)
+	}
+	ends := make([]<-chan struct{}, n)
+	for i, pid := range pids {
+		ends[i] = watchEnd(t, sys, pid)
+		clients[i].Close()
+	}
+	for i := range ends {
+		waitClosed(t, ends[i], "the end of a connection whose peer closed")
+	}
+	// The last connection's teardown closes the loops' descriptors; each
+	// goes once its loop wakes from its wait, which has no signal to wait on.
+	deadline := time.Now().Add(connWait)
+	for testkit.OpenFDs(t) > fdsBefore {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d descriptors open after every connection ended: want %d (the loops' epoll descriptors closed)",
+				testkit.OpenFDs(t), fdsBefore)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestReadLoopTakesAConnectionWithoutCreditOutOfEpollinAndBackWithDemand
+// reads what the kernel says about the loop's epoll set
+// (/proc/self/fdinfo): an owner with one credit gets one Received; once the
+// peer sends more, the connection's interest is turned off — the loop is
+// not woken again for it and the kernel holds the bytes — and Demand turns
+// it back on and delivers them.
+func TestReadLoopTakesAConnectionWithoutCreditOutOfEpollinAndBackWithDemand(t *testing.T) {
+	sys := testkit.NewSystem(t)
+	cc, sc := socketPair(t)
+	fd := socketFD(t, sc)
+	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{ReadMode: ReadLoop})
+	in := newInbox(t, sys)
+	claim(t, sys, conn, in.pid, &messages.ClaimOptions{InitialCredit: 1})
+	if _, err := cc.Write([]byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if r := expectNext[*messages.Received](t, in); string(r.Data) != "first" {
+		t.Fatalf("Received %q, want first", r.Data)
+	}
+	if _, err := cc.Write([]byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	waitInterest(t, fd, false, "a connection without credit whose peer sent more")
+	sys.Root.Send(conn, &messages.Demand{N: 1})
+	if r := expectNext[*messages.Received](t, in); string(r.Data) != "second" {
+		t.Fatalf("Received %q, want second", r.Data)
+	}
+	waitInterest(t, fd, true, "a connection granted credit again")
+}
+
+func socketFD(t *testing.T, c *net.TCPConn) int {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// waitInterest waits until the event loop's registration of socket fd has
+// EPOLLIN on (or off). Interest changes at the loop's next readiness, which
+// sends no signal, hence the bounded polling.
+func waitInterest(t *testing.T, fd int, on bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(connWait)
+	for {
+		events, ok := epollEvents(t, fd)
+		if ok && (events&unix.EPOLLIN != 0) == on {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: epoll events %#x (registered %v), want EPOLLIN %v", what, events, ok, on)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// epollEvents finds socket fd in an epoll set of this process that is not
+// the Go runtime's (which registers every socket edge-triggered) and
+// returns its event mask.
+func epollEvents(t *testing.T, fd int) (uint32, bool) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		f, err := os.Open("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var tfd int
+			var events string
+			if _, err := fmt.Sscanf(sc.Text(), "tfd: %d events: %s", &tfd, &events); err != nil || tfd != fd {
+				continue
+			}
+			ev, err := strconv.ParseUint(strings.TrimSpace(events), 16, 32)
+			if err == nil && ev&unix.EPOLLET == 0 {
+				f.Close()
+				return uint32(ev), true
+			}
+		}
+		f.Close()
+	}
+	return 0, false
+}
