@@ -97,7 +97,11 @@ type metricResult struct {
 	// remote kind too, the median of the per-round ratios remote-tls/remote:
 	// what mutual TLS between the nodes costs.
 	RatioToPlaintext map[string]float64 `json:"ratio_to_plaintext_remote,omitempty"`
-	def              metricDef
+	// RatioToRelay is, for the remote kinds in a run that has the relay
+	// kind too, the median of the per-round ratios kind/relay: the owner on
+	// a second node against the cross-process ceiling (relay.go).
+	RatioToRelay map[string]float64 `json:"ratio_to_relay,omitempty"`
+	def          metricDef
 }
 
 func newBenchResult(cfg benchConfig) *benchResult {
@@ -143,7 +147,7 @@ func (r *benchResult) finish() {
 				continue
 			}
 			m.Ratio[k] = median(ratios)
-			if m.Target > 0 {
+			if m.Target > 0 && k != kindRelay { // the relay is a reference, not a contender
 				if m.Met == nil {
 					m.Met = map[string]bool{}
 				}
@@ -155,6 +159,16 @@ func (r *benchResult) finish() {
 		}
 		if contains(r.Config.Kinds, kindRemoteTLS) && contains(r.Config.Kinds, kindRemote) {
 			m.RatioToPlaintext = map[string]float64{kindRemoteTLS: m.ratioTo(kindRemoteTLS, kindRemote)}
+		}
+		if contains(r.Config.Kinds, kindRelay) {
+			for _, k := range []string{kindRemote, kindRemoteTLS} {
+				if contains(r.Config.Kinds, k) {
+					if m.RatioToRelay == nil {
+						m.RatioToRelay = map[string]float64{}
+					}
+					m.RatioToRelay[k] = m.ratioTo(k, kindRelay)
+				}
+			}
 		}
 	}
 	c := r.Config
@@ -170,6 +184,9 @@ func (r *benchResult) finish() {
 	}
 	if contains(c.Kinds, kindRemoteTLS) {
 		r.Notes = append(r.Notes, "remote-tls: the remote kind with mutual TLS (TLS 1.3, ECDSA P-256 certificates of a CA made for the run) on the nodes' gRPC streams (server.RemoteTLS). \"vs plaintext\" is the median of the per-round ratios remote-tls/remote.")
+	}
+	if contains(c.Kinds, kindRelay) {
+		r.Notes = append(r.Notes, "relay: the cross-process ceiling, no tcpactor in it. The child relays each connection to a raw echo server in a second process (client → relay → echo → relay → client), copying both ways with io.CopyBuffer through a 32 KiB buffer (no splice); RSS figures are the relay's only. \"vs relay\" (remote kinds) is the median of the per-round ratios kind/relay.")
 	}
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("Each server runs in its own child process, started afresh for every measurement; the load runs in the parent, on loopback. %d interleaved rounds (raw first in odd rounds, last in even ones); ratio = median of the per-round ratios tcpactor/raw; the absolute columns are medians across rounds and only frame the ratios.", c.Rounds),
@@ -219,28 +236,36 @@ func (r *benchResult) markdown() string {
 			b.WriteString("\n")
 		}
 		title := map[string]string{kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)",
-			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)"}[k]
+			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)", kindRelay: "relay (no tcpactor)"}[k]
 		if len(r.Config.Kinds) > 1 {
 			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)",
-				kindRemote: "Owner actor on a second node (remote)", kindRemoteTLS: "Owner actor on a second node, mutual TLS (remote-tls)"}[k])
+				kindRemote: "Owner actor on a second node (remote)", kindRemoteTLS: "Owner actor on a second node, mutual TLS (remote-tls)",
+				kindRelay: "Reference: a plain TCP relay through a second process (relay)"}[k])
 		}
-		// vs is the extra column: the remote kind against the local
-		// handler, the TLS one against plaintext.
-		vsName, vs := "", func(*metricResult) float64 { return 0 }
+		// The extra columns: the remote kind against the local handler and
+		// the relay, the TLS one against plaintext and the relay.
+		type column struct {
+			name string
+			of   func(*metricResult) float64
+		}
+		var cols []column
 		switch {
 		case k == kindRemote && contains(r.Config.Kinds, kindActor):
-			vsName, vs = "vs actor", func(m *metricResult) float64 { return m.RatioToActor[k] }
+			cols = append(cols, column{"vs actor", func(m *metricResult) float64 { return m.RatioToActor[k] }})
 		case k == kindRemoteTLS && contains(r.Config.Kinds, kindRemote):
-			vsName, vs = "vs plaintext", func(m *metricResult) float64 { return m.RatioToPlaintext[k] }
+			cols = append(cols, column{"vs plaintext", func(m *metricResult) float64 { return m.RatioToPlaintext[k] }})
 		}
-		if vsName != "" {
-			fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? | %s |\n|---|---:|---:|---:|---|---|---:|\n", title, vsName)
-		} else {
-			fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |\n|---|---:|---:|---:|---|---|\n", title)
+		if (k == kindRemote || k == kindRemoteTLS) && contains(r.Config.Kinds, kindRelay) {
+			cols = append(cols, column{"vs relay", func(m *metricResult) float64 { return m.RatioToRelay[k] }})
 		}
+		fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |", title)
+		for _, c := range cols {
+			fmt.Fprintf(&b, " %s |", c.name)
+		}
+		b.WriteString("\n|---|---:|---:|---:|---|---|" + strings.Repeat("---:|", len(cols)) + "\n")
 		for _, m := range r.Metrics {
 			target, met := "–", "–"
-			if m.Target > 0 {
+			if m.Target > 0 && k != kindRelay {
 				op := "≤"
 				if m.HigherIsBetter {
 					op = "≥"
@@ -250,8 +275,8 @@ func (r *benchResult) markdown() string {
 			}
 			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %.2f | %s | %s |", m.Name, m.Unit,
 				group(m.Median[kindRaw], m.def.digits), group(m.Median[k], m.def.digits), m.Ratio[k], target, met)
-			if vsName != "" {
-				fmt.Fprintf(&b, " %.2f |", vs(m))
+			for _, c := range cols {
+				fmt.Fprintf(&b, " %.2f |", c.of(m))
 			}
 			b.WriteString("\n")
 		}
@@ -332,7 +357,7 @@ func (r *benchResult) svg() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x(v), top, x(v), height-30, map[bool]string{true: "#888", false: "#ddd"}[v == 1])
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s×</text>`+"\n", x(v), height-14, trimFloat(v, 1))
 	}
-	colors := map[string][2]string{kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}}
+	colors := map[string][2]string{kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}, kindRelay: {"#b0bec5", "#b0bec5"}}
 	for i, m := range r.Metrics {
 		y := top + 5 + i*rowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH, html.EscapeString(m.Name))

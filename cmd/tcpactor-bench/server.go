@@ -4,7 +4,7 @@ package main
 // process, so that the memory it reads from /proc/PID/status is the server's
 // own and not the load generator's.
 //
-//	tcpactor-bench server --kind raw|actor|owner|remote|remote-tls [--cpuprofile FILE]
+//	tcpactor-bench server --kind raw|actor|owner|remote|remote-tls|relay [--cpuprofile FILE]
 //
 // It listens on 127.0.0.1 (a port the kernel picks), prints "port N", then
 // answers one-line commands on stdin until stdin closes:
@@ -47,7 +47,7 @@ const (
 // benchServer is the child process of the bench.
 func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("tcpactor-bench "+childCommand, stderr)
-	kind := fs.String("kind", kindRaw, "server: raw, actor, owner, remote or remote-tls")
+	kind := fs.String("kind", kindRaw, "server: raw, actor, owner, remote, remote-tls or relay")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
 	backlog := cliflag.Int(fs, "backlog", 0, 0, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; 0 = tcpactor's default (50)")
 	ownerOf := fs.String("owner-of", "", "kind remote-owner: the server (`HOST:PORT/NAME`) to serve")
@@ -71,8 +71,10 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		s, err = startRemoteEcho(*backlog, *cpuprofile, *kind == kindRemoteTLS, stderr)
 	case kindRemoteOwner:
 		s, err = startOwnerNode(*ownerOf, *tlsDir)
+	case kindRelay: // see relay.go
+		s, err = startRelay(stderr)
 	default:
-		return fmt.Errorf("--kind %q: want raw, actor, owner, remote or remote-tls", *kind)
+		return fmt.Errorf("--kind %q: want raw, actor, owner, remote, remote-tls or relay", *kind)
 	}
 	if err != nil {
 		return err
