@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 )
 
@@ -119,7 +120,7 @@ func NewOwner(cfg OwnerConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &ownerActor{cfg: cfg, conns: map[string]*Owned{}, servers: map[string]*actor.PID{},
 			claiming: map[string]bool{}, again: map[string]bool{}}
-	})
+	}, actor.WithDispatcher(actors.OwnerDispatcher())) // on its senders' goroutines: see OwnerDispatcher
 }
 
 type ownerActor struct {

@@ -142,7 +142,11 @@ func newConn(sys *actor.ActorSystem, opts ConnOptions) *Conn {
 		rd:      newDeadline(),
 		wd:      newDeadline(),
 	}
-	c.owner = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &connOwner{c: c} }))
+	// The owner runs on its senders' goroutines (actors.OwnerDispatcher):
+	// its Receive only takes c.mu briefly, and the Go side sends to the
+	// actors only with c.mu released.
+	c.owner = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &connOwner{c: c} },
+		actor.WithDispatcher(actors.OwnerDispatcher())))
 	return c
 }
 

@@ -89,9 +89,10 @@ type metricResult struct {
 	// Met is, per tcpactor kind, whether Ratio meets Target (absent when
 	// there is no target).
 	Met map[string]bool `json:"met,omitempty"`
-	// RatioToActor is, for the remote kind in a run that has the actor kind
-	// too, the median of the per-round ratios remote/actor: the handler on a
-	// second node against the same handler run locally.
+	// RatioToActor is, for the owner and remote kinds in a run that has the
+	// actor kind too, the median of the per-round ratios kind/actor: the
+	// owner actor, on this node or a second one, against the same echo run
+	// as a local handler.
 	RatioToActor map[string]float64 `json:"ratio_to_actor,omitempty"`
 	// RatioToPlaintext is, for the remote-tls kind in a run that has the
 	// remote kind too, the median of the per-round ratios remote-tls/remote:
@@ -154,8 +155,15 @@ func (r *benchResult) finish() {
 				m.Met[k] = m.meets(m.Ratio[k])
 			}
 		}
-		if contains(r.Config.Kinds, kindRemote) && contains(r.Config.Kinds, kindActor) {
-			m.RatioToActor = map[string]float64{kindRemote: m.ratioTo(kindRemote, kindActor)}
+		if contains(r.Config.Kinds, kindActor) {
+			for _, k := range []string{kindOwner, kindRemote} {
+				if contains(r.Config.Kinds, k) {
+					if m.RatioToActor == nil {
+						m.RatioToActor = map[string]float64{}
+					}
+					m.RatioToActor[k] = m.ratioTo(k, kindActor)
+				}
+			}
 		}
 		if contains(r.Config.Kinds, kindRemoteTLS) && contains(r.Config.Kinds, kindRemote) {
 			m.RatioToPlaintext = map[string]float64{kindRemoteTLS: m.ratioTo(kindRemoteTLS, kindRemote)}
@@ -177,7 +185,7 @@ func (r *benchResult) finish() {
 		"tcpactor: server.Spawn with the echo Handler run inside each ConnectionActor (Ranch's model, the fast path for local protocols).",
 	}
 	if contains(c.Kinds, kindOwner) {
-		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it and writes back each Received with a Write whose demand grants the next Received once it is on the wire (Write.demand: no separate Demand per WriteAck; Akka's model, needed for owners on other nodes).")
+		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it and writes back each Received with a Write whose demand grants the next Received once it is on the wire (Write.demand: no separate Demand per WriteAck; Akka's model, needed for owners on other nodes). \"vs actor\" is the median of the per-round ratios owner/actor.")
 	}
 	if contains(c.Kinds, kindRemote) {
 		r.Notes = append(r.Notes, "remote: the handler on a second node. The server child runs server.SpawnNamed without a Handler on a node with Proto.Actor remote (127.0.0.1, gRPC); a second child process runs server.NewOwner with server.EchoOwner, subscribed to it over remote, so every Received, Write (with its demand) and WriteAck crosses the nodes. RSS figures are the server node's only. \"vs actor\" is the median of the per-round ratios remote/actor (target for ping-pong: ≥ 0.5×).")
@@ -250,7 +258,7 @@ func (r *benchResult) markdown() string {
 		}
 		var cols []column
 		switch {
-		case k == kindRemote && contains(r.Config.Kinds, kindActor):
+		case (k == kindRemote || k == kindOwner) && contains(r.Config.Kinds, kindActor):
 			cols = append(cols, column{"vs actor", func(m *metricResult) float64 { return m.RatioToActor[k] }})
 		case k == kindRemoteTLS && contains(r.Config.Kinds, kindRemote):
 			cols = append(cols, column{"vs plaintext", func(m *metricResult) float64 { return m.RatioToPlaintext[k] }})

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/internal/cliflag"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
@@ -287,7 +288,10 @@ func (c *claimer) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.NewConnection:
 		if c.owners == nil {
-			c.owners = actor.PropsFromProducer(func() actor.Actor { return &echoOwner{} })
+			// The dispatcher tcpactor gives its own owners (server.NewOwner,
+			// server.Conn): the owner runs on the goroutine that sends to it.
+			c.owners = actor.PropsFromProducer(func() actor.Actor { return &echoOwner{} },
+				actor.WithDispatcher(actors.OwnerDispatcher()))
 		}
 		owner := ctx.Spawn(c.owners)
 		ctx.Request(c.server, &messages.NextPendingConnection{Owner: owner})
