@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/messages"
 )
 
@@ -93,6 +94,32 @@ func putBuf(b *[]byte) {
 		*b = (*b)[:cap(*b)]
 		p.(*sync.Pool).Put(b)
 	}
+}
+
+// recycleBuf puts memory a Write's sender gave up (Write.donate) into the
+// read pool of its capacity, when there is one: an echo-like owner's
+// Received buffers come back for the next reads instead of the pool making
+// a new 32 KiB chunk (zeroed, and later collected) for every read.
+func recycleBuf(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	b = b[:cap(b)]
+	putBuf(&b)
+}
+
+// ReuseBuffer gives the memory of a Received's data back to the read
+// buffers of this process's connections, for a later read. Call it only
+// when nothing will touch data again (server.Conn does once Read has copied
+// a chunk out); memory of another size is left to the garbage collector.
+func ReuseBuffer(data []byte) { recycleBuf(data) }
+
+// fromAnotherNode tells whether the message being handled came from
+// another node: its sender's address is not this system's. Such a
+// message's byte fields were unmarshalled for this actor alone.
+func fromAnotherNode(ctx actor.Context) bool {
+	s := ctx.Sender()
+	return s != nil && s.Address != ctx.ActorSystem().Address()
 }
 
 // takeBuf turns n read bytes into a slice an owner may keep. A mostly full

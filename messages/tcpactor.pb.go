@@ -2155,7 +2155,14 @@ type Write struct {
 	// WriteAck — two messages fewer per round trip, across nodes too — and keeps
 	// back-pressure end to end. Not granted if the write fails. Negative: the
 	// write fails.
-	Demand        int32 `protobuf:"varint,3,opt,name=demand,proto3" json:"demand,omitempty"`
+	Demand int32 `protobuf:"varint,3,opt,name=demand,proto3" json:"demand,omitempty"`
+	// The sender gives data's memory up, to its capacity: once the write is on
+	// the wire the connection may reuse it for its next reads. An echo-like owner
+	// that writes back the data of a Received thus saves the connection an
+	// allocation per chunk. Set it only for memory nothing else touches after
+	// the Write is sent. A Write from another node is always treated so: its
+	// data was unmarshalled for the connection alone.
+	Donate        bool `protobuf:"varint,4,opt,name=donate,proto3" json:"donate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2209,6 +2216,13 @@ func (x *Write) GetDemand() int32 {
 		return x.Demand
 	}
 	return 0
+}
+
+func (x *Write) GetDonate() bool {
+	if x != nil {
+		return x.Donate
+	}
+	return false
 }
 
 // WriteAck reports that a Write is on the wire (handed to the kernel).
@@ -2986,11 +3000,12 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"connection\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\n" +
 	"connection\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"J\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"b\n" +
 	"\x05Write\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x15\n" +
 	"\x06ack_id\x18\x02 \x01(\x04R\x05ackId\x12\x16\n" +
-	"\x06demand\x18\x03 \x01(\x05R\x06demand\"M\n" +
+	"\x06demand\x18\x03 \x01(\x05R\x06demand\x12\x16\n" +
+	"\x06donate\x18\x04 \x01(\bR\x06donate\"M\n" +
 	"\bWriteAck\x12*\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\n" +

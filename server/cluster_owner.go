@@ -82,6 +82,15 @@ func (c *Owned) WriteAndDemand(data []byte, n int) {
 	c.ctx.Request(c.pid, &messages.Write{Data: data, Demand: int32(n)})
 }
 
+// GiveAndDemand is WriteAndDemand for memory the handler gives up: the
+// connection may reuse data, to its capacity, for its next reads once it is
+// on the wire (Write.donate), sparing a new read buffer per chunk. The
+// handler must not touch data afterwards; an echo's Received data is the
+// usual candidate.
+func (c *Owned) GiveAndDemand(data []byte, n int) {
+	c.ctx.Request(c.pid, &messages.Write{Data: data, Demand: int32(n), Donate: true})
+}
+
 // Demand grants n more Received.
 func (c *Owned) Demand(n int) { c.ctx.Send(c.pid, &messages.Demand{N: int32(n)}) }
 
@@ -419,7 +428,7 @@ func EchoOwner() OwnerHandlerFactory { return func() OwnerHandler { return &echo
 type echoOwner struct{}
 
 func (*echoOwner) Connected(*Owned)                     {}
-func (*echoOwner) Received(c *Owned, data []byte)       { c.WriteAndDemand(data, 1) }
+func (*echoOwner) Received(c *Owned, data []byte)       { c.GiveAndDemand(data, 1) }
 func (*echoOwner) WriteAcked(*Owned, uint64)            {}
 func (*echoOwner) Disconnected(*Owned, *messages.Error) {}
 func (*echoOwner) WriteFailed(c *Owned, _ uint64, _ *messages.Error) {

@@ -311,7 +311,8 @@ type echoOwner struct{ conn *actor.PID }
 func (o *echoOwner) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Received:
-		ctx.Send(m.Connection, &messages.Write{Data: m.Data, Demand: 1})
+		// Donate: the connection reuses the buffer for its next read.
+		ctx.Send(m.Connection, &messages.Write{Data: m.Data, Demand: 1, Donate: true})
 	case *messages.WriteFailed:
 		ctx.Send(m.Connection, &messages.Close{})
 	case *messages.PeerClosed:
