@@ -42,6 +42,8 @@ func metricDefs(cfg benchConfig) []metricDef {
 		{metricBulk, fmt.Sprintf("bulk echo, %d conns × 64 KiB writes", cfg.BulkConns), "MB/s", 0.90, true, 0},
 		{metricBulkRSS, "bulk echo, server peak RSS (VmHWM)", "MiB", 3.0, false, 1},
 		{metricIdle, fmt.Sprintf("idle memory, %d conns", cfg.IdleConns), "KiB/conn", 1.0, false, 2},
+		{metricHTTP, fmt.Sprintf("HTTP GET /hello, %d keep-alive conns (net/http)", cfg.HTTPConns), "req/s", 0.8, true, 0},
+		{metricHTTPP50, "HTTP latency p50", "µs", 0, false, 1},
 	}
 }
 
@@ -54,6 +56,8 @@ func loadOf(metric string) string {
 		return loadPingPong
 	case metricBulk, metricBulkRSS:
 		return loadBulk
+	case metricHTTP, metricHTTPP50:
+		return loadHTTP
 	default:
 		return loadIdle
 	}
@@ -193,6 +197,9 @@ func (r *benchResult) finish() {
 	if contains(c.Kinds, kindRemoteTLS) {
 		r.Notes = append(r.Notes, "remote-tls: the remote kind with mutual TLS (TLS 1.3, ECDSA P-256 certificates of a CA made for the run) on the nodes' gRPC streams (server.RemoteTLS). \"vs plaintext\" is the median of the per-round ratios remote-tls/remote.")
 	}
+	if contains(c.Metrics, loadHTTP) && contains(c.Kinds, kindOwner) {
+		r.Notes = append(r.Notes, fmt.Sprintf("http: Go's net/http serving GET /hello to %d keep-alive connections, one request in flight each, %v per round. raw: http.Server on a net.Listener; owner: the same http.Server on a server.Listener (each connection a ConnectionActor owned by a server.Conn's owner actor, as examples/httpoveractors). Only these two kinds serve HTTP.", c.HTTPConns, c.Duration))
+	}
 	if contains(c.Kinds, kindRelay) {
 		r.Notes = append(r.Notes, "relay: the cross-process ceiling, no tcpactor in it. The child relays each connection to a raw echo server in a second process (client → relay → echo → relay → client), copying both ways with io.CopyBuffer through a 32 KiB buffer (no splice); RSS figures are the relay's only. \"vs relay\" (remote kinds) is the median of the per-round ratios kind/relay.")
 	}
@@ -203,6 +210,16 @@ func (r *benchResult) finish() {
 		"Client and server share the machine's cores, so differences of 10–20% can be noise; compare ratios, never absolute figures across runs.",
 		"Measured with "+r.Runtime+" in "+r.Elapsed+".",
 	)
+}
+
+// measured tells whether kind k has a figure in some round.
+func (m *metricResult) measured(k string) bool {
+	for _, round := range m.Rounds {
+		if _, ok := round[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // ratioTo is the median of the per-round ratios k/base.
@@ -239,10 +256,15 @@ func median(vs []float64) float64 {
 // markdown is the table (one per tcpactor kind) and the notes.
 func (r *benchResult) markdown() string {
 	var b strings.Builder
-	for i, k := range r.Config.Kinds {
-		if i > 0 {
+	first := true
+	for _, k := range r.Config.Kinds {
+		if !slices.ContainsFunc(r.Metrics, func(m *metricResult) bool { return m.measured(k) }) {
+			continue // serves none of the loads run (http)
+		}
+		if !first {
 			b.WriteString("\n")
 		}
+		first = false
 		title := map[string]string{kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)",
 			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)", kindRelay: "relay (no tcpactor)"}[k]
 		if len(r.Config.Kinds) > 1 {
@@ -272,6 +294,9 @@ func (r *benchResult) markdown() string {
 		}
 		b.WriteString("\n|---|---:|---:|---:|---|---|" + strings.Repeat("---:|", len(cols)) + "\n")
 		for _, m := range r.Metrics {
+			if !m.measured(k) {
+				continue // a load this kind does not serve (http)
+			}
 			target, met := "–", "–"
 			if m.Target > 0 && k != kindRelay {
 				op := "≤"
@@ -284,7 +309,11 @@ func (r *benchResult) markdown() string {
 			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %.2f | %s | %s |", m.Name, m.Unit,
 				group(m.Median[kindRaw], m.def.digits), group(m.Median[k], m.def.digits), m.Ratio[k], target, met)
 			for _, c := range cols {
-				fmt.Fprintf(&b, " %.2f |", c.of(m))
+				if v := c.of(m); v > 0 {
+					fmt.Fprintf(&b, " %.2f |", v)
+				} else {
+					b.WriteString(" – |") // the other kind has no figure for it
+				}
 			}
 			b.WriteString("\n")
 		}
@@ -297,6 +326,9 @@ func (r *benchResult) markdown() string {
 	var parts []string
 	for _, m := range r.Metrics {
 		for _, k := range r.Config.Kinds {
+			if !m.measured(k) {
+				continue
+			}
 			var rs []string
 			for _, round := range m.Rounds {
 				if raw := round[kindRaw]; raw > 0 {

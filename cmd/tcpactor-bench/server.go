@@ -52,6 +52,7 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
 	backlog := cliflag.Int(fs, "backlog", 0, 0, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; 0 = tcpactor's default (50)")
 	ownerOf := fs.String("owner-of", "", "kind remote-owner: the server (`HOST:PORT/NAME`) to serve")
+	serve := fs.String("serve", "echo", "what to serve: echo, or http (GET /hello; kinds raw and owner, see http.go)")
 	tlsDir := fs.String("remote-tls-dir", "", "kind remote-owner: mutual TLS with the certificates in `DIR` (of kind remote-tls)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -63,16 +64,20 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		s   statser
 		err error
 	)
-	switch *kind {
-	case kindRaw:
+	switch {
+	case *serve == "http":
+		s, err = startHTTPServer(*kind, *backlog)
+	case *serve != "echo":
+		return usageError{fmt.Sprintf("--serve %q: want echo or http", *serve)}
+	case *kind == kindRaw:
 		s, err = startRawEcho()
-	case kindActor, kindOwner:
+	case *kind == kindActor, *kind == kindOwner:
 		s, err = startActorEcho(*kind == kindOwner, *backlog)
-	case kindRemote, kindRemoteTLS: // see remote.go
+	case *kind == kindRemote, *kind == kindRemoteTLS: // see remote.go
 		s, err = startRemoteEcho(*backlog, *cpuprofile, *kind == kindRemoteTLS, stderr)
-	case kindRemoteOwner:
+	case *kind == kindRemoteOwner:
 		s, err = startOwnerNode(*ownerOf, *tlsDir)
-	case kindRelay: // see relay.go
+	case *kind == kindRelay: // see relay.go
 		s, err = startRelay(stderr)
 	default:
 		return fmt.Errorf("--kind %q: want raw, actor, owner, remote, remote-tls or relay", *kind)
