@@ -111,6 +111,12 @@ type OwnerConfig struct {
 	Handler OwnerHandlerFactory
 	// Claim travels with each claim: initial credit, half-close.
 	Claim *messages.ClaimOptions
+	// Assign makes the subscription to Server take connections: the server
+	// assigns each new one to this owner (or in turn among the owners that
+	// take them) with Claim's options, in one one-way message, instead of
+	// announcing it for a claim (Subscribe.assign). Across nodes it saves
+	// the claim's round trip per connection.
+	Assign bool
 	// Notify, when set, hears one readable line per event: a claim, a
 	// connection's end, a server's loss. It runs in the actor: do not block.
 	Notify func(line string)
@@ -147,6 +153,10 @@ func (o *ownerActor) Receive(ctx actor.Context) {
 			o.subscribe(ctx, o.cfg.Server)
 		}
 	case *messages.NewConnection:
+		if m.Assigned { // ours already: nothing to claim
+			o.conn(ctx, m.Connection, m.Info)
+			return
+		}
 		o.claim(ctx, m.Server)
 	case *messages.Received:
 		if c := o.conn(ctx, m.Connection, nil); c != nil {
@@ -197,7 +207,7 @@ func (o *ownerActor) unwatchAll(ctx actor.Context) {
 // claims what was queued before (announced to nobody).
 func (o *ownerActor) subscribe(ctx actor.Context, server *actor.PID) {
 	o.watchServer(ctx, server)
-	f := ctx.RequestFuture(server, &messages.Subscribe{Subscriber: ctx.Self()}, DefaultTimeout)
+	f := ctx.RequestFuture(server, &messages.Subscribe{Subscriber: ctx.Self(), Assign: o.cfg.Assign, Options: o.cfg.Claim}, DefaultTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		ack, _ := res.(*messages.Ack)
 		switch {

@@ -170,7 +170,8 @@ func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
 	}
 	echo := server.EchoOwner()
 	counted := func() server.OwnerHandler { return &countedOwner{OwnerHandler: echo(), node: o} }
-	o.sys.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: pid, Handler: counted, OnServer: onServer}))
+	// Assign: the server hands each connection over in one message (Subscribe.assign).
+	o.sys.Root.Spawn(server.NewOwner(server.OwnerConfig{Server: pid, Handler: counted, OnServer: onServer, Assign: true}))
 	select {
 	case err := <-subscribed:
 		if err != nil {
