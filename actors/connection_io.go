@@ -114,12 +114,13 @@ func recycleBuf(b []byte) {
 // a chunk out); memory of another size is left to the garbage collector.
 func ReuseBuffer(data []byte) { recycleBuf(data) }
 
-// fromAnotherNode tells whether the message being handled came from
-// another node: its sender's address is not this system's. Such a
-// message's byte fields were unmarshalled for this actor alone.
+// fromAnotherNode tells whether the message being handled was read off
+// another node's stream: the guard (server.RemoteGuard) stamped it with
+// RemotePeerHeader. Such a message's byte fields were unmarshalled for this
+// actor alone. A remote sender is not proof: local code may name one.
 func fromAnotherNode(ctx actor.Context) bool {
-	s := ctx.Sender()
-	return s != nil && s.Address != ctx.ActorSystem().Address()
+	h := ctx.MessageHeader()
+	return h != nil && h.Get(RemotePeerHeader) != ""
 }
 
 // takeBuf turns n read bytes into a slice an owner may keep. A mostly full

@@ -2195,8 +2195,8 @@ type Write struct {
 	// the wire the connection may reuse it for its next reads. An echo-like owner
 	// that writes back the data of a Received thus saves the connection an
 	// allocation per chunk. Set it only for memory nothing else touches after
-	// the Write is sent. A Write from another node is always treated so: its
-	// data was unmarshalled for the connection alone.
+	// the Write is sent. A Write from another node (stamped by the remote guard)
+	// is always treated so: its data was unmarshalled for the connection alone.
 	Donate        bool `protobuf:"varint,4,opt,name=donate,proto3" json:"donate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
