@@ -304,7 +304,11 @@ func (c *connection) Receive(ctx actor.Context) {
 	case *messages.Demand:
 		c.demand(int(m.N))
 	case *messages.Write:
-		c.write(pendingWrite{data: m.Data, ackID: m.AckId, to: c.replyTo(ctx), demand: int(m.Demand)}, false)
+		w := pendingWrite{data: m.Data, ackID: m.AckId, to: c.replyTo(ctx), demand: int(m.Demand)}
+		if m.Donate || fromAnotherNode(ctx) {
+			w.donated = m.Data
+		}
+		c.write(w, false)
 	case *messages.Close:
 		c.startClose(ctx.Sender())
 	case *messages.CloseWrite:

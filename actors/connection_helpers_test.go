@@ -298,6 +298,7 @@ type echoOwner struct {
 	acks   uint64
 	failed int
 	report chan<- ownerReport
+	donate bool // give each Received's data back with its echo (Write.donate)
 }
 
 type ownerReport struct {
@@ -317,7 +318,7 @@ func (e *echoOwner) Receive(ctx actor.Context) {
 		e.h.Write(m.Data)
 		e.n += int64(len(m.Data))
 		e.acks++
-		ctx.Send(m.Connection, &messages.Write{Data: m.Data, AckId: e.acks})
+		ctx.Send(m.Connection, &messages.Write{Data: m.Data, AckId: e.acks, Donate: e.donate})
 	case *messages.WriteAck:
 		ctx.Send(m.Connection, &messages.Demand{N: 1})
 	case *messages.WriteFailed:

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/messages"
 )
 
@@ -93,6 +94,33 @@ func putBuf(b *[]byte) {
 		*b = (*b)[:cap(*b)]
 		p.(*sync.Pool).Put(b)
 	}
+}
+
+// recycleBuf puts memory a Write's sender gave up (Write.donate) into the
+// read pool of its capacity, when there is one: an echo-like owner's
+// Received buffers come back for the next reads instead of the pool making
+// a new 32 KiB chunk (zeroed, and later collected) for every read.
+func recycleBuf(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	b = b[:cap(b)]
+	putBuf(&b)
+}
+
+// ReuseBuffer gives the memory of a Received's data back to the read
+// buffers of this process's connections, for a later read. Call it only
+// when nothing will touch data again (server.Conn does once Read has copied
+// a chunk out); memory of another size is left to the garbage collector.
+func ReuseBuffer(data []byte) { recycleBuf(data) }
+
+// fromAnotherNode tells whether the message being handled was read off
+// another node's stream: the guard (server.RemoteGuard) stamped it with
+// RemotePeerHeader. Such a message's byte fields were unmarshalled for this
+// actor alone. A remote sender is not proof: local code may name one.
+func fromAnotherNode(ctx actor.Context) bool {
+	h := ctx.MessageHeader()
+	return h != nil && h.Get(RemotePeerHeader) != ""
 }
 
 // takeBuf turns n read bytes into a slice an owner may keep. A mostly full

@@ -162,6 +162,10 @@ func (c *connection) flushed() {
 }
 
 func (c *connection) ack(w pendingWrite) {
+	// Wholly written, by the actor or by a writer goroutine whose job is
+	// over: nothing reads the memory any more. (A failed write is not
+	// recycled: a writer goroutine may still hold it at the end.)
+	recycleBuf(w.donated)
 	if w.demand > 0 {
 		c.demand(w.demand)
 	}

@@ -18,6 +18,10 @@ type pendingWrite struct {
 	demand int        // credit granted when the write is on the wire (Write.demand)
 	to     *actor.PID // where WriteAck/WriteFailed go; nil: nowhere
 	local  bool       // issued by the local Handler: report through its callbacks
+	// donated is the Write's whole data when its sender gave the memory up
+	// (Write.donate, or a Write from another node): once it is on the wire
+	// it goes to the read pool.
+	donated []byte
 }
 
 // writeQueue holds the pending writes in order. A writer goroutine's job is

@@ -16,3 +16,21 @@ import "github.com/asynkron/protoactor-go/actor"
 // the remote endpoint reader, a timer) runs its Receive, so that Receive
 // never blocks — the connection waits for none of its goroutines.
 var connectionDispatcher = actor.NewSynchronizedDispatcher(300)
+
+// OwnerDispatcher is the dispatcher for owner actors (Akka's model: an actor
+// that claims connections and gets their Received, WriteAck, Disconnected):
+// like a connection's, it runs the owner's mailbox on the goroutine that
+// sends to it. On the connection's node a chunk then goes from the reader
+// goroutine through the connection, the owner's Receive and the owner's
+// Write back into the connection without a hand-over to another goroutine;
+// on Proto.Actor's default dispatcher each of the owner's mailbox runs is a
+// fresh goroutine whose stack grows again every time (runtime.newstack and
+// copystack took a third of the server's CPU under 64-byte ping-pong). On an
+// owner's own node the remote's endpoint reader runs it the same way.
+//
+// Give it to an owner with actor.WithDispatcher(actors.OwnerDispatcher()).
+// The price is the connection's: the owner's Receive runs on its senders'
+// goroutines (a connection's reader, a timer, the remote's endpoint reader),
+// so it must never block — which an owner's Receive must not anyway — and
+// must not hold a lock that a sender to the owner can hold while sending.
+func OwnerDispatcher() actor.Dispatcher { return connectionDispatcher }

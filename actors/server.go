@@ -57,6 +57,7 @@ type ServerActor struct {
 	hookCancel  context.CancelFunc
 	hooked      *handover[net.Conn] // what the hooks return, until onHookDone takes it
 	subscribers map[string]*actor.PID
+	assignees   assignees // subscribers that take connections (server_assign.go)
 	waiters     map[uint64]*waiter
 	waitersOf   map[string]int // waiters per remote node (authz.go)
 	limits      RemoteLimits
@@ -159,7 +160,14 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 		s.updateAllowance()
 		ctx.Respond(&messages.Ack{})
 	case *messages.Subscribe:
-		ctx.Respond(s.subscribe(ctx, m.Subscriber))
+		ack := &messages.Ack{Error: invalid("initial_credit %d is negative", m.Options.GetInitialCredit())}
+		if m.Options.GetInitialCredit() >= 0 {
+			ack = s.subscribe(ctx, m.Subscriber)
+		}
+		if !ack.Error.Failed() {
+			s.assignees.set(s.subscriberOf(ctx, m.Subscriber), m.Assign, m.Options)
+		}
+		ctx.Respond(ack)
 	case *messages.Unsubscribe:
 		ctx.Respond(s.unsubscribe(ctx, m.Subscriber))
 	case *acceptedConn:
@@ -463,6 +471,9 @@ func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	s.live[pid.String()] = pid
 	s.liveInfo[pid.String()] = info
 	if s.opts.Connection.Handler == nil {
+		if s.assign(ctx, pid, info) {
+			return
+		}
 		s.pending = append(s.pending, pendingConn{pid: pid, info: info})
 	}
 	s.announce(ctx, pid, info)
@@ -496,6 +507,7 @@ func (s *ServerActor) onAcceptFailed(ctx actor.Context, m *acceptFailed) {
 func (s *ServerActor) onTerminated(who *actor.PID) {
 	key := who.String()
 	delete(s.subscribers, key)
+	s.assignees.remove(who)
 	if _, ok := s.live[key]; !ok {
 		return
 	}
@@ -688,6 +700,7 @@ func (s *ServerActor) unsubscribe(ctx actor.Context, sub *actor.PID) *messages.A
 	}
 	if _, ok := s.subscribers[sub.String()]; ok {
 		delete(s.subscribers, sub.String())
+		s.assignees.remove(sub)
 		if _, conn := s.live[sub.String()]; !conn {
 			ctx.Unwatch(sub)
 		}

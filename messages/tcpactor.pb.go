@@ -1262,8 +1262,19 @@ func (*ResumeAccepting) Descriptor() ([]byte, []int) {
 // From another node: allowed for subscribers on that node (and a sender
 // there), up to 64 per node (RemoteLimits' default).
 type Subscribe struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Subscriber    *actor.PID             `protobuf:"bytes,1,opt,name=subscriber,proto3" json:"subscriber,omitempty"` // absent: the sender; a future cannot receive events and is refused
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Subscriber *actor.PID             `protobuf:"bytes,1,opt,name=subscriber,proto3" json:"subscriber,omitempty"` // absent: the sender; a future cannot receive events and is refused
+	// The subscriber takes connections as well as hearing of them (Akka's
+	// Bind(handler), Ranch's protocol): while it lives, each connection the
+	// server accepts without a local handler is assigned to one such
+	// subscriber in turn instead of queued — the server sends it NewConnection
+	// with `assigned` set, then SetOwner with `options` to the connection: one
+	// one-way message to the owner's node per connection, no claim round trip.
+	// Connections pending already stay pending (claim them). Subscribing again
+	// updates assign and options. A remote node may do it only for its own
+	// actors, as any subscription.
+	Assign        bool          `protobuf:"varint,2,opt,name=assign,proto3" json:"assign,omitempty"`
+	Options       *ClaimOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1301,6 +1312,20 @@ func (*Subscribe) Descriptor() ([]byte, []int) {
 func (x *Subscribe) GetSubscriber() *actor.PID {
 	if x != nil {
 		return x.Subscriber
+	}
+	return nil
+}
+
+func (x *Subscribe) GetAssign() bool {
+	if x != nil {
+		return x.Assign
+	}
+	return false
+}
+
+func (x *Subscribe) GetOptions() *ClaimOptions {
+	if x != nil {
+		return x.Options
 	}
 	return nil
 }
@@ -1795,11 +1820,14 @@ func (x *WaitResult) GetError() *Error {
 // NewConnection is the newConnection() signal, sent by the ServerActor to each
 // subscriber when a connection is queued (or handed to a local handler).
 type NewConnection struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Server        *actor.PID             `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
-	Connection    *actor.PID             `protobuf:"bytes,2,opt,name=connection,proto3" json:"connection,omitempty"`
-	Pending       int32                  `protobuf:"varint,3,opt,name=pending,proto3" json:"pending,omitempty"` // queue length after this connection was queued
-	Info          *ConnectionInfo        `protobuf:"bytes,4,opt,name=info,proto3" json:"info,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Server     *actor.PID             `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	Connection *actor.PID             `protobuf:"bytes,2,opt,name=connection,proto3" json:"connection,omitempty"`
+	Pending    int32                  `protobuf:"varint,3,opt,name=pending,proto3" json:"pending,omitempty"` // queue length after this connection was queued
+	Info       *ConnectionInfo        `protobuf:"bytes,4,opt,name=info,proto3" json:"info,omitempty"`
+	// The connection was assigned to this subscriber (Subscribe.assign): it is
+	// the connection's owner already, and its Received follow this message.
+	Assigned      bool `protobuf:"varint,5,opt,name=assigned,proto3" json:"assigned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1860,6 +1888,13 @@ func (x *NewConnection) GetInfo() *ConnectionInfo {
 		return x.Info
 	}
 	return nil
+}
+
+func (x *NewConnection) GetAssigned() bool {
+	if x != nil {
+		return x.Assigned
+	}
+	return false
 }
 
 // AcceptError is the acceptError() signal, sent by the ServerActor to each
@@ -2111,7 +2146,14 @@ type Write struct {
 	// WriteAck — two messages fewer per round trip, across nodes too — and keeps
 	// back-pressure end to end. Not granted if the write fails. Negative: the
 	// write fails.
-	Demand        int32 `protobuf:"varint,3,opt,name=demand,proto3" json:"demand,omitempty"`
+	Demand int32 `protobuf:"varint,3,opt,name=demand,proto3" json:"demand,omitempty"`
+	// The sender gives data's memory up, to its capacity: once the write is on
+	// the wire the connection may reuse it for its next reads. An echo-like owner
+	// that writes back the data of a Received thus saves the connection an
+	// allocation per chunk. Set it only for memory nothing else touches after
+	// the Write is sent. A Write from another node (stamped by the remote guard)
+	// is always treated so: its data was unmarshalled for the connection alone.
+	Donate        bool `protobuf:"varint,4,opt,name=donate,proto3" json:"donate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2165,6 +2207,13 @@ func (x *Write) GetDemand() int32 {
 		return x.Demand
 	}
 	return 0
+}
+
+func (x *Write) GetDonate() bool {
+	if x != nil {
+		return x.Donate
+	}
+	return false
 }
 
 // CloseWrite half-closes: queued writes are flushed, then FIN; reading goes
@@ -2914,12 +2963,14 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\bSetProxy\x12/\n" +
 	"\x05proxy\x18\x01 \x01(\v2\x19.tcpactor.v1.NetworkProxyR\x05proxy\"\x10\n" +
 	"\x0ePauseAccepting\"\x11\n" +
-	"\x0fResumeAccepting\"7\n" +
+	"\x0fResumeAccepting\"\x84\x01\n" +
 	"\tSubscribe\x12*\n" +
 	"\n" +
 	"subscriber\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\n" +
-	"subscriber\"9\n" +
+	"subscriber\x12\x16\n" +
+	"\x06assign\x18\x02 \x01(\bR\x06assign\x123\n" +
+	"\aoptions\x18\x03 \x01(\v2\x19.tcpactor.v1.ClaimOptionsR\aoptions\"9\n" +
 	"\vUnsubscribe\x12*\n" +
 	"\n" +
 	"subscriber\x18\x01 \x01(\v2\n" +
@@ -2965,7 +3016,7 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"WaitResult\x12\x1c\n" +
 	"\tavailable\x18\x01 \x01(\bR\tavailable\x12\x1b\n" +
 	"\ttimed_out\x18\x02 \x01(\bR\btimedOut\x12(\n" +
-	"\x05error\x18\x03 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\xaa\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\xc6\x01\n" +
 	"\rNewConnection\x12\"\n" +
 	"\x06server\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x06server\x12*\n" +
@@ -2974,7 +3025,8 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	".actor.PIDR\n" +
 	"connection\x12\x18\n" +
 	"\apending\x18\x03 \x01(\x05R\apending\x12/\n" +
-	"\x04info\x18\x04 \x01(\v2\x1b.tcpactor.v1.ConnectionInfoR\x04info\"[\n" +
+	"\x04info\x18\x04 \x01(\v2\x1b.tcpactor.v1.ConnectionInfoR\x04info\x12\x1a\n" +
+	"\bassigned\x18\x05 \x01(\bR\bassigned\"[\n" +
 	"\vAcceptError\x12\"\n" +
 	"\x06server\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x06server\x12(\n" +
@@ -2990,11 +3042,12 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	".actor.PIDR\x05owner\x123\n" +
 	"\aoptions\x18\x02 \x01(\v2\x19.tcpactor.v1.ClaimOptionsR\aoptions\"\x16\n" +
 	"\x06Demand\x12\f\n" +
-	"\x01n\x18\x01 \x01(\x05R\x01n\"J\n" +
+	"\x01n\x18\x01 \x01(\x05R\x01n\"b\n" +
 	"\x05Write\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x15\n" +
 	"\x06ack_id\x18\x02 \x01(\x04R\x05ackId\x12\x16\n" +
-	"\x06demand\x18\x03 \x01(\x05R\x06demand\"\f\n" +
+	"\x06demand\x18\x03 \x01(\x05R\x06demand\x12\x16\n" +
+	"\x06donate\x18\x04 \x01(\bR\x06donate\"\f\n" +
 	"\n" +
 	"CloseWrite\"\a\n" +
 	"\x05Abort\"\t\n" +
@@ -3194,44 +3247,45 @@ var file_tcpactor_v1_tcpactor_proto_depIdxs = []int32{
 	45, // 7: tcpactor.v1.AddPendingConnection.connection:type_name -> actor.PID
 	5,  // 8: tcpactor.v1.SetProxy.proxy:type_name -> tcpactor.v1.NetworkProxy
 	45, // 9: tcpactor.v1.Subscribe.subscriber:type_name -> actor.PID
-	45, // 10: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
-	4,  // 11: tcpactor.v1.ListenResult.error:type_name -> tcpactor.v1.Error
-	3,  // 12: tcpactor.v1.ListenResult.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
-	4,  // 13: tcpactor.v1.ServerStatus.error:type_name -> tcpactor.v1.Error
-	5,  // 14: tcpactor.v1.ServerStatus.proxy:type_name -> tcpactor.v1.NetworkProxy
-	3,  // 15: tcpactor.v1.ServerStatus.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
-	40, // 16: tcpactor.v1.ServerStatus.connections:type_name -> tcpactor.v1.ConnectionInfo
-	45, // 17: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
-	40, // 18: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
-	4,  // 19: tcpactor.v1.PendingConnection.error:type_name -> tcpactor.v1.Error
-	4,  // 20: tcpactor.v1.WaitResult.error:type_name -> tcpactor.v1.Error
-	45, // 21: tcpactor.v1.NewConnection.server:type_name -> actor.PID
-	45, // 22: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
-	40, // 23: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
-	45, // 24: tcpactor.v1.AcceptError.server:type_name -> actor.PID
-	4,  // 25: tcpactor.v1.AcceptError.error:type_name -> tcpactor.v1.Error
-	45, // 26: tcpactor.v1.HandshakeFailed.server:type_name -> actor.PID
-	4,  // 27: tcpactor.v1.HandshakeFailed.error:type_name -> tcpactor.v1.Error
-	45, // 28: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
-	13, // 29: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
-	45, // 30: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
-	45, // 31: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
-	4,  // 32: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
-	1,  // 33: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
-	45, // 34: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
-	45, // 35: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
-	4,  // 36: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
-	45, // 37: tcpactor.v1.Received.connection:type_name -> actor.PID
-	45, // 38: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
-	4,  // 39: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
-	45, // 40: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
-	45, // 41: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
-	4,  // 42: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	13, // 10: tcpactor.v1.Subscribe.options:type_name -> tcpactor.v1.ClaimOptions
+	45, // 11: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
+	4,  // 12: tcpactor.v1.ListenResult.error:type_name -> tcpactor.v1.Error
+	3,  // 13: tcpactor.v1.ListenResult.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
+	4,  // 14: tcpactor.v1.ServerStatus.error:type_name -> tcpactor.v1.Error
+	5,  // 15: tcpactor.v1.ServerStatus.proxy:type_name -> tcpactor.v1.NetworkProxy
+	3,  // 16: tcpactor.v1.ServerStatus.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
+	40, // 17: tcpactor.v1.ServerStatus.connections:type_name -> tcpactor.v1.ConnectionInfo
+	45, // 18: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
+	40, // 19: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	4,  // 20: tcpactor.v1.PendingConnection.error:type_name -> tcpactor.v1.Error
+	4,  // 21: tcpactor.v1.WaitResult.error:type_name -> tcpactor.v1.Error
+	45, // 22: tcpactor.v1.NewConnection.server:type_name -> actor.PID
+	45, // 23: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
+	40, // 24: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	45, // 25: tcpactor.v1.AcceptError.server:type_name -> actor.PID
+	4,  // 26: tcpactor.v1.AcceptError.error:type_name -> tcpactor.v1.Error
+	45, // 27: tcpactor.v1.HandshakeFailed.server:type_name -> actor.PID
+	4,  // 28: tcpactor.v1.HandshakeFailed.error:type_name -> tcpactor.v1.Error
+	45, // 29: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
+	13, // 30: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
+	45, // 31: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
+	45, // 32: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
+	4,  // 33: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
+	1,  // 34: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
+	45, // 35: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
+	45, // 36: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
+	4,  // 37: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
+	45, // 38: tcpactor.v1.Received.connection:type_name -> actor.PID
+	45, // 39: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
+	4,  // 40: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
+	45, // 41: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
+	45, // 42: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
+	4,  // 43: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_tcpactor_v1_tcpactor_proto_init() }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
@@ -85,6 +86,15 @@ func (c *Owned) WriteAndDemand(data []byte, n int) {
 	c.ctx.Request(c.pid, &messages.Write{Data: data, Demand: int32(n)})
 }
 
+// GiveAndDemand is WriteAndDemand for memory the handler gives up: the
+// connection may reuse data, to its capacity, for its next reads once it is
+// on the wire (Write.donate), sparing a new read buffer per chunk. The
+// handler must not touch data afterwards; an echo's Received data is the
+// usual candidate.
+func (c *Owned) GiveAndDemand(data []byte, n int) {
+	c.ctx.Request(c.pid, &messages.Write{Data: data, Demand: int32(n), Donate: true})
+}
+
 // Demand grants n more Received.
 func (c *Owned) Demand(n int) { c.ctx.Send(c.pid, &messages.Demand{N: int32(n)}) }
 
@@ -105,6 +115,12 @@ type Config struct {
 	Handler HandlerFactory
 	// Claim travels with each claim: initial credit, half-close.
 	Claim *messages.ClaimOptions
+	// Assign makes the subscription to Server take connections: the server
+	// assigns each new one to this owner (or in turn among the owners that
+	// take them) with Claim's options, in one one-way message, instead of
+	// announcing it for a claim (Subscribe.assign). Across nodes it saves
+	// the claim's round trip per connection.
+	Assign bool
 	// Notify, when set, hears one readable line per event: a claim, a
 	// connection's end, a server's loss. It runs in the actor: do not block.
 	Notify func(line string)
@@ -123,7 +139,7 @@ func New(cfg Config) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &ownerActor{cfg: cfg, conns: map[string]*Owned{}, servers: map[string]*actor.PID{},
 			claiming: map[string]bool{}, again: map[string]bool{}}
-	})
+	}, actor.WithDispatcher(actors.OwnerDispatcher())) // on its senders' goroutines: see OwnerDispatcher
 }
 
 type ownerActor struct {
@@ -141,6 +157,10 @@ func (o *ownerActor) Receive(ctx actor.Context) {
 			o.subscribe(ctx, o.cfg.Server)
 		}
 	case *messages.NewConnection:
+		if m.Assigned { // ours already: nothing to claim
+			o.conn(ctx, m.Connection, m.Info)
+			return
+		}
 		o.claim(ctx, m.Server)
 	case *messages.Received:
 		if c := o.conn(ctx, m.Connection, nil); c != nil {
@@ -191,7 +211,7 @@ func (o *ownerActor) unwatchAll(ctx actor.Context) {
 // claims what was queued before (announced to nobody).
 func (o *ownerActor) subscribe(ctx actor.Context, srv *actor.PID) {
 	o.watchServer(ctx, srv)
-	f := ctx.RequestFuture(srv, &messages.Subscribe{Subscriber: ctx.Self()}, server.DefaultTimeout)
+	f := ctx.RequestFuture(srv, &messages.Subscribe{Subscriber: ctx.Self(), Assign: o.cfg.Assign, Options: o.cfg.Claim}, server.DefaultTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		ack, _ := res.(*messages.Ack)
 		switch {
@@ -422,7 +442,7 @@ func Echo() HandlerFactory { return func() Handler { return &echoOwner{} } }
 type echoOwner struct{}
 
 func (*echoOwner) Connected(*Owned)                     {}
-func (*echoOwner) Received(c *Owned, data []byte)       { c.WriteAndDemand(data, 1) }
+func (*echoOwner) Received(c *Owned, data []byte)       { c.GiveAndDemand(data, 1) }
 func (*echoOwner) WriteAcked(*Owned, uint64)            {}
 func (*echoOwner) Disconnected(*Owned, *messages.Error) {}
 func (*echoOwner) WriteFailed(c *Owned, _ uint64, _ *messages.Error) {

@@ -143,7 +143,11 @@ func newConn(sys *actor.ActorSystem, opts ConnOptions) *Conn {
 		rd:      newDeadline(),
 		wd:      newDeadline(),
 	}
-	c.owner = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &connOwner{c: c} }))
+	// The owner runs on its senders' goroutines (actors.OwnerDispatcher):
+	// its Receive only takes c.mu briefly, and the Go side sends to the
+	// actors only with c.mu released.
+	c.owner = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &connOwner{c: c} },
+		actor.WithDispatcher(actors.OwnerDispatcher())))
 	return c
 }
 
@@ -266,6 +270,7 @@ func (c *Conn) take(b []byte) (n, consumed int) {
 			c.rbuf[0] = c.rbuf[0][k:]
 			break
 		}
+		actors.ReuseBuffer(c.rbuf[0]) // copied out: the connections' reads may have it
 		c.rbuf[0] = nil
 		c.rbuf = c.rbuf[1:]
 		consumed++
@@ -336,7 +341,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 			ids, sizes = append(ids, id), append(sizes, n)
 			// A copy: the caller may reuse b as soon as Write returns,
 			// and a local connection keeps the message's slice.
-			out = append(out, &messages.Write{Data: append([]byte(nil), b[sent:sent+n]...), AckId: id})
+			// The copy is the connection's to reuse once written (donate).
+			out = append(out, &messages.Write{Data: append([]byte(nil), b[sent:sent+n]...), AckId: id, Donate: true})
 			sent += n
 		}
 		changed := c.changed

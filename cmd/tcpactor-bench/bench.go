@@ -33,6 +33,7 @@ type benchConfig struct {
 	AcceptDialers int           `json:"accept_dialers"`
 	PingPongConns int           `json:"pingpong_conns"`
 	BulkConns     int           `json:"bulk_conns"`
+	HTTPConns     int           `json:"http_conns"`
 	Duration      time.Duration `json:"-"`
 	DurationText  string        `json:"duration"`
 	IdleConns     int           `json:"idle_conns"`
@@ -52,7 +53,7 @@ const (
 	loadFlood    = "flood"
 )
 
-var allLoads = []string{loadAccept, loadPingPong, loadBulk, loadIdle, loadFlood}
+var allLoads = []string{loadAccept, loadPingPong, loadBulk, loadIdle, loadFlood, loadHTTP}
 
 // bench compares tcpactor with a plain net.Listener server.
 func bench(args []string, stdout, stderr io.Writer) error {
@@ -63,10 +64,11 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	acceptConns := cliflag.Int(fs, "accept-conns", 0, 0, 1_000_000, "connections opened and closed per accept round, `N` up to 1000000 (default 3000, --quick 500)")
 	pingConns := cliflag.Int(fs, "pingpong-conns", 100, 1, 5000, "connections in the 64-byte ping-pong, `N` from 1 to 5000")
 	bulkConns := cliflag.Int(fs, "bulk-conns", 8, 1, 1000, "connections in the bulk echo, `N` from 1 to 1000")
+	httpConns := cliflag.Int(fs, "http-conns", 64, 1, 5000, "keep-alive connections of the HTTP load (GET /hello), `N` from 1 to 5000")
 	duration := fs.Duration("duration", 0, "length of each ping-pong and bulk round (default 2s, --quick 500ms)")
 	idleConns := cliflag.Int(fs, "idle-conns", 0, 0, 100_000, "connections held open for idle memory, `N` up to 100000 (default 10000, --quick 2000)")
 	floodConns := cliflag.Int(fs, "flood-conns", 4, 1, 1000, "connections in the flood (clients that send without reading), `N` from 1 to 1000")
-	kinds := fs.String("kinds", "gnet,actor,loop,owner", "servers to compare with raw: gnet (gnet v2's echo, the event-loop reference), actor (tcpactor, local Handler), loop (actor with the event-loop reader), owner (owner actor per connection), remote (owner actor on a second node), remote-tls (remote with mutual TLS between the nodes, throwaway certificates)")
+	kinds := fs.String("kinds", "gnet,actor,loop,owner", "servers to compare with raw: gnet (gnet v2's echo, the event-loop reference), actor (tcpactor, local Handler), loop (actor with the event-loop reader), owner (owner actor per connection), remote (owner actor on a second node), remote-tls (remote with mutual TLS between the nodes, throwaway certificates), relay (the cross-process ceiling: a plain TCP relay to an echo server in a second process; the remote kinds get a \"vs relay\" column)")
 	metrics := fs.String("metrics", strings.Join(allLoads, ","), "loads to run: "+strings.Join(allLoads, ", "))
 	out := fs.String("out", "", "also write the Markdown table to `FILE`")
 	svg := fs.String("svg", "", "also write a bar chart of the ratios to `FILE` (SVG)")
@@ -77,7 +79,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := benchConfig{
 		Rounds: pick(*rounds, *quick, 2, 5), AcceptConns: pick(*acceptConns, *quick, 500, 3000), AcceptDialers: 4,
-		PingPongConns: *pingConns, BulkConns: *bulkConns, IdleConns: pick(*idleConns, *quick, 2000, 10000), FloodConns: *floodConns,
+		PingPongConns: *pingConns, BulkConns: *bulkConns, HTTPConns: *httpConns, IdleConns: pick(*idleConns, *quick, 2000, 10000), FloodConns: *floodConns,
 		Duration: *duration, profileDir: *profile, Backlog: *backlog,
 	}
 	if cfg.Backlog < 0 {
@@ -88,7 +90,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.DurationText = cfg.Duration.String()
 	var err error
-	if cfg.Kinds, err = splitList("--kinds", *kinds, []string{kindGnet, kindActor, kindLoop, kindOwner, kindRemote, kindRemoteTLS}); err != nil {
+	if cfg.Kinds, err = splitList("--kinds", *kinds, []string{kindGnet, kindActor, kindLoop, kindOwner, kindRemote, kindRemoteTLS, kindRelay}); err != nil {
 		return err
 	}
 	if cfg.Metrics, err = splitList("--metrics", *metrics, allLoads); err != nil {
@@ -187,6 +189,7 @@ func (c benchConfig) check() error {
 		{"--accept-conns", c.AcceptConns, 1_000_000},
 		{"--pingpong-conns", c.PingPongConns, 5000},
 		{"--bulk-conns", c.BulkConns, 1000},
+		{"--http-conns", c.HTTPConns, 5000},
 		{"--idle-conns", c.IdleConns, 100_000},
 		{"--flood-conns", c.FloodConns, 1000},
 	} {
@@ -212,6 +215,9 @@ func runBench(self string, cfg benchConfig, progress io.Writer) (*benchResult, e
 		}
 		for _, load := range cfg.Metrics {
 			for _, kind := range order {
+				if load == loadHTTP && !contains(httpKinds, kind) {
+					continue // no HTTP server of this kind (http.go)
+				}
 				fmt.Fprintf(progress, "bench: round %d/%d, %s, %s server\n", r+1, cfg.Rounds, load, kind)
 				if err := measureOne(self, cfg, res, r, load, kind, progress); err != nil {
 					return nil, fmt.Errorf("round %d, %s, %s server: %w", r+1, load, kind, err)
@@ -227,10 +233,14 @@ func runBench(self string, cfg benchConfig, progress io.Writer) (*benchResult, e
 // measureOne runs one load against one fresh child and records its figures.
 func measureOne(self string, cfg benchConfig, res *benchResult, round int, load, kind string, stderr io.Writer) (err error) {
 	var prof string
-	if cfg.profileDir != "" && (load == loadPingPong || load == loadBulk) {
+	if cfg.profileDir != "" && (load == loadPingPong || load == loadBulk || load == loadHTTP) {
 		prof = filepath.Join(cfg.profileDir, fmt.Sprintf("%s-%s-r%d.pprof", load, kind, round+1))
 	}
-	c, err := startChild(self, kind, prof, cfg.Backlog, stderr)
+	var extra []string
+	if load == loadHTTP {
+		extra = []string{"--serve", "http"}
+	}
+	c, err := startChild(self, kind, prof, cfg.Backlog, stderr, extra...)
 	if err != nil {
 		return err
 	}
@@ -257,6 +267,13 @@ func measureOne(self string, cfg benchConfig, res *benchResult, round int, load,
 		}
 		res.record(metricBulk, round, kind, b.bytesPerSec/1e6)
 		res.record(metricBulkRSS, round, kind, float64(b.peakRSS)/(1<<20))
+	case loadHTTP:
+		h, err := measureHTTP(c, cfg.HTTPConns, cfg.Duration)
+		if err != nil {
+			return err
+		}
+		res.record(metricHTTP, round, kind, h.requestsPerSec)
+		res.record(metricHTTPP50, round, kind, float64(h.p50)/float64(time.Microsecond))
 	case loadIdle:
 		i, err := measureIdle(c, cfg.IdleConns)
 		if err != nil {

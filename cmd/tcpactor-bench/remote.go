@@ -172,7 +172,8 @@ func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
 	}
 	echo := owner.Echo()
 	counted := func() owner.Handler { return &countedOwner{Handler: echo(), node: o} }
-	o.sys.Root.Spawn(owner.New(owner.Config{Server: pid, Handler: counted, OnServer: onServer}))
+	// Assign: the server hands each connection over in one message (Subscribe.assign).
+	o.sys.Root.Spawn(owner.New(owner.Config{Server: pid, Handler: counted, OnServer: onServer, Assign: true}))
 	select {
 	case err := <-subscribed:
 		if err != nil {

@@ -47,6 +47,8 @@ func metricDefs(cfg benchConfig) []metricDef {
 		{metricBulkRSS, "bulk echo, server peak RSS (VmHWM)", "MiB", 3.0, false, 1, 0},
 		{metricIdle, fmt.Sprintf("idle memory, %d conns", cfg.IdleConns), "KiB/conn", 1.0, false, 2, 0.25},
 		{metricFloodRSS, fmt.Sprintf("flood, %d clients that never read, server peak RSS", cfg.FloodConns), "MiB", 3.0, false, 1, 0},
+		{metricHTTP, fmt.Sprintf("HTTP GET /hello, %d keep-alive conns (net/http)", cfg.HTTPConns), "req/s", 0.8, true, 0, 0},
+		{metricHTTPP50, "HTTP latency p50", "µs", 0, false, 1, 0},
 	}
 }
 
@@ -61,6 +63,8 @@ func loadOf(metric string) string {
 		return loadBulk
 	case metricFloodRSS:
 		return loadFlood
+	case metricHTTP, metricHTTPP50:
+		return loadHTTP
 	default:
 		return loadIdle
 	}
@@ -98,15 +102,20 @@ type metricResult struct {
 	// Met is, per tcpactor kind, whether Ratio meets Target (absent when
 	// there is no target).
 	Met map[string]bool `json:"met,omitempty"`
-	// RatioToActor is, for the remote kind in a run that has the actor kind
-	// too, the median of the per-round ratios remote/actor: the handler on a
-	// second node against the same handler run locally.
+	// RatioToActor is, for the owner and remote kinds in a run that has the
+	// actor kind too, the median of the per-round ratios kind/actor: the
+	// owner actor, on this node or a second one, against the same echo run
+	// as a local handler.
 	RatioToActor map[string]float64 `json:"ratio_to_actor,omitempty"`
 	// RatioToPlaintext is, for the remote-tls kind in a run that has the
 	// remote kind too, the median of the per-round ratios remote-tls/remote:
 	// what mutual TLS between the nodes costs.
 	RatioToPlaintext map[string]float64 `json:"ratio_to_plaintext_remote,omitempty"`
-	def              metricDef
+	// RatioToRelay is, for the remote kinds in a run that has the relay
+	// kind too, the median of the per-round ratios kind/relay: the owner on
+	// a second node against the cross-process ceiling (relay.go).
+	RatioToRelay map[string]float64 `json:"ratio_to_relay,omitempty"`
+	def          metricDef
 }
 
 func newBenchResult(cfg benchConfig) *benchResult {
@@ -159,11 +168,28 @@ func (r *benchResult) finish() {
 				m.Met[k] = m.meets(k, m.Ratio[k])
 			}
 		}
-		if contains(r.Config.Kinds, kindRemote) && contains(r.Config.Kinds, kindActor) {
-			m.RatioToActor = map[string]float64{kindRemote: m.ratioTo(kindRemote, kindActor)}
+		if contains(r.Config.Kinds, kindActor) {
+			for _, k := range []string{kindOwner, kindRemote} {
+				if contains(r.Config.Kinds, k) {
+					if m.RatioToActor == nil {
+						m.RatioToActor = map[string]float64{}
+					}
+					m.RatioToActor[k] = m.ratioTo(k, kindActor)
+				}
+			}
 		}
 		if contains(r.Config.Kinds, kindRemoteTLS) && contains(r.Config.Kinds, kindRemote) {
 			m.RatioToPlaintext = map[string]float64{kindRemoteTLS: m.ratioTo(kindRemoteTLS, kindRemote)}
+		}
+		if contains(r.Config.Kinds, kindRelay) {
+			for _, k := range []string{kindRemote, kindRemoteTLS} {
+				if contains(r.Config.Kinds, k) {
+					if m.RatioToRelay == nil {
+						m.RatioToRelay = map[string]float64{}
+					}
+					m.RatioToRelay[k] = m.ratioTo(k, kindRelay)
+				}
+			}
 		}
 	}
 	c := r.Config
@@ -178,13 +204,19 @@ func (r *benchResult) finish() {
 		r.Notes = append(r.Notes, "loop: the actor kind with ConnectionConfig.ReadMode = ReadLoop: a few epoll loops (one per GOMAXPROCS) read every connection, armed once per read credit; the echo Handler runs on the loop.")
 	}
 	if contains(c.Kinds, kindOwner) {
-		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it and writes back each Received with a Write whose demand grants the next Received once it is on the wire (Write.demand: no separate Demand per WriteAck; Akka's model, needed for owners on other nodes).")
+		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it and writes back each Received with a Write whose demand grants the next Received once it is on the wire (Write.demand: no separate Demand per WriteAck; Akka's model, needed for owners on other nodes). \"vs actor\" is the median of the per-round ratios owner/actor.")
 	}
 	if contains(c.Kinds, kindRemote) {
 		r.Notes = append(r.Notes, "remote: the handler on a second node. The server child runs server.SpawnNamed without a Handler on a node with Proto.Actor remote (127.0.0.1, gRPC); a second child process runs owner.New with owner.Echo, subscribed to it over remote, so every Received, Write (with its demand) and WriteAck crosses the nodes. RSS figures are the server node's only. \"vs actor\" is the median of the per-round ratios remote/actor (target for ping-pong: ≥ 0.5×).")
 	}
 	if contains(c.Kinds, kindRemoteTLS) {
 		r.Notes = append(r.Notes, "remote-tls: the remote kind with mutual TLS (TLS 1.3, ECDSA P-256 certificates of a CA made for the run) on the nodes' gRPC streams (remotenode.TLS). \"vs plaintext\" is the median of the per-round ratios remote-tls/remote.")
+	}
+	if contains(c.Metrics, loadHTTP) && contains(c.Kinds, kindOwner) {
+		r.Notes = append(r.Notes, fmt.Sprintf("http: Go's net/http serving GET /hello to %d keep-alive connections, one request in flight each, %v per round. raw: http.Server on a net.Listener; owner: the same http.Server on a server.Listener (each connection a ConnectionActor owned by a server.Conn's owner actor, as examples/httpoveractors). Only these two kinds serve HTTP.", c.HTTPConns, c.Duration))
+	}
+	if contains(c.Kinds, kindRelay) {
+		r.Notes = append(r.Notes, "relay: the cross-process ceiling, no tcpactor in it. The child relays each connection to a raw echo server in a second process (client → relay → echo → relay → client), copying both ways with io.CopyBuffer through a 32 KiB buffer (no splice); RSS figures are the relay's only. \"vs relay\" (remote kinds) is the median of the per-round ratios kind/relay.")
 	}
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("Each server runs in its own child process, started afresh for every measurement; the load runs in the parent, on loopback. %d interleaved rounds (raw first in odd rounds, last in even ones); ratio = median of the per-round ratios tcpactor/raw; the absolute columns are medians across rounds and only frame the ratios.", c.Rounds),
@@ -193,6 +225,16 @@ func (r *benchResult) finish() {
 		"Client and server share the machine's cores, so differences of 10–20% can be noise; compare ratios, never absolute figures across runs.",
 		"Measured with "+r.Runtime+" in "+r.Elapsed+".",
 	)
+}
+
+// measured tells whether kind k has a figure in some round.
+func (m *metricResult) measured(k string) bool {
+	for _, round := range m.Rounds {
+		if _, ok := round[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // ratioTo is the median of the per-round ratios k/base.
@@ -206,11 +248,11 @@ func (m *metricResult) ratioTo(k, base string) float64 {
 	return median(ratios)
 }
 
-// targetFor is kind k's target: none for the gnet reference, the loop's
+// targetFor is kind k's target: none for the references (gnet, relay), the loop's
 // own for the loop kind.
 func (m *metricResult) targetFor(k string) float64 {
 	switch {
-	case k == kindGnet:
+	case k == kindGnet, k == kindRelay: // references, not contenders
 		return 0
 	case k == kindLoop && m.LoopTarget > 0:
 		return m.LoopTarget
@@ -241,32 +283,48 @@ func median(vs []float64) float64 {
 // markdown is the table (one per tcpactor kind) and the notes.
 func (r *benchResult) markdown() string {
 	var b strings.Builder
-	for i, k := range r.Config.Kinds {
-		if i > 0 {
+	first := true
+	for _, k := range r.Config.Kinds {
+		if !slices.ContainsFunc(r.Metrics, func(m *metricResult) bool { return m.measured(k) }) {
+			continue // serves none of the loads run (http)
+		}
+		if !first {
 			b.WriteString("\n")
 		}
+		first = false
 		title := map[string]string{kindGnet: "gnet", kindLoop: "tcpactor (event loop)", kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)",
-			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)"}[k]
+			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)", kindRelay: "relay (no tcpactor)"}[k]
 		if len(r.Config.Kinds) > 1 {
 			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindGnet: "gnet v2.9.7 (the event-loop reference; no targets)",
 				kindLoop: "Local handler, event-loop reader (ReadLoop; issue 14's targets)", kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)",
-				kindRemote: "Owner actor on a second node (remote)", kindRemoteTLS: "Owner actor on a second node, mutual TLS (remote-tls)"}[k])
+				kindRemote: "Owner actor on a second node (remote)", kindRemoteTLS: "Owner actor on a second node, mutual TLS (remote-tls)",
+				kindRelay: "Reference: a plain TCP relay through a second process (relay)"}[k])
 		}
-		// vs is the extra column: the remote kind against the local
-		// handler, the TLS one against plaintext.
-		vsName, vs := "", func(*metricResult) float64 { return 0 }
+		// The extra columns: the remote kind against the local handler and
+		// the relay, the TLS one against plaintext and the relay.
+		type column struct {
+			name string
+			of   func(*metricResult) float64
+		}
+		var cols []column
 		switch {
-		case k == kindRemote && contains(r.Config.Kinds, kindActor):
-			vsName, vs = "vs actor", func(m *metricResult) float64 { return m.RatioToActor[k] }
+		case (k == kindRemote || k == kindOwner) && contains(r.Config.Kinds, kindActor):
+			cols = append(cols, column{"vs actor", func(m *metricResult) float64 { return m.RatioToActor[k] }})
 		case k == kindRemoteTLS && contains(r.Config.Kinds, kindRemote):
-			vsName, vs = "vs plaintext", func(m *metricResult) float64 { return m.RatioToPlaintext[k] }
+			cols = append(cols, column{"vs plaintext", func(m *metricResult) float64 { return m.RatioToPlaintext[k] }})
 		}
-		if vsName != "" {
-			fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? | %s |\n|---|---:|---:|---:|---|---|---:|\n", title, vsName)
-		} else {
-			fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |\n|---|---:|---:|---:|---|---|\n", title)
+		if (k == kindRemote || k == kindRemoteTLS) && contains(r.Config.Kinds, kindRelay) {
+			cols = append(cols, column{"vs relay", func(m *metricResult) float64 { return m.RatioToRelay[k] }})
 		}
+		fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |", title)
+		for _, c := range cols {
+			fmt.Fprintf(&b, " %s |", c.name)
+		}
+		b.WriteString("\n|---|---:|---:|---:|---|---|" + strings.Repeat("---:|", len(cols)) + "\n")
 		for _, m := range r.Metrics {
+			if !m.measured(k) {
+				continue // a load this kind does not serve (http)
+			}
 			target, met := "–", "–"
 			if t := m.targetFor(k); t > 0 {
 				op := "≤"
@@ -278,8 +336,12 @@ func (r *benchResult) markdown() string {
 			}
 			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %.2f | %s | %s |", m.Name, m.Unit,
 				group(m.Median[kindRaw], m.def.digits), group(m.Median[k], m.def.digits), m.Ratio[k], target, met)
-			if vsName != "" {
-				fmt.Fprintf(&b, " %.2f |", vs(m))
+			for _, c := range cols {
+				if v := c.of(m); v > 0 {
+					fmt.Fprintf(&b, " %.2f |", v)
+				} else {
+					b.WriteString(" – |") // the other kind has no figure for it
+				}
 			}
 			b.WriteString("\n")
 		}
@@ -292,6 +354,9 @@ func (r *benchResult) markdown() string {
 	var parts []string
 	for _, m := range r.Metrics {
 		for _, k := range r.Config.Kinds {
+			if !m.measured(k) {
+				continue
+			}
 			var rs []string
 			for _, round := range m.Rounds {
 				if raw := round[kindRaw]; raw > 0 {
@@ -360,7 +425,7 @@ func (r *benchResult) svg() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x(v), top, x(v), height-30, map[bool]string{true: "#888", false: "#ddd"}[v == 1])
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s×</text>`+"\n", x(v), height-14, trimFloat(v, 1))
 	}
-	colors := map[string][2]string{kindGnet: {"#90a4ae", "#90a4ae"}, kindLoop: {"#1565c0", "#6a1b9a"}, kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}}
+	colors := map[string][2]string{kindGnet: {"#90a4ae", "#90a4ae"}, kindLoop: {"#1565c0", "#6a1b9a"}, kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}, kindRelay: {"#b0bec5", "#b0bec5"}}
 	for i, m := range r.Metrics {
 		y := top + 5 + i*rowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH, html.EscapeString(m.Name))

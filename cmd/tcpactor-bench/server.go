@@ -4,7 +4,7 @@ package main
 // process, so that the memory it reads from /proc/PID/status is the server's
 // own and not the load generator's.
 //
-//	tcpactor-bench server --kind raw|actor|owner|remote|remote-tls [--cpuprofile FILE]
+//	tcpactor-bench server --kind raw|actor|owner|remote|remote-tls|relay [--cpuprofile FILE]
 //
 // It listens on 127.0.0.1 (a port the kernel picks), prints "port N", then
 // answers one-line commands on stdin until stdin closes:
@@ -51,10 +51,11 @@ const (
 // benchServer is the child process of the bench.
 func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("tcpactor-bench "+childCommand, stderr)
-	kind := fs.String("kind", kindRaw, "server: raw, gnet, actor, loop, owner, remote or remote-tls")
+	kind := fs.String("kind", kindRaw, "server: raw, gnet, actor, loop, owner, remote, remote-tls or relay")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
 	backlog := cliflag.Int(fs, "backlog", 0, 0, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; 0 = tcpactor's default (50)")
 	ownerOf := fs.String("owner-of", "", "kind remote-owner: the server (`HOST:PORT/NAME`) to serve")
+	serve := fs.String("serve", "echo", "what to serve: echo, or http (GET /hello; kinds raw and owner, see http.go)")
 	tlsDir := fs.String("remote-tls-dir", "", "kind remote-owner: mutual TLS with the certificates in `DIR` (of kind remote-tls)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -66,23 +67,29 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		s   statser
 		err error
 	)
-	switch *kind {
-	case kindRaw:
+	switch {
+	case *serve == "http":
+		s, err = startHTTPServer(*kind, *backlog)
+	case *serve != "echo":
+		return badUsage("--serve %q: want echo or http", *serve)
+	case *kind == kindRaw:
 		s, err = startRawEcho()
-	case kindGnet:
+	case *kind == kindGnet:
 		s, err = startGnetEcho()
-	case kindActor, kindOwner, kindLoop:
+	case *kind == kindActor, *kind == kindOwner, *kind == kindLoop:
 		mode := actors.ReadGoroutine
 		if *kind == kindLoop {
 			mode = actors.ReadLoop
 		}
 		s, err = startActorEcho(*kind == kindOwner, mode, *backlog)
-	case kindRemote, kindRemoteTLS: // see remote.go
+	case *kind == kindRemote, *kind == kindRemoteTLS: // see remote.go
 		s, err = startRemoteEcho(*backlog, *cpuprofile, *kind == kindRemoteTLS, stderr)
-	case kindRemoteOwner:
+	case *kind == kindRemoteOwner:
 		s, err = startOwnerNode(*ownerOf, *tlsDir)
+	case *kind == kindRelay: // see relay.go
+		s, err = startRelay(stderr)
 	default:
-		return fmt.Errorf("--kind %q: want raw, gnet, actor, loop, owner, remote or remote-tls", *kind)
+		return fmt.Errorf("--kind %q: want raw, gnet, actor, loop, owner, remote, remote-tls or relay", *kind)
 	}
 	if err != nil {
 		return err
@@ -296,7 +303,10 @@ func (c *claimer) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.NewConnection:
 		if c.owners == nil {
-			c.owners = actor.PropsFromProducer(func() actor.Actor { return &echoOwner{} })
+			// The dispatcher tcpactor gives its own owners (owner.New,
+			// server.Conn): the owner runs on the goroutine that sends to it.
+			c.owners = actor.PropsFromProducer(func() actor.Actor { return &echoOwner{} },
+				actor.WithDispatcher(actors.OwnerDispatcher()))
 		}
 		owner := ctx.Spawn(c.owners)
 		ctx.Request(c.server, &messages.NextPendingConnection{Owner: owner})
@@ -316,7 +326,8 @@ type echoOwner struct{ conn *actor.PID }
 func (o *echoOwner) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Received:
-		ctx.Send(m.Connection, &messages.Write{Data: m.Data, Demand: 1})
+		// Donate: the connection reuses the buffer for its next read.
+		ctx.Send(m.Connection, &messages.Write{Data: m.Data, Demand: 1, Donate: true})
 	case *messages.WriteFailed:
 		ctx.Send(m.Connection, &messages.Close{})
 	case *messages.PeerClosed:

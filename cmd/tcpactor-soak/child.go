@@ -42,7 +42,7 @@ import (
 const (
 	roleServer       = "server"        // ServerActor with the local echo handler
 	roleRemoteServer = "remote-server" // ServerActor with no handler, on remote
-	roleHandler      = "handler"       // owner actor (server.EchoOwner) serving a remote-server from a second node
+	roleHandler      = "handler"       // owner actor (owner.Echo) serving a remote-server from a second node
 )
 
 // serverName is the remote-server's actor name.

@@ -12,7 +12,7 @@
 //   - local: a ServerActor whose connections are served by the local echo
 //     handler (--conns, --churn, --rate);
 //   - remote: a ServerActor on one node, its connections claimed and echoed
-//     by an owner actor (server.EchoOwner) on a second node over
+//     by an owner actor (owner.Echo) on a second node over
 //     Proto.Actor remote (--remote-conns, --remote-churn, --remote-rate).
 //
 // `make soak` runs it for 60 s a phase; CI runs `make soak SOAK_DURATION=10s`.
