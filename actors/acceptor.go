@@ -25,6 +25,11 @@ type acceptGate struct {
 	closed    bool
 	reserved  bool          // the descriptor reserve is in use: no Accept (descriptor_reserve.go)
 	stop      chan struct{} // closed with the gate: ends a back-off sleep
+	// quiet is set by quiesce (a Close): no new Accept, but a connection
+	// already accepted goes on to the actor, to be served or closed
+	// gracefully, instead of being reset with the gate.
+	quiet  bool
+	quietC chan struct{} // closed by quiesce: ends a back-off sleep
 
 	// accepted holds each accepted connection until the actor takes it
 	// (onAccepted): closing the gate closes those it never took.
@@ -41,7 +46,7 @@ type listener interface {
 }
 
 func newAcceptGate(ln listener) *acceptGate {
-	g := &acceptGate{ln: ln, stop: make(chan struct{})}
+	g := &acceptGate{ln: ln, stop: make(chan struct{}), quietC: make(chan struct{})}
 	g.cond.L = &g.mu
 	registerGate(g)
 	return g
@@ -96,6 +101,23 @@ func (g *acceptGate) close() {
 	unregisterGate(g)
 }
 
+// quiesce stops accepting without dropping what was accepted: the Accept in
+// progress is woken, a connection it returns goes on to the actor whatever
+// the allowance, and the goroutine then ends, saying so with acceptStopped.
+func (g *acceptGate) quiesce() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.quiet || g.closed {
+		return
+	}
+	g.quiet = true
+	close(g.quietC)
+	if g.accepting {
+		_ = g.ln.SetDeadline(time.Unix(1, 0))
+	}
+	g.cond.Broadcast()
+}
+
 // take hands the actor the connection an acceptedConn announced; false: the
 // gate closed and closed it.
 func (g *acceptGate) take(m *acceptedConn) (net.Conn, bool) {
@@ -107,10 +129,10 @@ func (g *acceptGate) take(m *acceptedConn) (net.Conn, bool) {
 func (g *acceptGate) enter() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for !g.closed && (g.inflight >= g.allowance || g.reserved) {
+	for !g.closed && !g.quiet && (g.inflight >= g.allowance || g.reserved) {
 		g.cond.Wait()
 	}
-	if g.closed {
+	if g.closed || g.quiet {
 		return false
 	}
 	g.inflight++
@@ -134,7 +156,7 @@ func (g *acceptGate) leave(ok bool) bool {
 		g.inflight--
 		return true
 	}
-	for !g.closed && g.inflight > g.allowance {
+	for !g.closed && !g.quiet && g.inflight > g.allowance {
 		g.cond.Wait()
 	}
 	return !g.closed
@@ -148,6 +170,8 @@ func (g *acceptGate) sleep(d time.Duration) bool {
 	case <-t.C:
 		return true
 	case <-g.stop:
+		return false
+	case <-g.quietC:
 		return false
 	}
 }
@@ -165,6 +189,9 @@ type (
 		err     error
 		backoff time.Duration
 	}
+	// acceptStopped is the accept goroutine's last message, whatever ended
+	// it: after it, nothing more is accepted for this listen.
+	acceptStopped struct{ gen uint64 }
 )
 
 // acceptLoop accepts while the gate allows and hands each connection to the
@@ -172,6 +199,7 @@ type (
 // Anything else (EMFILE and friends): report, back off 5 ms doubling to 1 s,
 // go on.
 func acceptLoop(ln listener, gate *acceptGate, gen uint64, send func(any)) {
+	defer send(&acceptStopped{gen: gen})
 	var backoff time.Duration
 	for gate.enter() {
 		conn, err := ln.Accept()

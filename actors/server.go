@@ -64,6 +64,11 @@ type ServerActor struct {
 	nextID      uint64 // connection ids and waiter ids
 	accepted    uint64
 	acceptErrs  uint64
+	// A Close waits for the accept goroutine to stop (acceptStopped) so that
+	// a connection it has just accepted is taken in, not reset.
+	closing    bool
+	closers    []*actor.PID // senders of Close, answered with Closed once closed
+	acceptDone bool         // the accept goroutine of this listen has ended
 
 	handshakeFails uint64
 	proxyFails     uint64
@@ -137,8 +142,7 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 	case *messages.SetSocketDescriptor:
 		ctx.Respond(s.setSocketDescriptor(ctx, m))
 	case *messages.Close:
-		s.close(ctx)
-		ctx.Respond(&messages.Closed{})
+		s.requestClose(ctx)
 	case *messages.GetStatus:
 		ctx.Respond(s.statusOf(m))
 	case *messages.NextPendingConnection:
@@ -174,6 +178,8 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 		s.onAccepted(ctx, m)
 	case *acceptFailed:
 		s.onAcceptFailed(ctx, m)
+	case *acceptStopped:
+		s.onAcceptStopped(ctx, m)
 	case *hookDone:
 		s.onHookDone(ctx, m)
 	case *socksRebound:
@@ -327,6 +333,7 @@ func (s *ServerActor) startListening(ctx actor.Context, ln listener, backlog, ma
 	s.protocol = messages.ProtocolOf(s.address)
 	s.fd = listenerFD(ln)
 	s.gen++
+	s.acceptDone = false
 	s.gate = newAcceptGate(ln)
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	go acceptLoop(ln, s.gate, s.gen, func(msg any) { root.Send(self, msg) })
@@ -344,6 +351,37 @@ func (s *ServerActor) listenFailed(e *messages.Error) *messages.ListenResult {
 func (s *ServerActor) alreadyListening() *messages.ListenResult {
 	return &messages.ListenResult{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
 		"already listening on %s", net.JoinHostPort(s.address, itoa(s.port)))}
+}
+
+// requestClose is QTcpServer::close(), answered with Closed. The accept
+// goroutine is stopped first, and the listener closed only when it says it
+// has (acceptStopped, at once: a pending Accept is woken through the
+// listener's deadline): a connection it accepted in that instant then
+// reaches the server and is served, or ended gracefully with the other
+// unclaimed ones, instead of being reset. This is what lets a restart hand
+// its listening socket over without resetting a client.
+func (s *ServerActor) requestClose(ctx actor.Context) {
+	if sender := ctx.Sender(); sender != nil {
+		s.closers = append(s.closers, sender)
+	}
+	if s.gate == nil || s.acceptDone {
+		s.close(ctx)
+		return
+	}
+	s.closing = true
+	s.gate.quiesce()
+}
+
+// onAcceptStopped notes the end of the accept goroutine, and finishes a
+// Close that waited for it.
+func (s *ServerActor) onAcceptStopped(ctx actor.Context, m *acceptStopped) {
+	if m.gen != s.gen {
+		return
+	}
+	s.acceptDone = true
+	if s.closing {
+		s.close(ctx)
+	}
 }
 
 // close is QTcpServer::close(): unclaimed connections first, then the
@@ -369,6 +407,11 @@ func (s *ServerActor) close(ctx actor.Context) {
 	s.protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN
 	s.paused = false // as Qt: a pause belongs to the listening socket
 	s.answerWaiters(ctx, &messages.WaitResult{Error: notListening()})
+	s.closing = false
+	for _, c := range s.closers {
+		ctx.Send(c, &messages.Closed{})
+	}
+	s.closers = nil
 }
 
 // shutdown runs when the actor stops: nothing it owns may outlive it.
