@@ -37,6 +37,10 @@ type socksListener struct {
 	addr     *net.TCPAddr // where the proxy listens for the current BIND
 	deadline time.Time
 	closed   bool
+
+	// reply is the current BIND's second reply as far as read; only the
+	// goroutine in Accept touches it.
+	reply socksReplyReader
 }
 
 // socksFail is a failed exchange with the proxy, with Qt's proxy code; as
@@ -142,41 +146,75 @@ func socksHandshake(c net.Conn, p *messages.NetworkProxy) (*net.TCPAddr, error) 
 
 // socksReply reads a reply: its address, or the proxy's refusal.
 func socksReply(c net.Conn) (*net.TCPAddr, error) {
-	var h [4]byte
-	if _, err := io.ReadFull(c, h[:]); err != nil {
-		return nil, socksClosed(err)
+	var r socksReplyReader
+	return r.read(c)
+}
+
+// socksReplyReader reads one reply and can be interrupted and resumed: the
+// accept goroutine's deadline (a pause, a lower limit, a Close) can fire
+// between two reads of one reply, and the bytes already read then wait in
+// part for the next Accept, instead of being lost and leaving the next read
+// in the middle of the reply. It reads no further than the reply's end: the
+// relayed client's bytes follow it on the same connection.
+type socksReplyReader struct {
+	part []byte
+}
+
+// read goes on with the reply; on an error the bytes read so far stay.
+func (r *socksReplyReader) read(c net.Conn) (*net.TCPAddr, error) {
+	for {
+		need, err := socksReplyLen(r.part)
+		if err != nil {
+			return nil, err
+		}
+		if len(r.part) == need {
+			break
+		}
+		buf := make([]byte, need-len(r.part))
+		n, err := c.Read(buf)
+		r.part = append(r.part, buf[:n]...)
+		if err != nil && len(r.part) < need {
+			return nil, socksClosed(err)
+		}
 	}
-	if h[0] != 5 {
-		return nil, socksFail(messages.SocketError_SOCKET_ERROR_PROXY_PROTOCOL, "SOCKS version 5 protocol error: reply version %d", h[0])
+	b := r.part
+	r.part = nil
+	if b[1] != 0 {
+		return nil, socksReplyError(b[1])
 	}
 	var ip net.IP
-	switch h[3] {
+	switch b[3] {
 	case 1:
-		ip = make(net.IP, 4)
+		ip = net.IP(b[4:8])
 	case 4:
-		ip = make(net.IP, 16)
-	case 3: // a name: read and ignore it, the port follows
-		var n [1]byte
-		if _, err := io.ReadFull(c, n[:]); err != nil {
-			return nil, socksClosed(err)
+		ip = net.IP(b[4:20])
+	}
+	port := binary.BigEndian.Uint16(b[len(b)-2:])
+	return &net.TCPAddr{IP: ip, Port: int(port)}, nil
+}
+
+// socksReplyLen is how long the reply that begins with b is, as far as b
+// tells: VER REP RSV ATYP, then an IPv4 or IPv6 address or a name (its
+// length byte first, the name is ignored), then the port.
+func socksReplyLen(b []byte) (int, error) {
+	if len(b) < 4 {
+		return 4, nil
+	}
+	if b[0] != 5 {
+		return 0, socksFail(messages.SocketError_SOCKET_ERROR_PROXY_PROTOCOL, "SOCKS version 5 protocol error: reply version %d", b[0])
+	}
+	switch b[3] {
+	case 1:
+		return 4 + 4 + 2, nil
+	case 4:
+		return 4 + 16 + 2, nil
+	case 3:
+		if len(b) < 5 {
+			return 5, nil
 		}
-		if _, err := io.ReadFull(c, make([]byte, n[0])); err != nil {
-			return nil, socksClosed(err)
-		}
-	default:
-		return nil, socksFail(messages.SocketError_SOCKET_ERROR_PROXY_PROTOCOL, "SOCKS version 5 protocol error: address type %d", h[3])
+		return 4 + 1 + int(b[4]) + 2, nil
 	}
-	if _, err := io.ReadFull(c, ip); err != nil {
-		return nil, socksClosed(err)
-	}
-	var port [2]byte
-	if _, err := io.ReadFull(c, port[:]); err != nil {
-		return nil, socksClosed(err)
-	}
-	if h[1] != 0 {
-		return nil, socksReplyError(h[1])
-	}
-	return &net.TCPAddr{IP: ip, Port: int(binary.BigEndian.Uint16(port[:]))}, nil
+	return 0, socksFail(messages.SocketError_SOCKET_ERROR_PROXY_PROTOCOL, "SOCKS version 5 protocol error: address type %d", b[3])
 }
 
 // socksReplyError maps a BIND refusal as Qt's QSocks5SocketEngine does.
@@ -224,7 +262,7 @@ func (l *socksListener) Accept() (net.Conn, error) {
 			l.onRebind(addr)
 		}
 	}
-	peer, err := socksReply(ctrl)
+	peer, err := l.reply.read(ctrl)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -234,7 +272,7 @@ func (l *socksListener) Accept() (net.Conn, error) {
 		var se *messages.SocketErr
 		if !errors.As(err, &se) || se.Code != messages.SocketError_SOCKET_ERROR_PROXY_CONNECTION_TIMEOUT || l.deadline.IsZero() {
 			ctrl.Close() // this BIND is over: the next Accept binds again
-			l.ctrl = nil
+			l.ctrl, l.reply = nil, socksReplyReader{}
 			return nil, err
 		}
 		// Only the gate's deadline: the BIND waits on, still ours.
