@@ -140,7 +140,7 @@ func TestListenThroughASocks5ProxyServesEachClientTheProxyRelays(t *testing.T) {
 	ask[*messages.Ack](s, &messages.ResumeAccepting{})
 	got := make([]byte, len("while paused\n"))
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "while paused\n" {
-		t.Fatalf("the client relayed during the pause: %q (%v)", got, err)
+		t.Fatalf("the client relayed during the pause, after the resume: %q (%v), want its echo", got, err)
 	}
 	if st := s.status(); st.AcceptedTotal != before+1 {
 		t.Errorf("accepted total %d after the resume, want %d", st.AcceptedTotal, before+1)
