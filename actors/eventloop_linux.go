@@ -230,17 +230,41 @@ func (r *loopReader) arm() {
 	}
 }
 
-// ready is the loop's side: one read for the permit out, or, with none,
+// loopReadsPerWake bounds the reads one readiness gives a connection: while
+// its actor grants the next read at once (an echo's handler runs on the
+// loop and grants it before send returns) and each read filled the buffer,
+// more bytes are most likely waiting, so the loop reads on instead of going
+// back through epoll_wait for the same socket; the bound keeps the loop fair
+// to the other connections it serves.
+//
+// Measured under the bulk echo (8 connections, 32 KiB reads, all full):
+// epoll_wait calls per read fell from 0.31 to 0.07, futex wake-ups by a
+// third (strace -c of the bench's loop server).
+const loopReadsPerWake = 16
+
+// ready is the loop's side: reads for the permits out, or, with none,
 // interest off.
 func (r *loopReader) ready() {
+	for i := 0; i < loopReadsPerWake; i++ {
+		if !r.readOnce(i == 0) {
+			return
+		}
+	}
+}
+
+// readOnce reads for the permit out. first says this is the readiness
+// itself: with no permit then, interest goes off; on a later pass the
+// connection just waits for its next readiness. It reports whether the
+// read filled the buffer and the connection goes on (reading on may pay).
+func (r *loopReader) readOnce(first bool) bool {
 	r.mu.Lock()
 	if !r.permit {
-		if r.interest {
+		if first && r.interest {
 			r.interest = false
 			_ = r.ctl(unix.EPOLL_CTL_MOD, interestOff)
 		}
 		r.mu.Unlock()
-		return
+		return false
 	}
 	r.permit, r.reading = false, true
 	r.mu.Unlock()
@@ -249,18 +273,19 @@ func (r *loopReader) ready() {
 	expired := r.expired
 	r.reading, r.expired = false, false
 	if err == errWouldBlock && !expired {
-		// A spurious wake-up: the permit waits for the next readiness
-		// (interest is on, level-triggered).
+		// A spurious wake-up (or nothing more on a later pass): the permit
+		// waits for the next readiness (interest is on, level-triggered).
 		r.permit = true
 		r.mu.Unlock()
-		return
+		return false
 	}
 	r.mu.Unlock()
 	if err == errWouldBlock {
 		r.send(&readResult{err: os.ErrDeadlineExceeded}) // timed out meanwhile
-		return
+		return false
 	}
 	r.send(newReadResult(buf, n, err))
+	return err == nil && n == r.size
 }
 
 // timedOut answers the permit out with the read time-out, now or, when the
