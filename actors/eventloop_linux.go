@@ -49,13 +49,24 @@ type loopGroup struct {
 	next  int
 }
 
-// acquire picks a loop for one more connection, starting GOMAXPROCS loops
-// if none runs.
+// loopsPerProc is how many loops run per GOMAXPROCS. A loop copies every
+// byte of its connections in its own read and write calls, one after the
+// other; with one loop per P, a loop in a long copy holds up the others of
+// its connections while the goroutine reader would run them on another
+// thread. Measured under the bulk echo (8 connections, GOMAXPROCS 2, one run
+// each, loop/actor per round): 2 loops 0.86–0.92, 4 loops 1.00–1.01, 8 loops
+// 0.97–1.03, and the 2 loops burned 19% more CPU for less throughput. An
+// idle loop is one goroutine parked in the runtime poller and one epoll
+// descriptor.
+const loopsPerProc = 2
+
+// acquire picks a loop for one more connection, starting loopsPerProc ×
+// GOMAXPROCS loops if none runs.
 func (g *loopGroup) acquire() (*eventLoop, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.refs == 0 {
-		for range runtime.GOMAXPROCS(0) {
+		for range loopsPerProc * runtime.GOMAXPROCS(0) {
 			l, err := newEventLoop()
 			if err != nil {
 				for _, l := range g.loops {
@@ -230,17 +241,41 @@ func (r *loopReader) arm() {
 	}
 }
 
-// ready is the loop's side: one read for the permit out, or, with none,
+// loopReadsPerWake bounds the reads one readiness gives a connection: while
+// its actor grants the next read at once (an echo's handler runs on the
+// loop and grants it before send returns) and each read filled the buffer,
+// more bytes are most likely waiting, so the loop reads on instead of going
+// back through epoll_wait for the same socket; the bound keeps the loop fair
+// to the other connections it serves.
+//
+// Measured under the bulk echo (8 connections, 32 KiB reads, all full):
+// epoll_pwait calls per read fell from 0.31 to 0.08 and futex calls from
+// 0.13 to 0.08 (strace -c of the bench's loop server).
+const loopReadsPerWake = 16
+
+// ready is the loop's side: reads for the permits out, or, with none,
 // interest off.
 func (r *loopReader) ready() {
+	for i := 0; i < loopReadsPerWake; i++ {
+		if !r.readOnce(i == 0) {
+			return
+		}
+	}
+}
+
+// readOnce reads for the permit out. first says this is the readiness
+// itself: with no permit then, interest goes off; on a later pass the
+// connection just waits for its next readiness. It reports whether the
+// read filled the buffer and the connection goes on (reading on may pay).
+func (r *loopReader) readOnce(first bool) bool {
 	r.mu.Lock()
 	if !r.permit {
-		if r.interest {
+		if first && r.interest {
 			r.interest = false
 			_ = r.ctl(unix.EPOLL_CTL_MOD, interestOff)
 		}
 		r.mu.Unlock()
-		return
+		return false
 	}
 	r.permit, r.reading = false, true
 	r.mu.Unlock()
@@ -249,18 +284,19 @@ func (r *loopReader) ready() {
 	expired := r.expired
 	r.reading, r.expired = false, false
 	if err == errWouldBlock && !expired {
-		// A spurious wake-up: the permit waits for the next readiness
-		// (interest is on, level-triggered).
+		// A spurious wake-up (or nothing more on a later pass): the permit
+		// waits for the next readiness (interest is on, level-triggered).
 		r.permit = true
 		r.mu.Unlock()
-		return
+		return false
 	}
 	r.mu.Unlock()
 	if err == errWouldBlock {
 		r.send(&readResult{err: os.ErrDeadlineExceeded}) // timed out meanwhile
-		return
+		return false
 	}
 	r.send(newReadResult(buf, n, err))
+	return err == nil && n == r.size
 }
 
 // timedOut answers the permit out with the read time-out, now or, when the

@@ -165,3 +165,67 @@ func epollEvents(t *testing.T, fd int) (uint32, bool) {
 	}
 	return 0, false
 }
+
+// TestReadLoopReadsOnWhileTheActorGrantsTheNextReadAndTheBufferFills gives
+// a connection's loop reader one readiness with four buffers' worth queued
+// in the kernel, and an actor that grants the next read as it takes each
+// result (as an echo handler on the loop does): the loop reads all four in
+// that one readiness instead of going back through epoll_wait for each, and
+// stops when the socket has no more.
+func TestReadLoopReadsOnWhileTheActorGrantsTheNextReadAndTheBufferFills(t *testing.T) {
+	const size, chunks = 1024, 4
+	cc, sc := socketPair(t)
+	defer cc.Close()
+	defer sc.Close()
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *loopReader
+	var got []int
+	grant := func(msg any) {
+		res := msg.(*readResult)
+		got = append(got, res.n)
+		putBuf(res.buf)
+		r.mu.Lock()
+		r.permit = true // the actor's next arm, with interest already on
+		r.mu.Unlock()
+	}
+	r = newLoopReader(raw, size, 0, grant)
+	if r == nil {
+		t.Fatal("no event loop")
+	}
+	defer r.stop()
+	if _, err := cc.Write(make([]byte, size*chunks)); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the kernel holds all of it on the server's side.
+	deadline := time.Now().Add(connWait)
+	for queued := 0; queued < size*chunks; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes queued on the server's socket: want %d", queued, size*chunks)
+		}
+		time.Sleep(time.Millisecond)
+		_ = raw.Control(func(fd uintptr) { queued, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	}
+	// The reader is not in the epoll set (never armed): only this call reads.
+	r.mu.Lock()
+	r.permit = true
+	r.mu.Unlock()
+	r.ready()
+	if len(got) != chunks {
+		t.Fatalf("one readiness gave %d reads %v: want %d of %d bytes (reading on while the actor grants and the buffer fills)",
+			len(got), got, chunks, size)
+	}
+	for i, n := range got {
+		if n != size {
+			t.Fatalf("read %d: %d bytes, want %d", i, n, size)
+		}
+	}
+	r.mu.Lock()
+	permit := r.permit
+	r.mu.Unlock()
+	if !permit {
+		t.Fatal("the permit granted after the last read was lost: want it kept for the next readiness")
+	}
+}

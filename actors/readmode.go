@@ -16,7 +16,7 @@ const (
 	// parked in Go's runtime poller while the peer is quiet. It serves every
 	// connection on every platform.
 	ReadGoroutine
-	// ReadLoop reads through a few shared epoll loops (one per GOMAXPROCS):
+	// ReadLoop reads through a few shared epoll loops (two per GOMAXPROCS):
 	// an idle connection holds no goroutine, and a local Handler runs on the
 	// loop. Linux only, and only for a plain *net.TCPConn; other connections
 	// (TLS, PROXY protocol, a hook's wrapper, other platforms) are read by a
