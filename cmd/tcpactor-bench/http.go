@@ -17,13 +17,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -142,89 +139,27 @@ type httpResult struct {
 // measureHTTP keeps conns connections busy with GET /hello for d, one
 // request in flight each, after a few warm-up requests.
 func measureHTTP(c *child, conns int, d time.Duration) (httpResult, error) {
-	const warm, maxSamples = 20, 1 << 16
-	cs, err := dialMany(c.addr, conns, 4)
+	req := []byte("GET /hello HTTP/1.1\r\nHost: " + c.addr + "\r\nUser-Agent: tcpactor-bench\r\n\r\n")
+	perSec, lat, err := closedLoop(c.addr, conns, d, "http", func(_ int, conn net.Conn) func() error {
+		br := bufio.NewReader(conn)
+		return func() error {
+			if _, err := conn.Write(req); err != nil {
+				return err
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return err
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err == nil && (resp.StatusCode != http.StatusOK || n != int64(len(helloBody))) {
+				err = fmt.Errorf("GET /hello: %s, %d bytes", resp.Status, n)
+			}
+			return err
+		}
+	})
 	if err != nil {
 		return httpResult{}, err
 	}
-	defer closeAll(cs)
-	hardStop := time.Now().Add(d + 10*time.Second)
-	req := []byte("GET /hello HTTP/1.1\r\nHost: " + c.addr + "\r\nUser-Agent: tcpactor-bench\r\n\r\n")
-	var (
-		warmed, wg sync.WaitGroup
-		start      = make(chan struct{})
-		t0         time.Time
-		done       = make([]int64, conns)
-		samples    = make([][]time.Duration, conns)
-		errs       = make([]error, conns)
-	)
-	for i, conn := range cs {
-		_ = conn.SetDeadline(hardStop) // a stuck server fails the round, never hangs it
-		warmed.Add(1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			br := bufio.NewReader(conn)
-			get := func() error {
-				if _, err := conn.Write(req); err != nil {
-					return err
-				}
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					return err
-				}
-				n, err := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if err == nil && (resp.StatusCode != http.StatusOK || n != int64(len(helloBody))) {
-					err = fmt.Errorf("GET /hello: %s, %d bytes", resp.Status, n)
-				}
-				return err
-			}
-			for range warm {
-				if errs[i] = get(); errs[i] != nil {
-					break
-				}
-			}
-			warmed.Done()
-			<-start
-			if errs[i] != nil {
-				return
-			}
-			end := t0.Add(d)
-			lat := make([]time.Duration, 0, 4096)
-			for {
-				t := time.Now()
-				if !t.Before(end) {
-					break
-				}
-				if errs[i] = get(); errs[i] != nil {
-					return
-				}
-				if len(lat) < maxSamples {
-					lat = append(lat, time.Since(t))
-				}
-				done[i]++
-			}
-			samples[i] = lat
-		}()
-	}
-	warmed.Wait()
-	t0 = time.Now()
-	close(start)
-	wg.Wait()
-	elapsed := time.Since(t0)
-	if err := errors.Join(errs...); err != nil {
-		return httpResult{}, fmt.Errorf("http: %w", err)
-	}
-	var total int64
-	var all []time.Duration
-	for i := range conns {
-		total += done[i]
-		all = append(all, samples[i]...)
-	}
-	if len(all) == 0 {
-		return httpResult{}, errors.New("http: no request completed")
-	}
-	slices.Sort(all)
-	return httpResult{requestsPerSec: float64(total) / elapsed.Seconds(), p50: percentile(all, 0.50)}, nil
+	return httpResult{requestsPerSec: perSec, p50: percentile(lat, 0.50)}, nil
 }

@@ -75,42 +75,56 @@ type pingPongResult struct {
 // measurePingPong runs conns connections that each send 64 bytes and wait
 // for them to come back, over and over, for d.
 func measurePingPong(c *child, conns int, d time.Duration) (pingPongResult, error) {
-	const size, warmTrips, maxSamples = 64, 20, 1 << 16
-	cs, err := dialMany(c.addr, conns, 4)
+	const size = 64
+	perSec, lat, err := closedLoop(c.addr, conns, d, "ping-pong", func(i int, conn net.Conn) func() error {
+		out, in := make([]byte, size), make([]byte, size)
+		for k := range out {
+			out[k] = byte(i + k)
+		}
+		return func() error {
+			if _, err := conn.Write(out); err != nil {
+				return err
+			}
+			_, err := io.ReadFull(conn, in)
+			return err
+		}
+	})
 	if err != nil {
 		return pingPongResult{}, err
 	}
+	return pingPongResult{roundTripsPerSec: perSec, p50: percentile(lat, 0.50), p99: percentile(lat, 0.99)}, nil
+}
+
+// closedLoop is the driver of the request-reply loads: conns connections to
+// addr, each with one operation in flight (op, made per connection by
+// newOp), a few warm-up operations each, then as many as fit in d, all
+// starting together. It returns the operations per second and their
+// latencies, sorted. A stuck server fails the round, never hangs it.
+func closedLoop(addr string, conns int, d time.Duration, name string, newOp func(i int, conn net.Conn) func() error) (float64, []time.Duration, error) {
+	const warm, maxSamples = 20, 1 << 16
+	cs, err := dialMany(addr, conns, 4)
+	if err != nil {
+		return 0, nil, err
+	}
 	defer closeAll(cs)
 	hardStop := time.Now().Add(d + 10*time.Second)
-	for _, conn := range cs {
-		_ = conn.SetDeadline(hardStop) // a stuck server fails the round, never hangs it
-	}
 	var (
 		warmed, wg sync.WaitGroup
 		start      = make(chan struct{})
 		t0         time.Time
-		trips      = make([]int64, conns)
+		done       = make([]int64, conns)
 		samples    = make([][]time.Duration, conns)
 		errs       = make([]error, conns)
 	)
 	for i, conn := range cs {
+		_ = conn.SetDeadline(hardStop)
+		op := newOp(i, conn)
 		warmed.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, in := make([]byte, size), make([]byte, size)
-			for k := range out {
-				out[k] = byte(i + k)
-			}
-			trip := func() error {
-				if _, err := conn.Write(out); err != nil {
-					return err
-				}
-				_, err := io.ReadFull(conn, in)
-				return err
-			}
-			for range warmTrips {
-				if errs[i] = trip(); errs[i] != nil {
+			for range warm {
+				if errs[i] = op(); errs[i] != nil {
 					break
 				}
 			}
@@ -126,13 +140,13 @@ func measurePingPong(c *child, conns int, d time.Duration) (pingPongResult, erro
 				if !t.Before(end) {
 					break
 				}
-				if errs[i] = trip(); errs[i] != nil {
+				if errs[i] = op(); errs[i] != nil {
 					return
 				}
 				if len(lat) < maxSamples {
 					lat = append(lat, time.Since(t))
 				}
-				trips[i]++
+				done[i]++
 			}
 			samples[i] = lat
 		}()
@@ -143,23 +157,19 @@ func measurePingPong(c *child, conns int, d time.Duration) (pingPongResult, erro
 	wg.Wait()
 	elapsed := time.Since(t0)
 	if err := errors.Join(errs...); err != nil {
-		return pingPongResult{}, fmt.Errorf("ping-pong: %w", err)
+		return 0, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var total int64
 	var all []time.Duration
 	for i := range conns {
-		total += trips[i]
+		total += done[i]
 		all = append(all, samples[i]...)
 	}
 	if len(all) == 0 {
-		return pingPongResult{}, errors.New("ping-pong: no round trip completed")
+		return 0, nil, fmt.Errorf("%s: nothing completed", name)
 	}
 	slices.Sort(all)
-	return pingPongResult{
-		roundTripsPerSec: float64(total) / elapsed.Seconds(),
-		p50:              percentile(all, 0.50),
-		p99:              percentile(all, 0.99),
-	}, nil
+	return float64(total) / elapsed.Seconds(), all, nil
 }
 
 func percentile(sorted []time.Duration, q float64) time.Duration {
