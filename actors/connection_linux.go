@@ -28,6 +28,20 @@ type rawIO struct{}
 // readiness that came between two calls would be lost. It fails with the
 // poller's errors (closed, deadline) and returns (nil, 0, nil) never.
 func (*rawIO) read(raw syscall.RawConn, size int) (*[]byte, int, error) {
+	return readChunk(raw, size, true)
+}
+
+// readNow reads one chunk into a pooled buffer without waiting: the event
+// loop's read, made when epoll said the socket is readable. errWouldBlock
+// when nothing is there after all. RawRead holds the descriptor for the
+// call, so a concurrent Close cannot make the number another socket's.
+func (*rawIO) readNow(raw syscall.RawConn, size int) (*[]byte, int, error) {
+	return readChunk(raw, size, false)
+}
+
+// readChunk is read (wait) and readNow (!wait): one read(2) into a pooled
+// buffer, the buffer back to the pool whenever nothing was read.
+func readChunk(raw syscall.RawConn, size int, wait bool) (*[]byte, int, error) {
 	var (
 		buf *[]byte
 		n   int
@@ -41,10 +55,10 @@ func (*rawIO) read(raw syscall.RawConn, size int) (*[]byte, int, error) {
 				break
 			}
 		}
-		if err == syscall.EAGAIN {
+		if err == syscall.EAGAIN && wait {
 			putBuf(buf)
 			buf = nil
-			return false
+			return false // Go's poller waits for readability, then calls again
 		}
 		return true
 	})
@@ -52,37 +66,7 @@ func (*rawIO) read(raw syscall.RawConn, size int) (*[]byte, int, error) {
 	case cerr != nil:
 		putBuf(buf)
 		return nil, 0, cerr
-	case err != nil:
-		putBuf(buf)
-		return nil, 0, os.NewSyscallError("read", err)
-	}
-	return buf, n, nil
-}
-
-// readNow reads one chunk into a pooled buffer without waiting: the event
-// loop's read, made when epoll said the socket is readable. errWouldBlock
-// when nothing is there after all. RawRead holds the descriptor for the
-// call, so a concurrent Close cannot make the number another socket's.
-func (*rawIO) readNow(raw syscall.RawConn, size int) (*[]byte, int, error) {
-	var (
-		buf *[]byte
-		n   int
-		err error
-	)
-	cerr := raw.Read(func(fd uintptr) bool {
-		buf = getBuf(size)
-		for {
-			n, err = syscall.Read(int(fd), *buf)
-			if err != syscall.EINTR {
-				return true
-			}
-		}
-	})
-	switch {
-	case cerr != nil:
-		putBuf(buf)
-		return nil, 0, cerr
-	case err == syscall.EAGAIN:
+	case err == syscall.EAGAIN: // only without wait
 		putBuf(buf)
 		return nil, 0, errWouldBlock
 	case err != nil:
