@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -420,36 +419,8 @@ func TestHelperProcessEMFILEEcho(t *testing.T) {
 	if os.Getenv(emfileEchoEnv) != "1" {
 		t.Skip("the child process of TestAServerOutOfDescriptorsServesAgainOnceConnectionsEnd")
 	}
-	watchdog := time.AfterFunc(30*time.Second, func() {
-		fmt.Fprintln(os.Stderr, "EMFILE echo child: watchdog expired")
-		os.Exit(3)
-	})
-	defer watchdog.Stop()
-	s := startServer(t, ServerOptions{Connection: ConnectionConfig{Handler: EchoHandler()}})
-	r := ask[*messages.ListenResult](s, &messages.Listen{Address: "127.0.0.1"})
-	if !r.Ok {
-		t.Fatalf("listen: %v", r.Error)
-	}
-	start := time.Now()
-	reporter := s.sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		switch m := ctx.Message().(type) {
-		case *messages.AcceptError:
-			fmt.Printf("ACCEPTERROR %d %d\n", m.Error.GetCode(), time.Since(start).Milliseconds())
-		case *messages.NewConnection:
-			fmt.Printf("NEWCONNECTION %d\n", m.Info.GetPeerPort())
-		}
-	}))
-	t.Cleanup(func() { _ = s.sys.Root.StopFuture(reporter).Wait() })
-	subscribe(s, reporter)
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-	rl.Cur = uint64(testkit.OpenFDs(t) + 40)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("PORT %d\n", r.Port)
+	_, port := startReportingChild(t, "EMFILE echo child", ServerOptions{Connection: ConnectionConfig{Handler: EchoHandler()}}, 40)
+	fmt.Printf("PORT %d\n", port)
 	in := make([]byte, 64)
 	for {
 		n, err := os.Stdin.Read(in)

@@ -388,38 +388,8 @@ func TestHelperProcessEMFILE(t *testing.T) {
 	if os.Getenv(emfileChildEnv) != "1" {
 		t.Skip("the child process of TestAcceptErrorIsReportedWithBackOffWhenOutOfDescriptors")
 	}
-	watchdog := time.AfterFunc(30*time.Second, func() {
-		fmt.Fprintln(os.Stderr, "EMFILE child: watchdog expired")
-		os.Exit(3)
-	})
-	defer watchdog.Stop()
-
-	s := startServer(t, ServerOptions{})
-	r := ask[*messages.ListenResult](s, &messages.Listen{Address: "127.0.0.1"})
-	if !r.Ok {
-		t.Fatalf("listen: %v", r.Error)
-	}
-	start := time.Now()
-	reporter := s.sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		switch m := ctx.Message().(type) {
-		case *messages.AcceptError:
-			fmt.Printf("ACCEPTERROR %d %d\n", m.Error.GetCode(), time.Since(start).Milliseconds())
-		case *messages.NewConnection:
-			fmt.Printf("NEWCONNECTION %d\n", m.Info.GetPeerPort())
-		}
-	}))
-	t.Cleanup(func() { _ = s.sys.Root.StopFuture(reporter).Wait() })
-	subscribe(s, reporter)
-
+	s, port := startReportingChild(t, "EMFILE child", ServerOptions{}, 64)
 	// Few descriptors, all of them taken: accept(2) fails with EMFILE.
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-	rl.Cur = uint64(testkit.OpenFDs(t) + 64)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
 	var fillers []int
 	free := func() {
 		for _, fd := range fillers {
@@ -438,7 +408,7 @@ func TestHelperProcessEMFILE(t *testing.T) {
 		}
 		fillers = append(fillers, fd)
 	}
-	fmt.Printf("PORT %d\nFILLED\n", r.Port)
+	fmt.Printf("PORT %d\nFILLED\n", port)
 
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -453,4 +423,44 @@ func TestHelperProcessEMFILE(t *testing.T) {
 			return
 		}
 	}
+}
+
+// startReportingChild starts what the EMFILE child processes share: a
+// watchdog that ends the process after 30 s whatever happens, a server with
+// opts listening on 127.0.0.1, a subscriber that prints its events
+// ("ACCEPTERROR code ms-since-start", "NEWCONNECTION peer-port"), and a
+// descriptor limit headroom above the descriptors open now. It returns the
+// server and its port.
+func startReportingChild(t *testing.T, name string, opts ServerOptions, headroom int) (*testServer, uint32) {
+	t.Helper()
+	watchdog := time.AfterFunc(30*time.Second, func() {
+		fmt.Fprintln(os.Stderr, name+": watchdog expired")
+		os.Exit(3)
+	})
+	t.Cleanup(func() { watchdog.Stop() })
+	s := startServer(t, opts)
+	r := ask[*messages.ListenResult](s, &messages.Listen{Address: "127.0.0.1"})
+	if !r.Ok {
+		t.Fatalf("listen: %v", r.Error)
+	}
+	start := time.Now()
+	reporter := s.sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *messages.AcceptError:
+			fmt.Printf("ACCEPTERROR %d %d\n", m.Error.GetCode(), time.Since(start).Milliseconds())
+		case *messages.NewConnection:
+			fmt.Printf("NEWCONNECTION %d\n", m.Info.GetPeerPort())
+		}
+	}))
+	t.Cleanup(func() { _ = s.sys.Root.StopFuture(reporter).Wait() })
+	subscribe(s, reporter)
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	rl.Cur = uint64(testkit.OpenFDs(t) + headroom)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	return s, r.Port
 }
