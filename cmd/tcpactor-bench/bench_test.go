@@ -28,18 +28,32 @@ var tinyBench = []string{
 	"--bulk-conns", "2", "--duration", "100ms", "--idle-conns", "50", "--flood-conns", "2", "--http-conns", "4",
 }
 
+// runTinyBench runs the bench as tinyBench plus extra with --json and --out,
+// failing the test unless it exits 0; it decodes the JSON printed into res
+// and returns the --out table's text.
+func runTinyBench(t *testing.T, res any, extra ...string) string {
+	t.Helper()
+	table := filepath.Join(t.TempDir(), "bench.md")
+	var stdout, stderr bytes.Buffer
+	args := append(append(append([]string{}, tinyBench...), extra...), "--json", "--out", table)
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("bench exited %d\nstderr:\n%s", code, stderr.String())
+	}
+	if err := json.Unmarshal(stdout.Bytes(), res); err != nil {
+		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
+	}
+	md, err := os.ReadFile(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(md)
+}
+
 // TestBenchMeasuresEveryMetricForEveryServer runs the whole harness end to
 // end — child servers, the five loads, the report — and checks that each
 // metric has a positive figure for raw and for both tcpactor models, and a
 // ratio. It says nothing about speed.
 func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
-	dir := t.TempDir()
-	table, svg := filepath.Join(dir, "bench.md"), filepath.Join(dir, "bench.svg")
-	var stdout, stderr bytes.Buffer
-	args := append(append([]string{}, tinyBench...), "--json", "--out", table, "--svg", svg)
-	if code := run(args, &stdout, &stderr); code != 0 {
-		t.Fatalf("bench exited %d\nstderr:\n%s", code, stderr.String())
-	}
 	var res struct {
 		Metrics []struct {
 			Key    string
@@ -47,9 +61,8 @@ func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
 			Ratio  map[string]float64
 		}
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
-	}
+	svg := filepath.Join(t.TempDir(), "bench.svg")
+	md := runTinyBench(t, &res, "--svg", svg)
 	want := []string{metricAccept, metricPingPong, metricP50, metricP99, metricBulk, metricBulkRSS, metricIdle, metricFloodRSS, metricHTTP, metricHTTPP50}
 	if len(res.Metrics) != len(want) {
 		t.Fatalf("got %d metrics, want %d (%v)", len(res.Metrics), len(want), want)
@@ -70,11 +83,7 @@ func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
 			}
 		}
 	}
-	md, err := os.ReadFile(table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(md), "| metric | raw | tcpactor | ratio | target | met? |") {
+	if !strings.Contains(md, "| metric | raw | tcpactor | ratio | target | met? |") {
 		t.Errorf("--out file has no table:\n%s", md)
 	}
 	if b, err := os.ReadFile(svg); err != nil || !strings.HasPrefix(string(b), "<svg") {
@@ -117,13 +126,6 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 // and checks that it reports figures, ratios to raw and to the local
 // handler, and the extra column of its table. It says nothing about speed.
 func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
-	dir := t.TempDir()
-	table := filepath.Join(dir, "bench.md")
-	var stdout, stderr bytes.Buffer
-	args := append(append([]string{}, tinyBench...), "--kinds", "actor,remote", "--metrics", "pingpong", "--json", "--out", table)
-	if code := run(args, &stdout, &stderr); code != 0 {
-		t.Fatalf("bench exited %d\nstderr:\n%s", code, stderr.String())
-	}
 	var res struct {
 		Metrics []struct {
 			Key          string
@@ -132,9 +134,7 @@ func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
 			RatioToActor map[string]float64 `json:"ratio_to_actor"`
 		}
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
-	}
+	md := runTinyBench(t, &res, "--kinds", "actor,remote", "--metrics", "pingpong")
 	if len(res.Metrics) != 3 {
 		t.Fatalf("got %d metrics, want the 3 of ping-pong", len(res.Metrics))
 	}
@@ -144,11 +144,7 @@ func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
 				m.Key, m.Median[kindRemote], m.Ratio[kindRemote], m.RatioToActor[kindRemote])
 		}
 	}
-	md, err := os.ReadFile(table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(md), "| metric | raw | tcpactor (owner on a second node) | ratio | target | met? | vs actor |") {
+	if !strings.Contains(md, "| metric | raw | tcpactor (owner on a second node) | ratio | target | met? | vs actor |") {
 		t.Errorf("--out file has no remote table:\n%s", md)
 	}
 }
@@ -158,13 +154,6 @@ func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
 // checks that the TLS kind reports figures and its ratio to plaintext, and
 // the extra column of its table. It says nothing about speed.
 func TestBenchMeasuresTheRemoteHandlerWithMutualTLS(t *testing.T) {
-	dir := t.TempDir()
-	table := filepath.Join(dir, "bench.md")
-	var stdout, stderr bytes.Buffer
-	args := append(append([]string{}, tinyBench...), "--kinds", "remote,remote-tls", "--metrics", "pingpong", "--json", "--out", table)
-	if code := run(args, &stdout, &stderr); code != 0 {
-		t.Fatalf("bench exited %d\nstderr:\n%s", code, stderr.String())
-	}
 	var res struct {
 		Metrics []struct {
 			Key              string
@@ -172,20 +161,14 @@ func TestBenchMeasuresTheRemoteHandlerWithMutualTLS(t *testing.T) {
 			RatioToPlaintext map[string]float64 `json:"ratio_to_plaintext_remote"`
 		}
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
-	}
+	md := runTinyBench(t, &res, "--kinds", "remote,remote-tls", "--metrics", "pingpong")
 	for _, m := range res.Metrics {
 		if !(m.Median[kindRemoteTLS] > 0) || !(m.RatioToPlaintext[kindRemoteTLS] > 0) {
 			t.Errorf("%s: remote-tls figure %v, ratio to plaintext %v; want both > 0",
 				m.Key, m.Median[kindRemoteTLS], m.RatioToPlaintext[kindRemoteTLS])
 		}
 	}
-	md, err := os.ReadFile(table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(md), "| metric | raw | tcpactor (owner on a second node, mutual TLS) | ratio | target | met? | vs plaintext |") {
+	if !strings.Contains(md, "| metric | raw | tcpactor (owner on a second node, mutual TLS) | ratio | target | met? | vs plaintext |") {
 		t.Errorf("--out file has no remote-tls table:\n%s", md)
 	}
 }

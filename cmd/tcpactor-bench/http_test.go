@@ -1,21 +1,12 @@
 package main
 
-import (
-	"bytes"
-	"encoding/json"
-	"testing"
-)
+import "testing"
 
 // TestBenchMeasuresHTTPOverTheListener runs the http load — net/http on a
 // net.Listener against net/http on a server.Listener — and checks that both
 // report figures and the owner kind its ratio, and that a kind without an
 // HTTP server is left out of the load. It says nothing about speed.
 func TestBenchMeasuresHTTPOverTheListener(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	args := append(append([]string{}, tinyBench...), "--kinds", "actor,owner", "--metrics", "http", "--json")
-	if code := run(args, &stdout, &stderr); code != 0 {
-		t.Fatalf("bench exited %d\nstderr:\n%s", code, stderr.String())
-	}
 	var res struct {
 		Metrics []struct {
 			Key    string
@@ -24,9 +15,7 @@ func TestBenchMeasuresHTTPOverTheListener(t *testing.T) {
 			Rounds []map[string]float64
 		}
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
-	}
+	runTinyBench(t, &res, "--kinds", "actor,owner", "--metrics", "http")
 	if len(res.Metrics) != 2 {
 		t.Fatalf("got %d metrics, want the 2 of http", len(res.Metrics))
 	}

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,13 +12,6 @@ import (
 // the relay, and that its table carries the "vs relay" column. It says
 // nothing about speed.
 func TestBenchMeasuresTheRelayCeilingBesideTheRemoteOwner(t *testing.T) {
-	dir := t.TempDir()
-	table := filepath.Join(dir, "bench.md")
-	var stdout, stderr bytes.Buffer
-	args := append(append([]string{}, tinyBench...), "--kinds", "remote,relay", "--metrics", "accept,pingpong,bulk", "--json", "--out", table)
-	if code := run(args, &stdout, &stderr); code != 0 {
-		t.Fatalf("bench exited %d\nstderr:\n%s", code, stderr.String())
-	}
 	var res struct {
 		Metrics []struct {
 			Key          string
@@ -31,9 +20,7 @@ func TestBenchMeasuresTheRelayCeilingBesideTheRemoteOwner(t *testing.T) {
 			RatioToRelay map[string]float64 `json:"ratio_to_relay"`
 		}
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("bench --json printed no JSON: %v\n%s", err, stdout.String())
-	}
+	md := runTinyBench(t, &res, "--kinds", "remote,relay", "--metrics", "accept,pingpong,bulk")
 	if len(res.Metrics) != 6 {
 		t.Fatalf("got %d metrics, want the 6 of accept, ping-pong and bulk", len(res.Metrics))
 	}
@@ -43,15 +30,11 @@ func TestBenchMeasuresTheRelayCeilingBesideTheRemoteOwner(t *testing.T) {
 				m.Key, m.Median[kindRelay], m.Ratio[kindRelay], m.RatioToRelay[kindRemote])
 		}
 	}
-	md, err := os.ReadFile(table)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, want := range []string{
 		"| metric | raw | tcpactor (owner on a second node) | ratio | target | met? | vs relay |",
 		"| metric | raw | relay (no tcpactor) | ratio | target | met? |",
 	} {
-		if !strings.Contains(string(md), want) {
+		if !strings.Contains(md, want) {
 			t.Errorf("--out file has no line %q:\n%s", want, md)
 		}
 	}
