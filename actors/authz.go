@@ -322,7 +322,6 @@ func (s *ServerActor) endPending(ctx actor.Context, p pendingConn) {
 	}
 	ctx.Unwatch(p.pid)
 	delete(s.live, p.pid.String())
-	delete(s.liveInfo, p.pid.String())
 }
 
 // withoutPassword is the proxy as GetStatus shows it: never its password.

@@ -50,8 +50,7 @@ type ServerActor struct {
 	proxy       *messages.NetworkProxy
 	lastErr     *messages.Error
 	pending     []pendingConn
-	live        map[string]*actor.PID               // every connection this server watches
-	liveInfo    map[string]*messages.ConnectionInfo // their infos as at accept, for GetStatus.connections
+	live        map[string]*messages.ConnectionInfo // every connection this server watches, with its info as at accept (GetStatus.connections)
 	inHook      map[uint64]net.Conn                 // accepted, in the incomingConnection hook
 	hookCtx     context.Context
 	hookCancel  context.CancelFunc
@@ -109,8 +108,7 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		fd:          -1,
 		maxPending:  opts.MaxPendingConnections,
 		proxy:       &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_DEFAULT},
-		live:        map[string]*actor.PID{},
-		liveInfo:    map[string]*messages.ConnectionInfo{},
+		live:        map[string]*messages.ConnectionInfo{},
 		inHook:      map[uint64]net.Conn{},
 		hooked:      &handover[net.Conn]{},
 		subscribers: map[string]*actor.PID{},
@@ -511,8 +509,7 @@ func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	info.Server = ctx.Self()
 	pid := spawnConnection(ctx.ActorSystem().Root, ConnectionProps(conn, id, ctx.Self(), s.opts.Connection))
 	ctx.Watch(pid)
-	s.live[pid.String()] = pid
-	s.liveInfo[pid.String()] = info
+	s.live[pid.String()] = info
 	if s.opts.Connection.Handler == nil {
 		if s.assign(ctx, pid, info) {
 			return
@@ -555,7 +552,6 @@ func (s *ServerActor) onTerminated(who *actor.PID) {
 		return
 	}
 	delete(s.live, key)
-	delete(s.liveInfo, key)
 	for i, p := range s.pending {
 		if p.pid.Equal(who) {
 			s.pending = append(s.pending[:i], s.pending[i+1:]...)
@@ -613,9 +609,8 @@ func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnec
 		return &messages.Ack{Error: e}
 	}
 	ctx.Watch(pid)
-	s.live[pid.String()] = pid
 	info := &messages.ConnectionInfo{Server: ctx.Self()}
-	s.liveInfo[pid.String()] = info
+	s.live[pid.String()] = info
 	s.pending = append(s.pending, pendingConn{pid: pid, info: info, added: true, addedBy: peerOf(ctx)})
 	s.updateAllowance()
 	s.announce(ctx, pid, info)

@@ -17,8 +17,8 @@ func (s *ServerActor) statusOf(m *messages.GetStatus) *messages.ServerStatus {
 	if !m.GetConnections() {
 		return st
 	}
-	st.Connections = make([]*messages.ConnectionInfo, 0, len(s.liveInfo))
-	for _, info := range s.liveInfo {
+	st.Connections = make([]*messages.ConnectionInfo, 0, len(s.live))
+	for _, info := range s.live {
 		// A copy: the kept info also travelled in NewConnection, perhaps to
 		// a local actor that still holds it.
 		st.Connections = append(st.Connections, proto.Clone(info).(*messages.ConnectionInfo))
