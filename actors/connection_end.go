@@ -225,7 +225,8 @@ func (c *connection) endWith(endErr, failErr *messages.Error, how closeHow) {
 	}
 	c.phase = ending
 	c.endErr, c.failErr, c.endHow = endErr, failErr, how
-	c.ctx.Stop(c.me)
+	// A PID of its own: c.self's cached route may lead elsewhere (knowSelf).
+	c.ctx.Stop(actor.NewPID(c.self.Address, c.self.Id))
 }
 
 func (c *connection) closedError() *messages.Error {
@@ -322,8 +323,7 @@ func (c *connection) crashed(ctx actor.Context, r any) {
 		return
 	}
 	if c.me == nil {
-		c.self, c.sys = ctx.Self(), ctx.ActorSystem()
-		c.me = actor.NewPID(c.self.Address, c.self.Id)
+		c.knowSelf(ctx)
 	}
 	c.failWith(e, closeReset)
 }
