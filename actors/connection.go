@@ -71,7 +71,7 @@ const maxCredit = 1 << 30
 func ConnectionProps(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionConfig) *actor.Props {
 	shared := cfg.withDefaults()
 	return actor.PropsFromProducer(func() actor.Actor { return newConnection(conn, id, server, shared) },
-		actor.WithDispatcher(connectionDispatcher))
+		actor.WithDispatcher(connectionDispatcher), actor.WithMailbox(connectionMailbox))
 }
 
 // phase is where a connection is in its life, as net/http's ConnState and
@@ -184,7 +184,9 @@ type (
 	peerCloseTick struct{}
 )
 
-// connection is the ConnectionActor.
+// connection is the ConnectionActor. Its small fields are packed at the end:
+// every idle connection holds one (issue 14), and padding after each bool
+// cost a size class.
 type connection struct {
 	conn   net.Conn
 	raw    syscall.RawConn // set only for a plain *net.TCPConn: the fast paths
@@ -194,34 +196,22 @@ type connection struct {
 
 	ctx  actor.Context // current context, for Socket and the send helpers
 	self *actor.PID    // ctx.Self(), put in the messages the actor sends
-	me   actor.Process // its own process, for sends to itself (see started)
+	me   actor.Process // its own process, for sends to itself (see knowSelf)
 	sys  *actor.ActorSystem
-	// tellServer: the server that spawned it gets Terminated when it stops,
-	// as from a watch (see onStopped).
-	tellServer bool
-
-	// Where it is in its life: the phase, and the two directions.
-	phase      phase
-	peerClosed bool     // the peer's FIN (or reset) was read: nothing more comes
-	fin        finState // our FIN
 
 	// Who is served.
-	owner     *actor.PID
-	ownerGone bool // the owner stopped, or had Disconnected: nothing more goes to it
-	handler   Handler
-	sock      *Socket
-	events    []handlerEvent
-	announced bool // Disconnected and the Close replies are sent (announce)
+	owner   *actor.PID
+	handler Handler
+	sock    *Socket
+	events  []handlerEvent
 
 	// Reading.
-	credit   int
-	keepOpen bool
-	reading  bool        // the reader holds a read permit
-	held     *readResult // bytes read when the credit was taken away by a hand-over
-	heldErr  error       // the read error that came with held (a wrapper's n > 0 with EOF)
-	permit   chan struct{}
-	done     chan struct{}
-	loop     *loopReader // ReadLoop: an event loop reads instead of a goroutine
+	credit  int
+	held    *readResult // bytes read when the credit was taken away by a hand-over
+	heldErr error       // the read error that came with held (a wrapper's n > 0 with EOF)
+	permit  chan struct{}
+	done    chan struct{}
+	loop    *loopReader // ReadLoop: an event loop reads instead of a goroutine
 
 	// Writing.
 	wq  writeQueue
@@ -232,8 +222,6 @@ type connection struct {
 	writeShutWaiters []*actor.PID
 	endErr           *messages.Error // Disconnected.error
 	failErr          *messages.Error // WriteFailed.error for writes left at the end
-	endHow           closeHow
-	soLinger         bool // SO_LINGER > 0 was set: close(2) may block
 	peerCloseTimeout time.Duration
 	peerCloseTimer   *time.Timer
 	closeTimer       *time.Timer // the flush's progress, then the linger
@@ -244,9 +232,22 @@ type connection struct {
 	bytesReceived uint64
 	bytesSent     uint64
 	lastErr       *messages.Error
-	lastActive    time.Time
+	lastActive    time.Duration // monoNow() when last read or written, with an idle time-out
 	idle          *time.Timer
 	stopped       atomic.Bool
+
+	// Where it is in its life: the phase, and the two directions.
+	phase      phase
+	peerClosed bool     // the peer's FIN (or reset) was read: nothing more comes
+	fin        finState // our FIN
+
+	ownerGone  bool     // the owner stopped, or had Disconnected: nothing more goes to it
+	announced  bool     // Disconnected and the Close replies are sent (announce)
+	keepOpen   bool     // the claim's keep_open_on_peer_close
+	reading    bool     // the reader holds a read permit
+	endHow     closeHow // how the socket is closed at the end
+	soLinger   bool     // SO_LINGER > 0 was set: close(2) may block
+	tellServer bool     // the server that spawned it gets Terminated when it stops (onStopped)
 }
 
 // withDefaults is cfg with every zero field set to its default: one copy for
@@ -379,7 +380,7 @@ func (c *connection) serve() {
 		c.startReader(c.cfg.ReadTimeout)
 	}
 	if d := c.cfg.IdleTimeout; d > 0 {
-		c.lastActive = time.Now()
+		c.lastActive = monoNow()
 		c.idle = time.AfterFunc(d, func() { c.sendSelf(&idleTick{}) })
 	}
 	c.askRead()

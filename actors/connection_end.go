@@ -15,7 +15,7 @@ import (
 )
 
 // closeHow says how the socket is closed when the connection ends.
-type closeHow int
+type closeHow uint8
 
 const (
 	closePlain closeHow = iota // close(2): the kernel sends what it holds, then FIN (RST if input is unread)

@@ -71,7 +71,7 @@ func (s *ServerActor) spawnConnection(ctx actor.Context, conn net.Conn, id uint6
 	if s.connProps == nil {
 		s.connCfg = s.opts.Connection.withDefaults()
 		s.connProps = actor.PropsFromProducer(func() actor.Actor { return s.spawning },
-			actor.WithDispatcher(connectionDispatcher))
+			actor.WithDispatcher(connectionDispatcher), actor.WithMailbox(connectionMailbox))
 	}
 	c := newConnection(conn, id, ctx.Self(), s.connCfg)
 	c.tellServer = true
