@@ -218,15 +218,11 @@ type connection struct {
 	job *writeJob // with a writer goroutine: nothing else writes meanwhile
 
 	// Endings.
-	closeWaiters     []*actor.PID
-	writeShutWaiters []*actor.PID
+	cl               *closingState   // made by the first Close or CloseWrite (closer)
 	endErr           *messages.Error // Disconnected.error
 	failErr          *messages.Error // WriteFailed.error for writes left at the end
 	peerCloseTimeout time.Duration
 	peerCloseTimer   *time.Timer
-	closeTimer       *time.Timer // the flush's progress, then the linger
-	flushedAt        uint64      // bytesSent when the close timer was last armed
-	discarded        int         // bytes thrown away once nothing of ours was unacknowledged
 
 	// Counters and time-outs.
 	bytesReceived uint64
