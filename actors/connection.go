@@ -330,8 +330,11 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.respond(ctx, &messages.Ack{Error: c.setSocketOption(m)})
 	case *actor.Terminated:
 		c.onTerminated(m)
-	case *actor.Stopping, *actor.Restarting:
+	case *actor.Stopping:
 		c.teardown(ctx)
+	case *actor.Restarting: // see replacedConnection
+		c.teardown(ctx)
+		c.onStopped()
 	case *actor.Stopped:
 		c.onStopped()
 	case actor.SystemMessage, actor.AutoReceiveMessage, actor.AutoRespond:

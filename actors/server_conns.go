@@ -70,14 +70,35 @@ func (s *ServerActor) isLive(ctx actor.Context, pid *actor.PID) bool {
 func (s *ServerActor) spawnConnection(ctx actor.Context, conn net.Conn, id uint64) *actor.PID {
 	if s.connProps == nil {
 		s.connCfg = s.opts.Connection.withDefaults()
-		s.connProps = actor.PropsFromProducer(func() actor.Actor { return s.spawning },
-			actor.WithDispatcher(connectionDispatcher), actor.WithMailbox(connectionMailbox))
+		s.connProps = actor.PropsFromProducer(func() actor.Actor {
+			if s.spawning == nil {
+				return replacedConnection{}
+			}
+			return s.spawning
+		}, actor.WithDispatcher(connectionDispatcher), actor.WithMailbox(connectionMailbox))
 	}
 	c := newConnection(conn, id, ctx.Self(), s.connCfg)
 	c.tellServer = true
 	s.spawning = c
 	defer func() { s.spawning = nil }()
 	return spawnConnection(ctx.ActorSystem().Root, s.connProps)
+}
+
+// replacedConnection is what the shared Props make when Proto.Actor
+// restarts a connection, which it never should: Receive's recover stops a
+// connection that panics, but a panic in that recovery would reach
+// Proto.Actor's supervision, which restarts. The Props have no connection to
+// give then; the restarted one has torn down and told its server (its
+// Restarting), and this stops at once, leaving the registry of connections.
+type replacedConnection struct{}
+
+func (replacedConnection) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		ctx.Stop(ctx.Self())
+	case *actor.Stopped:
+		liveConnections.delete(connKey{ctx.ActorSystem(), ctx.Self().Id})
+	}
 }
 
 // statusOf answers GetStatus: the getters, and when asked every live
