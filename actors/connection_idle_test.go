@@ -20,10 +20,10 @@ const idleConns = 1000
 // hold, its server's share included: the ConnectionActor (its state,
 // Proto.Actor's context, mailbox, PID and registry entry), the socket's
 // netFD and addresses, the event loop's registration, the server's record
-// and the process registry of connections. Measured 1.6–1.8 KiB (3.4 KiB
-// before issue 14's shave); the bound leaves room for noise and growth of
-// a map, not for a per-connection buffer, goroutine closure or copy of the
-// config to come back.
+// and the process registry of connections. Measured about 1,700 bytes
+// (3,546 before issue 14's shave); the bound leaves room for noise and the
+// growth of a map, not for a watch, a Props or a record per connection to
+// come back.
 const idleHeapBound = 2560
 
 // liveHeap is the live heap after a full collection.
