@@ -300,11 +300,11 @@ func (s *ServerActor) checkAddPending(ctx actor.Context, pid *actor.PID) *messag
 	case !IsLocalAddress(ctx.ActorSystem(), pid.Address):
 		return invalid("%s is not a connection of this node", pid)
 	}
-	handled, ok := liveConnections.Load(connKey{ctx.ActorSystem(), pid.Id})
+	handled, ok := liveConnections.load(connKey{ctx.ActorSystem(), pid.Id})
 	switch {
 	case !ok:
 		return invalid("%s is not a ConnectionActor of this process", pid)
-	case handled.(bool):
+	case handled:
 		return invalid("%s is served by a local handler and cannot take an owner", pid)
 	}
 	return nil
@@ -321,7 +321,7 @@ func (s *ServerActor) endPending(ctx actor.Context, p pendingConn) {
 		return
 	}
 	ctx.Unwatch(p.pid)
-	delete(s.live, p.pid.String())
+	delete(s.live, p.pid.Id)
 }
 
 // withoutPassword is the proxy as GetStatus shows it: never its password.
@@ -339,8 +339,36 @@ func withoutPassword(p *messages.NetworkProxy) *messages.NetworkProxy {
 
 // liveConnections holds this process's ConnectionActors (value: whether a
 // local handler serves it), so that AddPendingConnection takes only real
-// ones.
-var liveConnections sync.Map
+// ones. A plain map under a mutex: a sync.Map entry took about 130 bytes
+// per idle connection (its trie nodes and the boxed key), this about 40.
+var liveConnections = connRegistry{m: map[connKey]bool{}}
+
+type connRegistry struct {
+	mu sync.Mutex
+	m  map[connKey]bool
+}
+
+func (r *connRegistry) store(k connKey, handled bool) {
+	r.mu.Lock()
+	r.m[k] = handled
+	r.mu.Unlock()
+}
+
+func (r *connRegistry) delete(k connKey) {
+	r.mu.Lock()
+	delete(r.m, k)
+	if len(r.m) == 0 {
+		r.m = map[connKey]bool{} // a Go map keeps the room it grew to
+	}
+	r.mu.Unlock()
+}
+
+func (r *connRegistry) load(k connKey) (handled, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	handled, ok = r.m[k]
+	return handled, ok
+}
 
 type connKey struct {
 	sys *actor.ActorSystem
@@ -369,10 +397,10 @@ func spawnConnection(root *actor.RootContext, props *actor.Props) *actor.PID {
 func (c *connection) authorize(ctx actor.Context) bool {
 	switch ctx.Message().(type) {
 	case *actor.Started:
-		liveConnections.Store(connKey{ctx.ActorSystem(), ctx.Self().Id}, c.cfg.Handler != nil)
+		liveConnections.store(connKey{ctx.ActorSystem(), ctx.Self().Id}, c.cfg.Handler != nil)
 		return true
 	case *actor.Stopped:
-		liveConnections.Delete(connKey{ctx.ActorSystem(), ctx.Self().Id})
+		liveConnections.delete(connKey{ctx.ActorSystem(), ctx.Self().Id})
 		return true
 	}
 	peer := peerOf(ctx)

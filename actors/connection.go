@@ -69,8 +69,9 @@ const maxCredit = 1 << 30
 // The actor is never restarted: a panic while handling a message closes the
 // socket (reset) and stops the actor.
 func ConnectionProps(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionConfig) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return newConnection(conn, id, server, cfg) },
-		actor.WithDispatcher(connectionDispatcher))
+	shared := cfg.withDefaults()
+	return actor.PropsFromProducer(func() actor.Actor { return newConnection(conn, id, server, shared) },
+		actor.WithDispatcher(connectionDispatcher), actor.WithMailbox(connectionMailbox))
 }
 
 // phase is where a connection is in its life, as net/http's ConnState and
@@ -183,69 +184,71 @@ type (
 	peerCloseTick struct{}
 )
 
-// connection is the ConnectionActor.
+// connection is the ConnectionActor. Its small fields are packed at the end:
+// every idle connection holds one (issue 14), and padding after each bool
+// cost a size class.
 type connection struct {
 	conn   net.Conn
 	raw    syscall.RawConn // set only for a plain *net.TCPConn: the fast paths
 	id     uint64
 	server *actor.PID
-	cfg    ConnectionConfig
+	cfg    *ConnectionConfig // with the defaults applied; shared by a server's connections, never written
 
 	ctx  actor.Context // current context, for Socket and the send helpers
 	self *actor.PID    // ctx.Self(), put in the messages the actor sends
-	me   *actor.PID    // a private copy, for sends to itself (see started)
+	me   actor.Process // its own process, for sends to itself (see knowSelf)
 	sys  *actor.ActorSystem
 
-	// Where it is in its life: the phase, and the two directions.
-	phase      phase
-	peerClosed bool     // the peer's FIN (or reset) was read: nothing more comes
-	fin        finState // our FIN
-
 	// Who is served.
-	owner     *actor.PID
-	ownerGone bool // the owner stopped, or had Disconnected: nothing more goes to it
-	handler   Handler
-	sock      *Socket
-	events    []handlerEvent
-	announced bool // Disconnected and the Close replies are sent (announce)
+	owner   *actor.PID
+	handler Handler
+	sock    *Socket
+	events  []handlerEvent
 
 	// Reading.
-	credit   int
-	keepOpen bool
-	reading  bool        // the reader holds a read permit
-	held     *readResult // bytes read when the credit was taken away by a hand-over
-	heldErr  error       // the read error that came with held (a wrapper's n > 0 with EOF)
-	permit   chan struct{}
-	done     chan struct{}
-	loop     *loopReader // ReadLoop: an event loop reads instead of a goroutine
+	credit  int
+	held    *readResult // bytes read when the credit was taken away by a hand-over
+	heldErr error       // the read error that came with held (a wrapper's n > 0 with EOF)
+	permit  chan struct{}
+	done    chan struct{}
+	loop    *loopReader // ReadLoop: an event loop reads instead of a goroutine
 
 	// Writing.
 	wq  writeQueue
 	job *writeJob // with a writer goroutine: nothing else writes meanwhile
 
 	// Endings.
-	closeWaiters     []*actor.PID
-	writeShutWaiters []*actor.PID
+	cl               *closingState   // made by the first Close or CloseWrite (closer)
 	endErr           *messages.Error // Disconnected.error
 	failErr          *messages.Error // WriteFailed.error for writes left at the end
-	endHow           closeHow
-	soLinger         bool // SO_LINGER > 0 was set: close(2) may block
 	peerCloseTimeout time.Duration
 	peerCloseTimer   *time.Timer
-	closeTimer       *time.Timer // the flush's progress, then the linger
-	flushedAt        uint64      // bytesSent when the close timer was last armed
-	discarded        int         // bytes thrown away once nothing of ours was unacknowledged
 
 	// Counters and time-outs.
 	bytesReceived uint64
 	bytesSent     uint64
 	lastErr       *messages.Error
-	lastActive    time.Time
+	lastActive    time.Duration // monoNow() when last read or written, with an idle time-out
 	idle          *time.Timer
 	stopped       atomic.Bool
+
+	// Where it is in its life: the phase, and the two directions.
+	phase      phase
+	peerClosed bool     // the peer's FIN (or reset) was read: nothing more comes
+	fin        finState // our FIN
+
+	ownerGone  bool     // the owner stopped, or had Disconnected: nothing more goes to it
+	announced  bool     // Disconnected and the Close replies are sent (announce)
+	keepOpen   bool     // the claim's keep_open_on_peer_close
+	reading    bool     // the reader holds a read permit
+	endHow     closeHow // how the socket is closed at the end
+	soLinger   bool     // SO_LINGER > 0 was set: close(2) may block
+	tellServer bool     // the server that spawned it gets Terminated when it stops (onStopped)
 }
 
-func newConnection(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionConfig) *connection {
+// withDefaults is cfg with every zero field set to its default: one copy for
+// all the connections a server makes.
+func (cfg ConnectionConfig) withDefaults() *ConnectionConfig {
 	if cfg.ReadChunkSize <= 0 {
 		cfg.ReadChunkSize = DefaultReadChunkSize
 	}
@@ -264,6 +267,11 @@ func newConnection(conn net.Conn, id uint64, server *actor.PID, cfg ConnectionCo
 	if cfg.PeerCloseTimeout == 0 {
 		cfg.PeerCloseTimeout = DefaultPeerCloseTimeout
 	}
+	return &cfg
+}
+
+// newConnection makes the actor; cfg comes from withDefaults.
+func newConnection(conn net.Conn, id uint64, server *actor.PID, cfg *ConnectionConfig) *connection {
 	c := &connection{conn: conn, id: id, server: server, cfg: cfg}
 	if tc, ok := conn.(*net.TCPConn); ok && fastPaths {
 		if raw, err := tc.SyscallConn(); err == nil {
@@ -322,9 +330,14 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.respond(ctx, &messages.Ack{Error: c.setSocketOption(m)})
 	case *actor.Terminated:
 		c.onTerminated(m)
-	case *actor.Stopping, *actor.Restarting:
+	case *actor.Stopping:
 		c.teardown(ctx)
-	case *actor.Stopped, actor.SystemMessage, actor.AutoReceiveMessage, actor.AutoRespond:
+	case *actor.Restarting: // see replacedConnection
+		c.teardown(ctx)
+		c.onStopped()
+	case *actor.Stopped:
+		c.onStopped()
+	case actor.SystemMessage, actor.AutoReceiveMessage, actor.AutoRespond:
 	default:
 		c.other(ctx, m)
 	}
@@ -336,13 +349,8 @@ func (c *connection) Receive(ctx actor.Context) {
 }
 
 func (c *connection) started(ctx actor.Context) {
-	c.self, c.sys = ctx.Self(), ctx.ActorSystem()
+	c.knowSelf(ctx)
 	answerDeadLetters(c.sys)
-	// A *PID caches the process it resolved to. Another actor system of the
-	// same process that sends to this PID object caches its remote route in
-	// it; the goroutines' own sends must not take that detour (their
-	// messages are not protobuf), so they use a copy only this actor uses.
-	c.me = actor.NewPID(c.self.Address, c.self.Id)
 	if c.cfg.Handler == nil {
 		return // wait for SetOwner: until then the kernel holds the bytes
 	}
@@ -371,16 +379,47 @@ func (c *connection) serve() {
 		c.startReader(c.cfg.ReadTimeout)
 	}
 	if d := c.cfg.IdleTimeout; d > 0 {
-		c.lastActive = time.Now()
+		c.lastActive = monoNow()
 		c.idle = time.AfterFunc(d, func() { c.sendSelf(&idleTick{}) })
 	}
 	c.askRead()
 }
 
+// knowSelf keeps the actor's PID, system and process.
+//
+// A *PID caches the process it resolved to. Another actor system of the
+// same process that sends to this PID object caches its remote route in
+// it; the goroutines' own sends must not take that detour (their messages
+// are not protobuf), so they go to the actor's own process, looked up
+// here, once. (A private copy of the PID did the same for 96 bytes more
+// per connection.)
+func (c *connection) knowSelf(ctx actor.Context) {
+	c.self, c.sys = ctx.Self(), ctx.ActorSystem()
+	if p, ok := c.sys.ProcessRegistry.GetLocal(c.self.Id); ok {
+		c.me = p
+	} else {
+		c.me = c.sys.DeadLetter // cannot happen while the actor runs
+	}
+}
+
 // sendSelf is how the goroutines and the timer talk to the actor.
 func (c *connection) sendSelf(msg any) {
 	if !c.stopped.Load() {
-		c.sys.Root.Send(c.me, msg)
+		c.me.SendUserMessage(c.self, msg)
+	}
+}
+
+// onStopped tells the server that spawned the connection that it stopped,
+// with the Terminated a watch would send, at the moment a watch would (see
+// Proto.Actor's finalizeStop), as a system message too. A watch would keep
+// a watcher set in the actor's context — about 600 bytes per idle
+// connection — for the one watcher every connection has.
+func (c *connection) onStopped() {
+	if !c.tellServer || c.server == nil || c.sys == nil {
+		return
+	}
+	if p, ok := c.sys.ProcessRegistry.Get(c.server); ok {
+		p.SendSystemMessage(c.server, &actor.Terminated{Who: c.self})
 	}
 }
 

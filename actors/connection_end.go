@@ -15,12 +15,30 @@ import (
 )
 
 // closeHow says how the socket is closed when the connection ends.
-type closeHow int
+type closeHow uint8
 
 const (
 	closePlain closeHow = iota // close(2): the kernel sends what it holds, then FIN (RST if input is unread)
 	closeReset                 // SO_LINGER 0, then close(2): RST
 )
+
+// closingState is what only a closing connection needs, made when it is
+// first needed (closer): an open connection, idle ones above all, does not
+// carry it (issue 14).
+type closingState struct {
+	closeWaiters     []*actor.PID // Close senders, answered at the end
+	writeShutWaiters []*actor.PID // CloseWrite senders, answered at our FIN
+	closeTimer       *time.Timer  // the flush's progress, then the linger
+	flushedAt        uint64       // bytesSent when the close timer was last armed
+	discarded        int          // bytes thrown away once nothing of ours was unacknowledged
+}
+
+func (c *connection) closer() *closingState {
+	if c.cl == nil {
+		c.cl = &closingState{}
+	}
+	return c.cl
+}
 
 // startClose is disconnectFromHost(): flush, FIN, end. who (may be nil) gets
 // Ack when the connection has ended.
@@ -29,7 +47,8 @@ func (c *connection) startClose(who *actor.PID) {
 		if c.announced {
 			c.ctx.Send(who, &messages.Ack{Error: c.endErr})
 		} else {
-			c.closeWaiters = append(c.closeWaiters, who)
+			cl := c.closer()
+			cl.closeWaiters = append(cl.closeWaiters, who)
 		}
 	}
 	if c.phase >= closing {
@@ -111,12 +130,13 @@ func (c *connection) armCloseTimer() {
 	if d <= 0 {
 		return
 	}
-	c.flushedAt = c.bytesSent
-	if c.closeTimer == nil {
-		c.closeTimer = time.AfterFunc(d, func() { c.sendSelf(&closeTick{}) })
+	cl := c.closer()
+	cl.flushedAt = c.bytesSent
+	if cl.closeTimer == nil {
+		cl.closeTimer = time.AfterFunc(d, func() { c.sendSelf(&closeTick{}) })
 		return
 	}
-	c.closeTimer.Reset(d)
+	cl.closeTimer.Reset(d)
 }
 
 // onCloseTick: a flush that moved goes on; one that did not fails its
@@ -126,7 +146,7 @@ func (c *connection) onCloseTick() {
 	case c.phase == lingering:
 		c.endWith(nil, nil, closePlain)
 	case c.phase != closing:
-	case c.bytesSent != c.flushedAt:
+	case c.bytesSent != c.closer().flushedAt:
 		c.armCloseTimer()
 	default:
 		c.failWith(messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT,
@@ -144,8 +164,9 @@ func (c *connection) countDiscarded(n int) bool {
 	if c.cfg.LingerBytes < 0 || unsentBytes(c.conn) > 0 {
 		return false
 	}
-	c.discarded += n
-	return c.discarded > c.cfg.LingerBytes
+	cl := c.closer()
+	cl.discarded += n
+	return cl.discarded > c.cfg.LingerBytes
 }
 
 // announce sends what an orderly end tells: the Close replies, then the
@@ -156,10 +177,12 @@ func (c *connection) announce() {
 		return
 	}
 	c.announced = true
-	for _, w := range append(c.closeWaiters, c.writeShutWaiters...) {
-		c.ctx.Send(w, &messages.Ack{Error: c.endErr})
+	if cl := c.cl; cl != nil {
+		for _, w := range append(cl.closeWaiters, cl.writeShutWaiters...) {
+			c.ctx.Send(w, &messages.Ack{Error: c.endErr})
+		}
+		cl.closeWaiters, cl.writeShutWaiters = nil, nil
 	}
-	c.closeWaiters, c.writeShutWaiters = nil, nil
 	if c.handler != nil {
 		c.safely(c.drainEvents)
 		c.safely(func() { c.handler.Disconnected(c.sock, c.endErr) })
@@ -189,7 +212,8 @@ func (c *connection) startCloseWrite(who *actor.PID) {
 		return
 	}
 	if who != nil {
-		c.writeShutWaiters = append(c.writeShutWaiters, who)
+		cl := c.closer()
+		cl.writeShutWaiters = append(cl.writeShutWaiters, who)
 	}
 	c.fin = finAfterFlush
 	if c.job == nil && c.wq.len() == 0 {
@@ -225,7 +249,8 @@ func (c *connection) endWith(endErr, failErr *messages.Error, how closeHow) {
 	}
 	c.phase = ending
 	c.endErr, c.failErr, c.endHow = endErr, failErr, how
-	c.ctx.Stop(c.me)
+	// A PID of its own: c.self's cached route may lead elsewhere (knowSelf).
+	c.ctx.Stop(actor.NewPID(c.self.Address, c.self.Id))
 }
 
 func (c *connection) closedError() *messages.Error {
@@ -247,7 +272,11 @@ func (c *connection) teardown(ctx actor.Context) {
 	}
 	c.phase = closed
 	c.stopped.Store(true)
-	for _, t := range []*time.Timer{c.idle, c.closeTimer, c.peerCloseTimer} {
+	var closeTimer *time.Timer
+	if c.cl != nil {
+		closeTimer = c.cl.closeTimer
+	}
+	for _, t := range []*time.Timer{c.idle, closeTimer, c.peerCloseTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -322,8 +351,7 @@ func (c *connection) crashed(ctx actor.Context, r any) {
 		return
 	}
 	if c.me == nil {
-		c.self, c.sys = ctx.Self(), ctx.ActorSystem()
-		c.me = actor.NewPID(c.self.Address, c.self.Id)
+		c.knowSelf(ctx)
 	}
 	c.failWith(e, closeReset)
 }

@@ -13,9 +13,15 @@ import (
 
 func (c *connection) touch() {
 	if c.idle != nil {
-		c.lastActive = time.Now()
+		c.lastActive = monoNow()
 	}
 }
+
+// monoEpoch and monoNow keep the idle clock in 8 bytes per connection
+// instead of a time.Time's 24, on the monotonic clock all the same.
+var monoEpoch = time.Now()
+
+func monoNow() time.Duration { return time.Since(monoEpoch) }
 
 // onIdleTick ends a connection that read and wrote nothing for IdleTimeout;
 // a lingering one has its own clock.
@@ -24,7 +30,7 @@ func (c *connection) onIdleTick(ctx actor.Context) {
 		return
 	}
 	d := c.cfg.IdleTimeout
-	if left := d - time.Since(c.lastActive); left > 0 {
+	if left := d - (monoNow() - c.lastActive); left > 0 {
 		c.idle.Reset(left)
 		return
 	}

@@ -147,10 +147,12 @@ func (c *connection) flushed() {
 			}
 		}
 		c.fin = finSent
-		for _, w := range c.writeShutWaiters {
-			c.ctx.Send(w, &messages.Ack{Error: e})
+		if cl := c.cl; cl != nil {
+			for _, w := range cl.writeShutWaiters {
+				c.ctx.Send(w, &messages.Ack{Error: e})
+			}
+			cl.writeShutWaiters = nil
 		}
-		c.writeShutWaiters = nil
 		if c.peerClosed {
 			c.endWith(nil, nil, closePlain)
 			return

@@ -50,8 +50,11 @@ type ServerActor struct {
 	proxy       *messages.NetworkProxy
 	lastErr     *messages.Error
 	pending     []pendingConn
-	live        map[string]*messages.ConnectionInfo // every connection this server watches, with its info as at accept (GetStatus.connections)
-	inHook      map[uint64]net.Conn                 // accepted, in the incomingConnection hook
+	live        map[string]liveConn // every live connection of this server, by PID id (server_conns.go)
+	connProps   *actor.Props        // the Props of every connection it spawns (server_conns.go)
+	connCfg     *ConnectionConfig   // opts.Connection with its defaults, shared by its connections
+	spawning    *connection         // the connection connProps produces, while it is spawned
+	inHook      map[uint64]net.Conn // accepted, in the incomingConnection hook
 	hookCtx     context.Context
 	hookCancel  context.CancelFunc
 	hooked      *handover[net.Conn] // what the hooks return, until onHookDone takes it
@@ -75,7 +78,6 @@ type ServerActor struct {
 
 type pendingConn struct {
 	pid     *actor.PID
-	info    *messages.ConnectionInfo
 	added   bool   // by AddPendingConnection: not the server's to stop
 	addedBy string // the remote node that added it; "" when local
 }
@@ -108,7 +110,7 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		fd:          -1,
 		maxPending:  opts.MaxPendingConnections,
 		proxy:       &messages.NetworkProxy{Type: messages.ProxyType_PROXY_TYPE_DEFAULT},
-		live:        map[string]*messages.ConnectionInfo{},
+		live:        map[string]liveConn{},
 		inHook:      map[uint64]net.Conn{},
 		hooked:      &handover[net.Conn]{},
 		subscribers: map[string]*actor.PID{},
@@ -142,7 +144,7 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 	case *messages.Close:
 		s.requestClose(ctx)
 	case *messages.GetStatus:
-		ctx.Respond(s.statusOf(m))
+		ctx.Respond(s.statusOf(ctx, m))
 	case *messages.NextPendingConnection:
 		ctx.Respond(s.nextPending(ctx, m))
 	case *messages.SetMaxPendingConnections:
@@ -185,7 +187,7 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 	case *waitExpired:
 		s.onWaitExpired(ctx, m.id)
 	case *actor.Terminated:
-		s.onTerminated(m.Who)
+		s.onTerminated(ctx, m.Who)
 	case *actor.Started:
 		stopOnShutdown(ctx.ActorSystem(), ctx.Self())
 	case *actor.Stopped:
@@ -507,14 +509,13 @@ func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
 func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	info := ConnectionInfoOf(conn, id)
 	info.Server = ctx.Self()
-	pid := spawnConnection(ctx.ActorSystem().Root, ConnectionProps(conn, id, ctx.Self(), s.opts.Connection))
-	ctx.Watch(pid)
-	s.live[pid.String()] = info
+	pid := s.spawnConnection(ctx, conn, id)
+	s.live[pid.Id] = newLiveConn(conn, info)
 	if s.opts.Connection.Handler == nil {
 		if s.assign(ctx, pid, info) {
 			return
 		}
-		s.pending = append(s.pending, pendingConn{pid: pid, info: info})
+		s.pending = append(s.pending, pendingConn{pid: pid})
 	}
 	s.announce(ctx, pid, info)
 }
@@ -544,14 +545,13 @@ func (s *ServerActor) onAcceptFailed(ctx actor.Context, m *acceptFailed) {
 
 // onTerminated forgets a connection or a subscriber that stopped, wherever it
 // ran (a lost node reports its actors as terminated too).
-func (s *ServerActor) onTerminated(who *actor.PID) {
-	key := who.String()
-	delete(s.subscribers, key)
+func (s *ServerActor) onTerminated(ctx actor.Context, who *actor.PID) {
+	delete(s.subscribers, who.String())
 	s.assignees.remove(who)
-	if _, ok := s.live[key]; !ok {
+	if !s.isLive(ctx, who) {
 		return
 	}
-	delete(s.live, key)
+	delete(s.live, who.Id)
 	for i, p := range s.pending {
 		if p.pid.Equal(who) {
 			s.pending = append(s.pending[:i], s.pending[i+1:]...)
@@ -585,7 +585,7 @@ func (s *ServerActor) nextPending(ctx actor.Context, m *messages.NextPendingConn
 	// PID, so it is the first thing the connection hears about its owner.
 	ctx.Send(p.pid, &messages.SetOwner{Owner: owner, Options: m.Options})
 	s.updateAllowance()
-	return &messages.PendingConnection{Connection: p.pid, Info: p.info}
+	return &messages.PendingConnection{Connection: p.pid, Info: s.infoOf(ctx, p.pid)}
 }
 
 func (s *ServerActor) setMaxPending(m *messages.SetMaxPendingConnections) *messages.Ack {
@@ -610,8 +610,8 @@ func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnec
 	}
 	ctx.Watch(pid)
 	info := &messages.ConnectionInfo{Server: ctx.Self()}
-	s.live[pid.String()] = info
-	s.pending = append(s.pending, pendingConn{pid: pid, info: info, added: true, addedBy: peerOf(ctx)})
+	s.live[pid.Id] = liveConn{info: info, added: true}
+	s.pending = append(s.pending, pendingConn{pid: pid, added: true, addedBy: peerOf(ctx)})
 	s.updateAllowance()
 	s.announce(ctx, pid, info)
 	return &messages.Ack{}
@@ -739,7 +739,7 @@ func (s *ServerActor) unsubscribe(ctx actor.Context, sub *actor.PID) *messages.A
 	if _, ok := s.subscribers[sub.String()]; ok {
 		delete(s.subscribers, sub.String())
 		s.assignees.remove(sub)
-		if _, conn := s.live[sub.String()]; !conn {
+		if !s.isLive(ctx, sub) || !s.live[sub.Id].added { // only added connections are watched for their end
 			ctx.Unwatch(sub)
 		}
 	}

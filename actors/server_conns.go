@@ -2,26 +2,117 @@ package actors
 
 import (
 	"cmp"
+	"net"
 	"slices"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/messages"
 	"google.golang.org/protobuf/proto"
 )
 
+// The server's side of its live connections: how it spawns them, what it
+// keeps of each, and GetStatus{connections}. An idle connection's every
+// byte counts (issue 14), so what the server keeps per connection is small:
+// one shared Props, no watch, and an info built when asked.
+
+// liveConn is the server's record of a live connection, from which
+// GetStatus{connections} reports it as it was at accept. A plain TCP
+// connection keeps only its socket, whose addresses Go caches: its info is
+// built again when asked (asking the socket nothing). Any other (TLS, a
+// hook's wrapper, one added with AddPendingConnection) keeps the info made
+// at accept.
+type liveConn struct {
+	tcp   *net.TCPConn
+	id    uint64                   // with tcp
+	info  *messages.ConnectionInfo // when tcp is nil
+	added bool                     // by AddPendingConnection: watched for its end
+}
+
+func newLiveConn(conn net.Conn, info *messages.ConnectionInfo) liveConn {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		return liveConn{tcp: tc, id: info.Id}
+	}
+	return liveConn{info: info}
+}
+
+// infoAt is the connection's info as at accept, a fresh message: the kept
+// one also travelled in NewConnection, perhaps to a local actor that still
+// holds it.
+func (l liveConn) infoAt(server *actor.PID) *messages.ConnectionInfo {
+	if l.tcp == nil {
+		return proto.Clone(l.info).(*messages.ConnectionInfo)
+	}
+	info := ConnectionInfoOf(l.tcp, l.id)
+	info.Server = server
+	return info
+}
+
+// infoOf is the info of a live connection as at accept; nil for one the
+// server does not know.
+func (s *ServerActor) infoOf(ctx actor.Context, pid *actor.PID) *messages.ConnectionInfo {
+	if !s.isLive(ctx, pid) {
+		return nil
+	}
+	return s.live[pid.Id].infoAt(ctx.Self())
+}
+
+// isLive says whether pid is a live connection of this server.
+func (s *ServerActor) isLive(ctx actor.Context, pid *actor.PID) bool {
+	_, ok := s.live[pid.Id]
+	return ok && IsLocalAddress(ctx.ActorSystem(), pid.Address)
+}
+
+// spawnConnection spawns the ConnectionActor of an accepted connection,
+// from the server's one Props: the producer hands over the connection made
+// here (Proto.Actor calls it inside the spawn, on this goroutine), so no
+// Props and no closure are made per connection. The connection tells the
+// server when it stops (connection.onStopped) instead of being watched.
+func (s *ServerActor) spawnConnection(ctx actor.Context, conn net.Conn, id uint64) *actor.PID {
+	if s.connProps == nil {
+		s.connCfg = s.opts.Connection.withDefaults()
+		s.connProps = actor.PropsFromProducer(func() actor.Actor {
+			if s.spawning == nil {
+				return replacedConnection{}
+			}
+			return s.spawning
+		}, actor.WithDispatcher(connectionDispatcher), actor.WithMailbox(connectionMailbox))
+	}
+	c := newConnection(conn, id, ctx.Self(), s.connCfg)
+	c.tellServer = true
+	s.spawning = c
+	defer func() { s.spawning = nil }()
+	return spawnConnection(ctx.ActorSystem().Root, s.connProps)
+}
+
+// replacedConnection is what the shared Props make when Proto.Actor
+// restarts a connection, which it never should: Receive's recover stops a
+// connection that panics, but a panic in that recovery would reach
+// Proto.Actor's supervision, which restarts. The Props have no connection to
+// give then; the restarted one has torn down and told its server (its
+// Restarting), and this stops at once, leaving the registry of connections.
+type replacedConnection struct{}
+
+func (replacedConnection) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		ctx.Stop(ctx.Self())
+	case *actor.Stopped:
+		liveConnections.delete(connKey{ctx.ActorSystem(), ctx.Self().Id})
+	}
+}
+
 // statusOf answers GetStatus: the getters, and when asked every live
-// connection (Ranch's procs/info). The infos are those made at accept, kept
-// by the server for as long as it watches the connection: listing them asks
-// no connection anything, so a server with many connections answers at once.
-func (s *ServerActor) statusOf(m *messages.GetStatus) *messages.ServerStatus {
+// connection (Ranch's procs/info). The infos are those made at accept:
+// listing them asks no connection anything, so a server with many
+// connections answers at once.
+func (s *ServerActor) statusOf(ctx actor.Context, m *messages.GetStatus) *messages.ServerStatus {
 	st := s.status()
 	if !m.GetConnections() {
 		return st
 	}
 	st.Connections = make([]*messages.ConnectionInfo, 0, len(s.live))
-	for _, info := range s.live {
-		// A copy: the kept info also travelled in NewConnection, perhaps to
-		// a local actor that still holds it.
-		st.Connections = append(st.Connections, proto.Clone(info).(*messages.ConnectionInfo))
+	for _, l := range s.live {
+		st.Connections = append(st.Connections, l.infoAt(ctx.Self()))
 	}
 	slices.SortFunc(st.Connections, func(a, b *messages.ConnectionInfo) int { return cmp.Compare(a.Id, b.Id) })
 	return st

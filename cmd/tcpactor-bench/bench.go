@@ -73,7 +73,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "also write the Markdown table to `FILE`")
 	svg := fs.String("svg", "", "also write a bar chart of the ratios to `FILE` (SVG)")
 	backlog := cliflag.Int(fs, "backlog", -1, -1, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; -1: the one net.Listen gives raw (net.core.somaxconn); 0: tcpactor's default (50)")
-	profile := fs.String("profile", "", "write CPU profiles of the servers during ping-pong and bulk into `DIR`")
+	profile := fs.String("profile", "", "write CPU profiles of the servers during ping-pong, bulk and http, and heap profiles (every allocation sampled) of them holding the idle connections, into `DIR`")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -240,6 +240,11 @@ func measureOne(self string, cfg benchConfig, res *benchResult, round int, load,
 	if load == loadHTTP {
 		extra = []string{"--serve", "http"}
 	}
+	var heapProf string
+	if cfg.profileDir != "" && load == loadIdle {
+		heapProf = filepath.Join(cfg.profileDir, fmt.Sprintf("idle-%s-r%d.heap.pprof", kind, round+1))
+		extra = append(extra, "--heapprofile", heapProf)
+	}
 	c, err := startChild(self, kind, prof, cfg.Backlog, stderr, extra...)
 	if err != nil {
 		return err
@@ -275,7 +280,7 @@ func measureOne(self string, cfg benchConfig, res *benchResult, round int, load,
 		res.record(metricHTTP, round, kind, h.requestsPerSec)
 		res.record(metricHTTPP50, round, kind, float64(h.p50)/float64(time.Microsecond))
 	case loadIdle:
-		i, err := measureIdle(c, cfg.IdleConns)
+		i, err := measureIdle(c, cfg.IdleConns, heapProf != "")
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,5 +172,34 @@ func TestBenchMeasuresTheRemoteHandlerWithMutualTLS(t *testing.T) {
 	}
 	if !strings.Contains(md, "| metric | raw | tcpactor (owner on a second node, mutual TLS) | ratio | target | met? | vs plaintext |") {
 		t.Errorf("--out file has no remote-tls table:\n%s", md)
+	}
+}
+
+// TestBenchProfileWritesHeapProfilesOfTheIdleServers checks that --profile
+// leaves, for the idle load, a heap profile of each server holding its
+// connections, naming the allocation sites of what they hold: Go's socket
+// for raw, the ConnectionActor for loop.
+func TestBenchProfileWritesHeapProfilesOfTheIdleServers(t *testing.T) {
+	dir := t.TempDir()
+	var res any
+	runTinyBench(t, &res, "--kinds", "loop", "--metrics", "idle", "--profile", dir)
+	for kind, site := range map[string]string{"raw": "net.newFD", "loop": "actors.newConnection"} {
+		f, err := os.Open(filepath.Join(dir, "idle-"+kind+"-r1.heap.pprof"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(f) // a pprof profile is gzipped protobuf
+		if err != nil {
+			f.Close()
+			t.Fatalf("%s: %v", kind, err)
+		}
+		b, err := io.ReadAll(zr)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if !bytes.Contains(b, []byte(site)) {
+			t.Errorf("the heap profile of %s names no %s", kind, site)
+		}
 	}
 }

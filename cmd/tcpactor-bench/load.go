@@ -265,8 +265,9 @@ type idleResult struct {
 }
 
 // measureIdle opens n connections that send nothing and compares the
-// server's RSS before and after, divided by n.
-func measureIdle(c *child, n int) (idleResult, error) {
+// server's RSS before and after, divided by n. With heap, the child then
+// writes its heap profile (started with --heapprofile).
+func measureIdle(c *child, n int, heap bool) (idleResult, error) {
 	if err := dialAndClose(c.addr, 10, 2); err != nil { // warm the accept path
 		return idleResult{}, err
 	}
@@ -290,6 +291,11 @@ func measureIdle(c *child, n int) (idleResult, error) {
 	after, err := settledRSS(c)
 	if err != nil {
 		return idleResult{}, err
+	}
+	if heap {
+		if l, err := c.command("heap"); err != nil || l != "ok" {
+			return idleResult{}, fmt.Errorf("%s server: heap profile: %q %v", c.kind, l, err)
+		}
 	}
 	return idleResult{bytesPerConn: float64(after-before) / float64(n), before: before, after: after}, nil
 }

@@ -1,0 +1,129 @@
+//go:build linux
+
+package actors
+
+import (
+	"net"
+	"os"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpactor/tcpactor/messages"
+)
+
+// idleConns is how many idle connections the heap test holds.
+const idleConns = 1000
+
+// idleHeapBound is the most live heap one idle connection in loop mode may
+// hold, its server's share included: the ConnectionActor (its state,
+// Proto.Actor's context, mailbox, PID and registry entry), the socket's
+// netFD and addresses, the event loop's registration, the server's record
+// and the process registry of connections. Measured about 1,700 bytes
+// (3,546 before issue 14's shave); the bound leaves room for noise and the
+// growth of a map, not for a watch, a Props or a record per connection to
+// come back.
+const idleHeapBound = 2560
+
+// liveHeap is the live heap after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// The clients are raw sockets, not net.Conns, so that the heap the test
+// measures is the server's alone; it runs alone in a child process, so that
+// no other test's garbage moves the heap.
+func TestAnIdleConnectionInLoopModeHoldsLittleHeap(t *testing.T) {
+	if os.Getenv(aloneEnv) == "" {
+		runAlone(t)
+		return
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Max < 2*idleConns+100 {
+		t.Skipf("RLIMIT_NOFILE hard limit %d: %d descriptors needed", rl.Max, 2*idleConns+100)
+	}
+	rl.Cur = rl.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, ServerOptions{Connection: ConnectionConfig{Handler: EchoHandler(), ReadMode: ReadLoop}})
+	addr := s.listen()
+	sa := rawSockaddr(t, addr)
+
+	// One connection first, so that the event loops, pools and the
+	// server's maps exist before the baseline.
+	closeRaw(t, dialRaw(t, sa))
+	s.waitStatus("the warm-up connection to end", func(st *messages.ServerStatus) bool { return st.Active == 0 })
+	base := liveHeap()
+
+	fds := make([]int, 0, idleConns)
+	t.Cleanup(func() {
+		for _, fd := range fds {
+			_ = syscall.Close(fd)
+		}
+	})
+	for range idleConns {
+		fds = append(fds, dialRaw(t, sa))
+	}
+	s.waitStatus("every connection to be served", func(st *messages.ServerStatus) bool { return st.Active == idleConns })
+	perConn := (liveHeap() - base) / idleConns
+	t.Logf("live heap per idle connection: %d bytes", perConn)
+	if perConn > idleHeapBound {
+		t.Errorf("an idle connection holds %d bytes of heap, want at most %d", perConn, idleHeapBound)
+	}
+
+	// They are served: the last one echoes.
+	fd := fds[len(fds)-1]
+	tv := syscall.NsecToTimeval(int64(replyTimeout))
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := syscall.Write(fd, []byte{'x'}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	if n, err := syscall.Read(fd, buf); n != 1 || buf[0] != 'x' {
+		t.Fatalf("echo: read %d bytes (%q), %v", n, buf[:max(n, 0)], err)
+	}
+}
+
+func rawSockaddr(t *testing.T, addr string) *syscall.SockaddrInet4 {
+	t.Helper()
+	ta, err := net.ResolveTCPAddr("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := &syscall.SockaddrInet4{Port: ta.Port}
+	copy(sa.Addr[:], ta.IP.To4())
+	return sa
+}
+
+// dialRaw connects a blocking socket that Go's runtime does not know.
+func dialRaw(t *testing.T, sa *syscall.SockaddrInet4) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv := syscall.NsecToTimeval(int64(5 * time.Second))
+	_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv) // bounds connect too
+	if err := syscall.Connect(fd, sa); err != nil {
+		_ = syscall.Close(fd)
+		t.Fatalf("connect: %v", err)
+	}
+	return fd
+}
+
+func closeRaw(t *testing.T, fd int) {
+	t.Helper()
+	if err := syscall.Close(fd); err != nil {
+		t.Fatal(err)
+	}
+}

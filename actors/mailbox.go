@@ -1,0 +1,209 @@
+package actors
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// connMailbox is a ConnectionActor's mailbox. It behaves as Proto.Actor's
+// default (unbounded) mailbox — actor/mailbox.go at the pinned version,
+// followed line by line below: system messages before user messages,
+// SuspendMailbox and ResumeMailbox, a runtime.Gosched after each
+// dispatcher Throughput, a panic escalated to the invoker, a MessageBatch
+// posted as its messages and then itself — but its queues hold no memory
+// while they are empty, or almost none.
+//
+// The default mailbox keeps a 10-slot ring for user messages and a
+// lock-free queue for system messages, about 370 bytes per actor whether
+// any message ever comes: for an idle connection (issue 14) that was as
+// much as the connection's own state. Here the user ring is made by the
+// first user message and kept while it is small (a connection that reads
+// on reuses it for every message, as the default ring), the system ring
+// is dropped once drained (system messages are rare: Started, Stop, a
+// watch, Terminated), and both share one mutex, as goring's ring takes one
+// per user message already.
+type connMailbox struct {
+	mu   sync.Mutex
+	user mailRing
+	sys  mailRing
+
+	scheduled    atomic.Int32 // idle or running, as the default's schedulerStatus
+	userMessages atomic.Int32
+	sysMessages  atomic.Int32
+	suspended    atomic.Int32
+
+	invoker    actor.MessageInvoker
+	dispatcher actor.Dispatcher
+}
+
+// connectionMailbox is the MailboxProducer of every ConnectionActor.
+func connectionMailbox() actor.Mailbox { return &connMailbox{} }
+
+const (
+	mailboxIdle int32 = iota
+	mailboxRunning
+)
+
+// keptRing is the largest ring a drained user queue keeps for the next
+// messages: enough for a connection's steady traffic (a read, a write
+// outcome, a timer tick), small enough to cost little on an idle one.
+const keptRing = 4
+
+// PostUserMessage queues a user message and schedules the mailbox.
+func (m *connMailbox) PostUserMessage(message any) {
+	// A batch is posted as its messages, then itself, as the default does.
+	if batch, ok := message.(actor.MessageBatch); ok {
+		for _, msg := range batch.GetMessages() {
+			m.PostUserMessage(msg)
+		}
+	}
+	if env, ok := message.(*actor.MessageEnvelope); ok {
+		if batch, ok := env.Message.(actor.MessageBatch); ok {
+			for _, msg := range batch.GetMessages() {
+				m.PostUserMessage(msg)
+			}
+		}
+	}
+	m.mu.Lock()
+	m.user.push(message)
+	m.mu.Unlock()
+	m.userMessages.Add(1)
+	m.schedule()
+}
+
+// PostSystemMessage queues a system message and schedules the mailbox.
+func (m *connMailbox) PostSystemMessage(message any) {
+	m.mu.Lock()
+	m.sys.push(message)
+	m.mu.Unlock()
+	m.sysMessages.Add(1)
+	m.schedule()
+}
+
+// RegisterHandlers is called once, at spawn.
+func (m *connMailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
+	m.invoker = invoker
+	m.dispatcher = dispatcher
+}
+
+// Start has nothing to do: there are no mailbox middlewares.
+func (m *connMailbox) Start() {}
+
+// UserMessageCount is the number of user messages waiting.
+func (m *connMailbox) UserMessageCount() int { return int(m.userMessages.Load()) }
+
+func (m *connMailbox) schedule() {
+	if m.scheduled.CompareAndSwap(mailboxIdle, mailboxRunning) {
+		m.dispatcher.Schedule(m.processMessages)
+	}
+}
+
+func (m *connMailbox) processMessages() {
+	for {
+		m.run()
+		m.scheduled.Store(mailboxIdle)
+		sys, user := m.sysMessages.Load(), m.userMessages.Load()
+		// Messages posted after run found the queues empty: run again,
+		// unless a poster has scheduled the mailbox meanwhile.
+		if sys == 0 && (m.suspended.Load() != 0 || user == 0) {
+			return
+		}
+		if !m.scheduled.CompareAndSwap(mailboxIdle, mailboxRunning) {
+			return
+		}
+	}
+}
+
+func (m *connMailbox) run() {
+	var msg any
+	defer func() {
+		if r := recover(); r != nil {
+			m.invoker.EscalateFailure(r, msg)
+		}
+	}()
+	i, t := 0, m.dispatcher.Throughput()
+	for {
+		if i > t {
+			i = 0
+			runtime.Gosched()
+		}
+		i++
+		// The count says whether to look (it is raised after the push, and
+		// processMessages runs again for a message counted late), so a
+		// user message costs no second lock.
+		msg = nil
+		if m.sysMessages.Load() > 0 {
+			msg = m.pop(&m.sys, 0)
+		}
+		if msg != nil {
+			m.sysMessages.Add(-1)
+			switch msg.(type) {
+			case *actor.SuspendMailbox:
+				m.suspended.Store(1)
+			case *actor.ResumeMailbox:
+				m.suspended.Store(0)
+			default:
+				m.invoker.InvokeSystemMessage(msg)
+			}
+			continue
+		}
+		if m.suspended.Load() == 1 {
+			return
+		}
+		if msg = m.pop(&m.user, keptRing); msg == nil {
+			return
+		}
+		m.userMessages.Add(-1)
+		m.invoker.InvokeUserMessage(msg)
+	}
+}
+
+// pop takes the oldest message of r, nil when there is none; a ring
+// drained empty keeps its buffer only up to keep slots.
+func (m *connMailbox) pop(r *mailRing, keep int) any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return r.pop(keep)
+}
+
+// mailRing is a FIFO of messages in a ring buffer that grows by doubling.
+// Its zero value is empty and holds no buffer.
+type mailRing struct {
+	buf  []any
+	head int // index of the oldest message
+	n    int // messages queued
+}
+
+func (r *mailRing) push(msg any) {
+	if r.n == len(r.buf) {
+		grown := make([]any, max(2*len(r.buf), 2))
+		for i := range r.n {
+			grown[i] = r.buf[(r.head+i)%len(r.buf)]
+		}
+		r.buf, r.head = grown, 0
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = msg
+	r.n++
+}
+
+// pop takes the oldest message, nil when empty. Once empty, a buffer of
+// more than keep slots is let go.
+func (r *mailRing) pop(keep int) any {
+	if r.n == 0 {
+		return nil
+	}
+	msg := r.buf[r.head]
+	r.buf[r.head] = nil
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	if r.n == 0 {
+		r.head = 0
+		if len(r.buf) > keep {
+			r.buf = nil
+		}
+	}
+	return msg
+}
