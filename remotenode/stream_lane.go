@@ -1,0 +1,329 @@
+package remotenode
+
+import (
+	"bufio"
+	"net"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/actors"
+)
+
+// laneState is where the lane to one peer is; see Stream.
+type laneState int
+
+const (
+	laneIdle       laneState = iota // no stream yet, or the last one broke
+	laneConnecting                  // setting one up; messages wait in order
+	laneStream                      // messages go on out
+	laneFallback                    // messages go through the remote, for good
+)
+
+// item is a message that waits while its lane connects: the message
+// itself, for the remote if the set-up fails, and its frame for the stream.
+type item struct {
+	pid    *actor.PID
+	msg    any
+	system bool
+	f      *frame
+}
+
+// watchKey is a watch this node sent on a stream: local watcher, remote
+// watchee.
+type watchKey struct{ watcher, watchee string }
+
+type watch struct{ watcher, watchee *actor.PID }
+
+// lane is everything sent to one peer address, in order.
+type lane struct {
+	t    *StreamTransport
+	addr string
+
+	mu      sync.Mutex
+	state   laneState
+	queue   []item
+	out     *outStream
+	watches map[watchKey]watch // sent on a stream of this lane and not ended since
+}
+
+// send puts a message on the lane.
+func (l *lane) send(pid *actor.PID, msg any, system bool) {
+	l.mu.Lock()
+	if l.state == laneFallback {
+		l.mu.Unlock()
+		l.direct(pid, msg, system)
+		return
+	}
+	f, err := l.encode(pid, msg)
+	if err != nil {
+		l.mu.Unlock()
+		return
+	}
+	switch l.state {
+	case laneIdle:
+		if !l.t.spawn(l.connect) { // the transport stopped: the remote carries the rest
+			l.state = laneFallback
+			l.mu.Unlock()
+			l.direct(pid, msg, system)
+			return
+		}
+		l.state = laneConnecting
+		fallthrough
+	case laneConnecting:
+		l.queue = append(l.queue, item{pid: pid, msg: msg, system: system, f: f})
+	case laneStream:
+		l.commit(pid, msg, f)
+	}
+	l.mu.Unlock()
+}
+
+// encode frames a message; a message the stream cannot carry is refused.
+func (l *lane) encode(pid *actor.PID, msg any) (*frame, error) {
+	header, m, sender := actor.UnwrapEnvelope(msg)
+	f, name, err := encodeFrame(pid, header, m, sender)
+	if err != nil {
+		l.t.refuseSend(pid, name, err)
+	}
+	return f, err
+}
+
+// commit hands a frame to the stream and keeps the watches it carries.
+// l.mu is held.
+func (l *lane) commit(pid *actor.PID, msg any, f *frame) {
+	switch m := msg.(type) {
+	case *actor.Watch:
+		if m.Watcher != nil {
+			l.watches[watchKey{m.Watcher.Id, pid.Id}] = watch{m.Watcher, pid}
+		}
+	case *actor.Unwatch:
+		if m.Watcher != nil {
+			delete(l.watches, watchKey{m.Watcher.Id, pid.Id})
+		}
+	}
+	l.t.sent.Add(1)
+	l.out.enqueue(f)
+}
+
+// direct sends through the remote's own process.
+func (l *lane) direct(pid *actor.PID, msg any, system bool) {
+	p := l.t.directProcess(pid)
+	if system {
+		p.SendSystemMessage(pid, msg)
+	} else {
+		p.SendUserMessage(pid, msg)
+	}
+}
+
+// connect sets a stream up (in its own goroutine) and then either starts
+// using it or falls back to the remote.
+func (l *lane) connect() {
+	conn, raw, err := l.t.dial(l.addr)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && l.t.isStopped() {
+		l.t.untrack(raw)
+		err = errStopped
+	}
+	if err != nil {
+		if err != errStopped {
+			l.t.log.Info("tcpactor: no stream to a peer node; its messages go through the remote", "peer", l.addr, "error", err)
+		}
+		l.state = laneFallback
+		for _, it := range l.queue {
+			l.direct(it.pid, it.msg, it.system)
+		}
+		l.queue = nil
+		return
+	}
+	l.out = newOutStream(l, conn, raw)
+	l.state = laneStream
+	for _, it := range l.queue {
+		l.commit(it.pid, it.msg, it.f)
+	}
+	l.queue = nil
+}
+
+// broken is the end of out: the peer went away, or the stream failed. The
+// next message connects again; every watch the stream carried fires.
+func (l *lane) broken(out *outStream) {
+	l.mu.Lock()
+	if l.out != out {
+		l.mu.Unlock()
+		return
+	}
+	l.out = nil
+	l.state = laneIdle
+	lost := l.takeWatches()
+	l.mu.Unlock()
+	out.conn.Close()
+	l.t.untrack(out.raw)
+	if !l.t.isStopped() { // a node that stops does not report its peers lost
+		l.t.addressTerminated(lost)
+	}
+}
+
+// lost is the remote's report that the peer's endpoint terminated: the
+// node is gone, so the stream is too.
+func (l *lane) lost() {
+	l.mu.Lock()
+	out := l.out
+	l.mu.Unlock()
+	if out != nil {
+		out.close()
+		l.broken(out)
+	}
+}
+
+// takeWatches empties the lane's watches. l.mu is held.
+func (l *lane) takeWatches() []watch {
+	if len(l.watches) == 0 {
+		return nil
+	}
+	ws := make([]watch, 0, len(l.watches))
+	for k, w := range l.watches {
+		ws = append(ws, w)
+		delete(l.watches, k)
+	}
+	return ws
+}
+
+// ended forgets a watch whose Terminated came back from the peer.
+func (l *lane) ended(watcher, watchee *actor.PID) {
+	l.mu.Lock()
+	delete(l.watches, watchKey{watcher.Id, watchee.Id})
+	l.mu.Unlock()
+}
+
+// stop closes the lane's stream as the transport stops (no watch fires:
+// the node itself is going away).
+func (l *lane) stop() {
+	l.mu.Lock()
+	out := l.out
+	l.mu.Unlock()
+	if out != nil {
+		out.close()
+	}
+}
+
+// addressTerminated tells each watcher that its watchee's node is gone.
+func (t *StreamTransport) addressTerminated(ws []watch) {
+	for _, w := range ws {
+		if ref, ok := t.sys.ProcessRegistry.GetLocal(w.watcher.Id); ok {
+			ref.SendSystemMessage(w.watcher, &actor.Terminated{Who: w.watchee, Why: actor.TerminatedReason_AddressTerminated})
+		}
+	}
+}
+
+// outStream is this node's stream to one peer: a queue of frames that
+// senders fill without waiting, one writer goroutine that drains it with
+// one writev per batch, and one goroutine that reads only to notice the
+// peer's end.
+type outStream struct {
+	l    *lane
+	conn net.Conn // TLS or raw
+	raw  net.Conn // the TCP connection
+
+	mu      sync.Mutex
+	pending []*frame
+	wake    chan struct{} // one token: there is work
+	done    chan struct{} // closed by close
+	closed  bool
+}
+
+func newOutStream(l *lane, conn, raw net.Conn) *outStream {
+	o := &outStream{l: l, conn: conn, raw: raw, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	l.t.wg.Add(2)
+	go o.writeLoop()
+	go o.watchEnd()
+	return o
+}
+
+func (o *outStream) enqueue(f *frame) {
+	o.mu.Lock()
+	o.pending = append(o.pending, f)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outStream) close() {
+	o.mu.Lock()
+	if !o.closed {
+		o.closed = true
+		close(o.done)
+	}
+	o.mu.Unlock()
+	o.conn.Close()
+}
+
+// writeLoop writes what senders queued, a batch per system call.
+func (o *outStream) writeLoop() {
+	defer o.l.t.wg.Done()
+	defer o.l.broken(o)
+	defer o.close()
+	_, plain := o.conn.(*net.TCPConn)
+	var bw *bufio.Writer
+	if !plain { // TLS: gather small frames into full records
+		bw = bufio.NewWriterSize(o.conn, 64<<10)
+	}
+	var batch []*frame
+	var bufs net.Buffers
+	for {
+		select {
+		case <-o.wake:
+		case <-o.done:
+			return
+		}
+		o.mu.Lock()
+		batch, o.pending = o.pending, batch[:0]
+		o.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		var err error
+		if plain {
+			bufs = bufs[:0]
+			for _, f := range batch {
+				bufs = append(bufs, f.head)
+				if len(f.payload) > 0 {
+					bufs = append(bufs, f.payload)
+				}
+			}
+			b := bufs // WriteTo consumes its receiver
+			_, err = b.WriteTo(o.conn)
+			clear(bufs)
+		} else {
+			for _, f := range batch {
+				if _, err = bw.Write(f.head); err == nil && len(f.payload) > 0 {
+					_, err = bw.Write(f.payload)
+				}
+				if err != nil {
+					break
+				}
+			}
+			if err == nil {
+				err = bw.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+		for i, f := range batch {
+			if f.recycle {
+				actors.ReuseBuffer(f.payload)
+			}
+			batch[i] = nil
+		}
+	}
+}
+
+// watchEnd reads the outgoing stream only to notice its end: the peer
+// never writes on it after the set-up.
+func (o *outStream) watchEnd() {
+	defer o.l.t.wg.Done()
+	var b [1]byte
+	_, _ = o.conn.Read(b[:])
+	o.close()
+}
