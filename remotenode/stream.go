@@ -201,9 +201,11 @@ func (t *StreamTransport) Refused() uint64 { return t.refused.Load() }
 // Dropped is how many messages read off streams could not be decoded.
 func (t *StreamTransport) Dropped() uint64 { return t.dropped.Load() }
 
-// Stop closes the listener and every stream, and waits for the
+// Stop closes the listener, lets each of this node's streams write what
+// was sent on it (for up to drainTimeout: the last Unwatch and Unsubscribe
+// of a node that stops gracefully), closes every stream and waits for the
 // transport's goroutines. Messages to other nodes then go through the
-// remote (until the remote itself stops).
+// remote (until the remote itself stops). Stop it before the remote.
 func (t *StreamTransport) Stop() {
 	t.mu.Lock()
 	if t.stopped {
@@ -212,18 +214,34 @@ func (t *StreamTransport) Stop() {
 	}
 	t.stopped = true
 	t.ln.Close()
+	t.mu.Unlock()
+	t.sys.EventStream.Unsubscribe(t.sub)
+	var outs []*outStream
+	t.lanes.Range(func(_, v any) bool {
+		if o := v.(*lane).stop(); o != nil {
+			outs = append(outs, o)
+		}
+		return true
+	})
+	deadline := time.NewTimer(drainTimeout)
+	defer deadline.Stop()
+	for _, o := range outs {
+		select {
+		case <-o.exited:
+		case <-deadline.C:
+		}
+	}
+	t.mu.Lock()
 	for c := range t.conns {
 		c.Close()
 	}
 	t.mu.Unlock()
-	t.sys.EventStream.Unsubscribe(t.sub)
-	t.lanes.Range(func(_, v any) bool {
-		v.(*lane).stop()
-		return true
-	})
 	t.wg.Wait()
 	_ = t.sys.Root.StopFuture(t.actor).Wait()
 }
+
+// drainTimeout bounds how long Stop lets the streams write what is queued.
+const drainTimeout = 2 * time.Second
 
 // track registers a connection to close on Stop; false when stopped.
 func (t *StreamTransport) track(c net.Conn) bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/actors"
@@ -194,15 +195,17 @@ func (l *lane) ended(watcher, watchee *actor.PID) {
 	l.mu.Unlock()
 }
 
-// stop closes the lane's stream as the transport stops (no watch fires:
-// the node itself is going away).
-func (l *lane) stop() {
+// stop lets the lane's stream write what is queued, then close, as the
+// transport stops (no watch fires: the node itself is going away). It
+// returns the stream, if any, to wait for.
+func (l *lane) stop() *outStream {
 	l.mu.Lock()
 	out := l.out
 	l.mu.Unlock()
 	if out != nil {
-		out.close()
+		out.drain()
 	}
+	return out
 }
 
 // addressTerminated tells each watcher that its watchee's node is gone.
@@ -223,15 +226,17 @@ type outStream struct {
 	conn net.Conn // TLS or raw
 	raw  net.Conn // the TCP connection
 
-	mu      sync.Mutex
-	pending []*frame
-	wake    chan struct{} // one token: there is work
-	done    chan struct{} // closed by close
-	closed  bool
+	mu       sync.Mutex
+	pending  []*frame
+	wake     chan struct{} // one token: there is work
+	done     chan struct{} // closed by close
+	closed   bool
+	draining bool          // write what is queued, then end
+	exited   chan struct{} // closed when the writer has ended
 }
 
 func newOutStream(l *lane, conn, raw net.Conn) *outStream {
-	o := &outStream{l: l, conn: conn, raw: raw, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	o := &outStream{l: l, conn: conn, raw: raw, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
 	l.t.wg.Add(2)
 	go o.writeLoop()
 	go o.watchEnd()
@@ -242,6 +247,19 @@ func (o *outStream) enqueue(f *frame) {
 	o.mu.Lock()
 	o.pending = append(o.pending, f)
 	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drain makes the writer end once it has written what is queued, within
+// drainTimeout.
+func (o *outStream) drain() {
+	o.mu.Lock()
+	o.draining = true
+	o.mu.Unlock()
+	_ = o.conn.SetWriteDeadline(time.Now().Add(drainTimeout))
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -261,6 +279,7 @@ func (o *outStream) close() {
 // writeLoop writes what senders queued, a batch per system call.
 func (o *outStream) writeLoop() {
 	defer o.l.t.wg.Done()
+	defer close(o.exited)
 	defer o.l.broken(o)
 	defer o.close()
 	_, plain := o.conn.(*net.TCPConn)
@@ -278,8 +297,12 @@ func (o *outStream) writeLoop() {
 		}
 		o.mu.Lock()
 		batch, o.pending = o.pending, batch[:0]
+		draining := o.draining
 		o.mu.Unlock()
 		if len(batch) == 0 {
+			if draining {
+				return
+			}
 			continue
 		}
 		var err error
@@ -315,6 +338,12 @@ func (o *outStream) writeLoop() {
 				actors.ReuseBuffer(f.payload)
 			}
 			batch[i] = nil
+		}
+		if draining { // what came in meanwhile, then the end
+			select {
+			case o.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
