@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -45,25 +46,31 @@ type lane struct {
 	queue   []item
 	out     *outStream
 	watches map[watchKey]watch // sent on a stream of this lane and not ended since
+
+	fallback atomic.Bool // state == laneFallback, read without the lock
 }
 
-// send puts a message on the lane.
+// send puts a message on the lane. The message is framed before the lane
+// is locked (senders to one peer do not wait for each other's
+// marshalling); a frame made while the lane fell back is dropped.
 func (l *lane) send(pid *actor.PID, msg any, system bool) {
-	l.mu.Lock()
-	if l.state == laneFallback {
-		l.mu.Unlock()
+	if l.fallback.Load() {
 		l.direct(pid, msg, system)
 		return
 	}
 	f, err := l.encode(pid, msg)
 	if err != nil {
-		l.mu.Unlock()
 		return
 	}
+	l.mu.Lock()
 	switch l.state {
+	case laneFallback:
+		l.mu.Unlock()
+		l.direct(pid, msg, system)
+		return
 	case laneIdle:
 		if !l.t.spawn(l.connect) { // the transport stopped: the remote carries the rest
-			l.state = laneFallback
+			l.fallBack()
 			l.mu.Unlock()
 			l.direct(pid, msg, system)
 			return
@@ -76,6 +83,12 @@ func (l *lane) send(pid *actor.PID, msg any, system bool) {
 		l.commit(pid, msg, f)
 	}
 	l.mu.Unlock()
+}
+
+// fallBack makes the remote the lane's for good. l.mu is held.
+func (l *lane) fallBack() {
+	l.state = laneFallback
+	l.fallback.Store(true)
 }
 
 // encode frames a message; a message the stream cannot carry is refused.
@@ -129,7 +142,7 @@ func (l *lane) connect() {
 		if err != errStopped {
 			l.t.log.Info("tcpactor: no stream to a peer node; its messages go through the remote", "peer", l.addr, "error", err)
 		}
-		l.state = laneFallback
+		l.fallBack()
 		for _, it := range l.queue {
 			l.direct(it.pid, it.msg, it.system)
 		}
