@@ -39,7 +39,7 @@ const maxFrame = MaxRemoteMessage
 type frame struct {
 	head    []byte // the length fields, the header and the protobuf
 	payload []byte // raw data, sent after head; nil for most messages
-	recycle bool   // payload's memory was given up (Write.donate): reuse it once written
+	recycle bool   // payload's memory was given up (Write.donate, Received.donate): reuse it once written
 }
 
 // errNotProto is the refusal of a message the stream cannot carry.
@@ -69,6 +69,7 @@ func encodeFrame(target *actor.PID, header actor.ReadonlyMessageHeader, msg any,
 	case *messages.Received:
 		if len(m.Data) > 0 {
 			f.payload, pm = m.Data, without(m, receivedData)
+			f.recycle = m.Donate
 		}
 	case *messages.Write:
 		if len(m.Data) > 0 {
