@@ -1,19 +1,22 @@
 package crossnode
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
 // streamServer starts a server node with --remote-stream and returns it
-// with its listen and remote addresses.
-func streamServer(t *testing.T, bin, name string) (p *nodeProc, listen, remote string) {
+// (and extra flags) and returns it with its listen and remote addresses.
+func streamServer(t *testing.T, bin, name string, extra ...string) (p *nodeProc, listen, remote string) {
 	t.Helper()
-	p = startNode(t, bin, name, "--remote", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--name", "echo",
-		"--remote-stream", "--debug-addr", "127.0.0.1:0", "--log-level", logLevel())
+	p = startNode(t, bin, name, append([]string{"--remote", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--name", "echo",
+		"--remote-stream", "--debug-addr", "127.0.0.1:0", "--log-level", logLevel()}, extra...)...)
 	line, _ := p.waitLine("listening on ", time.Time{}, 10*time.Second)
 	rline, _ := p.waitLine("remote on ", time.Time{}, 10*time.Second)
 	dline, _ := p.waitLine("debug on ", time.Time{}, 10*time.Second)
@@ -22,11 +25,11 @@ func streamServer(t *testing.T, bin, name string) (p *nodeProc, listen, remote s
 }
 
 // streamHandler starts an echo handler node with --remote-stream for the
-// server at remote.
-func streamHandler(t *testing.T, bin, name, remote string) *nodeProc {
+// server at remote, with extra flags.
+func streamHandler(t *testing.T, bin, name, remote string, extra ...string) *nodeProc {
 	t.Helper()
-	p := startNode(t, bin, name, "--remote", "127.0.0.1:0", "--handler", "echo", "--server", remote+"/echo",
-		"--remote-stream", "--debug-addr", "127.0.0.1:0", "--log-level", logLevel())
+	p := startNode(t, bin, name, append([]string{"--remote", "127.0.0.1:0", "--handler", "echo", "--server", remote + "/echo",
+		"--remote-stream", "--debug-addr", "127.0.0.1:0", "--log-level", logLevel()}, extra...)...)
 	dline, _ := p.waitLine("debug on ", time.Time{}, 10*time.Second)
 	p.debug = addrAfter(dline, "debug on ")
 	p.waitLine("owner: subscribed to ", time.Time{}, 10*time.Second)
@@ -104,4 +107,64 @@ func TestStreamNodeLossEndsTheConnectionsOnTheOtherNode(t *testing.T) {
 	if !handler.alive() {
 		t.Fatal("the handler died")
 	}
+}
+
+// With mutual TLS on the remote, the streams are mutual TLS with the same
+// certificates: an owner in another process serves through them, and the
+// stream listener closes a plaintext client and a TLS client whose
+// certificate another CA issued, before any ticket is read.
+func TestStreamOverMutualTLSServesAndRefusesPeersWithoutACertificateOfTheCA(t *testing.T) {
+	bin := buildTCPActor(t)
+	ca, other := newTestCA(t, "cluster"), newTestCA(t, "other")
+	srv, listen, remote := streamServer(t, bin, "server", ca.issue("server").args()...)
+	handler := streamHandler(t, bin, "handler", remote, ca.issue("handler").args()...)
+	defer func() {
+		if t.Failed() {
+			t.Logf("server output:\n%s\nhandler output:\n%s", srv.output(), handler.output())
+		}
+	}()
+	c := echoingClients(t, listen, 2, "over mTLS")
+	streamsCarried(t, srv)
+	streamsCarried(t, handler)
+	addr, _ := srv.status()["stream_address"].(string)
+	if addr == "" {
+		t.Fatalf("no stream address in %v", srv.status())
+	}
+
+	// The listener speaks TLS with the node's certificate of the CA.
+	dialTLS := func(nc nodeCert, verify bool) (*tls.Conn, error) {
+		cert, err := tls.LoadX509KeyPair(nc.cert, nc.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caPEM, err := os.ReadFile(ca.issue("pool").ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13,
+			InsecureSkipVerify: !verify} //nolint:gosec // the stranger does not care who the server is
+		return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	}
+	probe, err := dialTLS(ca.issue("probe"), true)
+	if err != nil {
+		t.Fatalf("a TLS client of the CA: %v", err)
+	}
+	probe.Close()
+	// Plaintext: the TLS server reads a "client hello" that is not one.
+	if _, ok := openStream(t, addr, append([]byte(streamMagic), make([]byte, 32)...)); ok {
+		t.Fatal("a plaintext stream was accepted")
+	}
+	// A certificate of another CA: the handshake fails (in TLS 1.3 the
+	// client learns it at its first read).
+	if tc, err := dialTLS(other.issue("stranger"), false); err == nil {
+		t.Cleanup(func() { tc.Close() })
+		_, _ = tc.Write(append([]byte(streamMagic), make([]byte, 32)...))
+		_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := tc.Read(make([]byte, 1)); n != 0 || err == nil || isTimeout(err) {
+			t.Fatalf("a TLS stream with another CA's certificate: read %d bytes, %v: want it closed", n, err)
+		}
+	}
+	echoOn(t, c[0], "still served")
 }

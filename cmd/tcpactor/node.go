@@ -379,6 +379,7 @@ type nodeStatus struct {
 	DroppedRemote  uint64 `json:"dropped_remote_messages"`
 	RecoveredPanic uint64 `json:"recovered_remote_panics"`
 	// With --remote-stream: messages this node's streams sent and received.
+	StreamAddress  string `json:"stream_address,omitempty"`
 	StreamSent     uint64 `json:"stream_sent,omitempty"`
 	StreamReceived uint64 `json:"stream_received,omitempty"`
 }
@@ -397,7 +398,7 @@ func (n *runningNode) startDebug() error {
 			DroppedRemote: n.guard.Dropped(), RecoveredPanic: n.guard.Recovered(),
 		}
 		if t := remotenode.StreamOf(n.sys); t != nil {
-			st.StreamSent, st.StreamReceived = t.Sent(), t.Received()
+			st.StreamAddress, st.StreamSent, st.StreamReceived = t.Address(), t.Sent(), t.Received()
 		}
 		_ = json.NewEncoder(w).Encode(st)
 	})
