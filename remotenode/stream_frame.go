@@ -39,7 +39,25 @@ const maxFrame = MaxRemoteMessage
 type frame struct {
 	head    []byte // the length fields, the header and the protobuf
 	payload []byte // raw data, sent after head; nil for most messages
-	recycle bool   // payload's memory was given up (Write.donate, Received.donate): reuse it once written
+	recycle []byte // the data's whole memory when its sender gave it up (Write.donate, Received.donate)
+}
+
+// written gives the frame's memory back once it is on the wire.
+func (f *frame) written() {
+	if f.recycle != nil {
+		actors.ReuseBuffer(f.recycle)
+	}
+}
+
+// rest is what is left of f after its first n bytes were written.
+func (f *frame) rest(n int) *frame {
+	r := &frame{recycle: f.recycle}
+	if n < len(f.head) {
+		r.head, r.payload = f.head[n:], f.payload
+	} else {
+		r.payload = f.payload[n-len(f.head):]
+	}
+	return r
 }
 
 // errNotProto is the refusal of a message the stream cannot carry.
@@ -69,12 +87,16 @@ func encodeFrame(target *actor.PID, header actor.ReadonlyMessageHeader, msg any,
 	case *messages.Received:
 		if len(m.Data) > 0 {
 			f.payload, pm = m.Data, without(m, receivedData)
-			f.recycle = m.Donate
+			if m.Donate {
+				f.recycle = m.Data
+			}
 		}
 	case *messages.Write:
 		if len(m.Data) > 0 {
 			f.payload, pm = m.Data, without(m, writeData)
-			f.recycle = m.Donate
+			if m.Donate {
+				f.recycle = m.Data
+			}
 		}
 	}
 	name := string(proto.MessageName(pm))

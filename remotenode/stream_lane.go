@@ -5,10 +5,10 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/tcpactor/tcpactor/actors"
 )
 
 // laneState is where the lane to one peer is; see Stream.
@@ -230,17 +230,22 @@ func (t *StreamTransport) addressTerminated(ws []watch) {
 	}
 }
 
-// outStream is this node's stream to one peer: a queue of frames that
-// senders fill without waiting, one writer goroutine that drains it with
-// one writev per batch, and one goroutine that reads only to notice the
-// peer's end.
+// outStream is this node's stream to one peer. A sender whose frame finds
+// the stream idle writes it itself, without blocking (as a connection
+// writes: a try costs no more than a hand-over to a goroutine, and saves
+// one per message); what the socket does not take at once, and whatever
+// is sent meanwhile, queues for the writer goroutine, which drains the
+// queue with one writev per batch. A second goroutine reads the stream
+// only to notice the peer's end.
 type outStream struct {
 	l    *lane
-	conn net.Conn // TLS or raw
-	raw  net.Conn // the TCP connection
+	conn net.Conn        // TLS or raw
+	raw  net.Conn        // the TCP connection
+	rc   syscall.RawConn // for the senders' own writes; nil with TLS (the writer writes everything)
 
 	mu       sync.Mutex
 	pending  []*frame
+	busy     bool          // a sender or the writer is writing
 	wake     chan struct{} // one token: there is work
 	done     chan struct{} // closed by close
 	closed   bool
@@ -250,16 +255,52 @@ type outStream struct {
 
 func newOutStream(l *lane, conn, raw net.Conn) *outStream {
 	o := &outStream{l: l, conn: conn, raw: raw, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		if rc, err := tc.SyscallConn(); err == nil {
+			o.rc = rc
+		}
+	}
 	l.t.wg.Add(2)
 	go o.writeLoop()
 	go o.watchEnd()
 	return o
 }
 
+// enqueue writes f, or queues it for the writer: never waits for the
+// socket.
 func (o *outStream) enqueue(f *frame) {
 	o.mu.Lock()
-	o.pending = append(o.pending, f)
+	if o.busy || len(o.pending) > 0 || o.rc == nil || o.closed {
+		o.pending = append(o.pending, f)
+		o.mu.Unlock()
+		o.kick()
+		return
+	}
+	o.busy = true
 	o.mu.Unlock()
+	n, err := writeNow(o.rc, f.head, f.payload)
+	o.mu.Lock()
+	o.busy = false
+	switch {
+	case err != nil: // the stream is broken: the writer ends it
+		o.mu.Unlock()
+		o.close()
+		return
+	case n == len(f.head)+len(f.payload):
+		f.written()
+	default: // the rest goes first, before what was queued meanwhile
+		o.pending = append(o.pending, nil)
+		copy(o.pending[1:], o.pending)
+		o.pending[0] = f.rest(n)
+	}
+	kick := len(o.pending) > 0 || o.draining
+	o.mu.Unlock()
+	if kick {
+		o.kick()
+	}
+}
+
+func (o *outStream) kick() {
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -273,10 +314,7 @@ func (o *outStream) drain() {
 	o.draining = true
 	o.mu.Unlock()
 	_ = o.conn.SetWriteDeadline(time.Now().Add(drainTimeout))
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	o.kick()
 }
 
 func (o *outStream) close() {
@@ -295,9 +333,8 @@ func (o *outStream) writeLoop() {
 	defer close(o.exited)
 	defer o.l.broken(o)
 	defer o.close()
-	_, plain := o.conn.(*net.TCPConn)
 	var bw *bufio.Writer
-	if !plain { // TLS: gather small frames into full records
+	if o.rc == nil { // TLS: gather small frames into full records
 		bw = bufio.NewWriterSize(o.conn, 64<<10)
 	}
 	var batch []*frame
@@ -308,54 +345,55 @@ func (o *outStream) writeLoop() {
 		case <-o.done:
 			return
 		}
-		o.mu.Lock()
-		batch, o.pending = o.pending, batch[:0]
-		draining := o.draining
-		o.mu.Unlock()
-		if len(batch) == 0 {
-			if draining {
+		for {
+			o.mu.Lock()
+			if o.busy || len(o.pending) == 0 { // a sender writing kicks again when it leaves work
+				end := o.draining && !o.busy
+				o.mu.Unlock()
+				if end {
+					return
+				}
+				break
+			}
+			batch, o.pending = o.pending, batch[:0]
+			o.busy = true
+			o.mu.Unlock()
+			var err error
+			if bw == nil {
+				bufs = bufs[:0]
+				for _, f := range batch {
+					if len(f.head) > 0 {
+						bufs = append(bufs, f.head)
+					}
+					if len(f.payload) > 0 {
+						bufs = append(bufs, f.payload)
+					}
+				}
+				b := bufs // WriteTo consumes its receiver
+				_, err = b.WriteTo(o.conn)
+				clear(bufs)
+			} else {
+				for _, f := range batch {
+					if _, err = bw.Write(f.head); err == nil && len(f.payload) > 0 {
+						_, err = bw.Write(f.payload)
+					}
+					if err != nil {
+						break
+					}
+				}
+				if err == nil {
+					err = bw.Flush()
+				}
+			}
+			o.mu.Lock()
+			o.busy = false
+			o.mu.Unlock()
+			if err != nil {
 				return
 			}
-			continue
-		}
-		var err error
-		if plain {
-			bufs = bufs[:0]
-			for _, f := range batch {
-				bufs = append(bufs, f.head)
-				if len(f.payload) > 0 {
-					bufs = append(bufs, f.payload)
-				}
-			}
-			b := bufs // WriteTo consumes its receiver
-			_, err = b.WriteTo(o.conn)
-			clear(bufs)
-		} else {
-			for _, f := range batch {
-				if _, err = bw.Write(f.head); err == nil && len(f.payload) > 0 {
-					_, err = bw.Write(f.payload)
-				}
-				if err != nil {
-					break
-				}
-			}
-			if err == nil {
-				err = bw.Flush()
-			}
-		}
-		if err != nil {
-			return
-		}
-		for i, f := range batch {
-			if f.recycle {
-				actors.ReuseBuffer(f.payload)
-			}
-			batch[i] = nil
-		}
-		if draining { // what came in meanwhile, then the end
-			select {
-			case o.wake <- struct{}{}:
-			default:
+			for i, f := range batch {
+				f.written()
+				batch[i] = nil
 			}
 		}
 	}
