@@ -168,6 +168,7 @@ type inFrame struct {
 // so that a run of frames between the same two actors allocates little.
 type frameReader struct {
 	r      *bufio.Reader
+	max    int    // the largest frame taken (maxFrame)
 	local  string // this node's address, for target PIDs
 	buf    []byte
 	types  map[string]protoreflect.MessageType
@@ -176,7 +177,7 @@ type frameReader struct {
 }
 
 func newFrameReader(r io.Reader, local string) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, 64<<10), local: local, types: map[string]protoreflect.MessageType{}}
+	return &frameReader{r: bufio.NewReaderSize(r, 64<<10), max: maxFrame, local: local, types: map[string]protoreflect.MessageType{}}
 }
 
 // errBadFrame ends a stream whose bytes are not frames.
@@ -191,7 +192,7 @@ func (fr *frameReader) next() (*inFrame, error) {
 	}
 	n := int(binary.BigEndian.Uint32(lens[0:]))
 	p := int(binary.BigEndian.Uint32(lens[4:]))
-	if n > maxFrame || p > n-4 {
+	if n > fr.max || p > n-4 {
 		return nil, fmt.Errorf("%w: length %d, payload %d", errBadFrame, n, p)
 	}
 	h := n - 4 - p
