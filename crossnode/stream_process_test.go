@@ -168,3 +168,39 @@ func TestStreamOverMutualTLSServesAndRefusesPeersWithoutACertificateOfTheCA(t *t
 	}
 	echoOn(t, c[0], "still served")
 }
+
+// A node with --remote-stream talks to a peer without it through the
+// remote: the set-up finds no tcpactor-stream actor there and the lane
+// falls back, the messages that waited first. Either side may be the one
+// without; the owner serves, and nothing went on a stream.
+func TestStreamFallsBackToTheRemoteForAPeerWithoutIt(t *testing.T) {
+	bin := buildTCPActor(t)
+	for _, c := range []struct {
+		name                   string
+		serverFlag, ownerFlags string
+	}{
+		{"server with streams", "--remote-stream", "--remote-stream=false"},
+		{"owner with streams", "--remote-stream=false", "--remote-stream"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := startNode(t, bin, "server", "--remote", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--name", "echo",
+				c.serverFlag, "--debug-addr", "127.0.0.1:0", "--log-level", logLevel())
+			line, _ := srv.waitLine("listening on ", time.Time{}, 10*time.Second)
+			rline, _ := srv.waitLine("remote on ", time.Time{}, 10*time.Second)
+			dline, _ := srv.waitLine("debug on ", time.Time{}, 10*time.Second)
+			srv.debug = addrAfter(dline, "debug on ")
+			h := startNode(t, bin, "handler", "--remote", "127.0.0.1:0", "--handler", "echo",
+				"--server", addrAfter(rline, "remote on ")+"/echo", c.ownerFlags, "--debug-addr", "127.0.0.1:0", "--log-level", logLevel())
+			dline, _ = h.waitLine("debug on ", time.Time{}, 10*time.Second)
+			h.debug = addrAfter(dline, "debug on ")
+			h.waitLine("owner: subscribed to ", time.Time{}, 20*time.Second)
+			clients := echoingClients(t, addrAfter(line, "listening on "), 3, c.name)
+			echoOn(t, clients[0], "again")
+			for _, p := range []*nodeProc{srv, h} {
+				if st := p.status(); st["stream_sent"] != nil || st["stream_received"] != nil {
+					t.Fatalf("%s: its streams carried messages: %v", p.name, st)
+				}
+			}
+		})
+	}
+}
