@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/messages"
 )
 
 // laneState is where the lane to one peer is; see Stream.
@@ -92,11 +93,19 @@ func (l *lane) fallBack() {
 }
 
 // encode frames a message; a message the stream cannot carry is refused.
+// A refused Write is answered WriteFailed, as the connection would have
+// answered it: every Write ends as WriteAck or WriteFailed.
 func (l *lane) encode(pid *actor.PID, msg any) (*frame, error) {
 	header, m, sender := actor.UnwrapEnvelope(msg)
 	f, name, err := encodeFrame(pid, header, m, sender)
 	if err != nil {
 		l.t.refuseSend(pid, name, err)
+		if w, ok := m.(*messages.Write); ok && sender != nil && l.t.isLocal(sender.Address) {
+			if ref, ok := l.t.sys.ProcessRegistry.GetLocal(sender.Id); ok {
+				ref.SendUserMessage(sender, &messages.WriteFailed{Connection: pid, AckId: w.AckId,
+					Error: messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE, "the write cannot reach node %s: %v", pid.Address, err)})
+			}
+		}
 	}
 	return f, err
 }

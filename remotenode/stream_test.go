@@ -121,3 +121,20 @@ func TestStreamDeliversEveryByteBeforeTheConnectionsEnd(t *testing.T) {
 	}
 	carried(t, ta, tb, sentA, sentB)
 }
+
+// A Write too large for a frame does not vanish: its sender gets
+// WriteFailed, as from a connection that could not take it.
+func TestStreamAnswersAWriteTooLargeForAFrameWithWriteFailed(t *testing.T) {
+	a, b, _, tb := streamNodes(t)
+	owner := testkit.NewProbe(t, b)
+	before := tb.Unsendable()
+	conn := actor.NewPID(a.Address(), "conn-somewhere")
+	b.Root.RequestWithCustomSender(conn, &messages.Write{Data: make([]byte, remotenode.MaxRemoteMessage+1), AckId: 9}, owner.PID)
+	wf := testkit.Next[*messages.WriteFailed](t, owner)
+	if wf.AckId != 9 || wf.Error.GetCode() != messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE || !wf.Connection.Equal(conn) {
+		t.Fatalf("got %v, want WriteFailed for ack 9 with SocketResourceError", wf)
+	}
+	if tb.Unsendable() != before+1 {
+		t.Fatalf("unsendable %d → %d, want one more", before, tb.Unsendable())
+	}
+}
