@@ -114,6 +114,21 @@ func recycleBuf(b []byte) {
 // a chunk out); memory of another size is left to the garbage collector.
 func ReuseBuffer(data []byte) { recycleBuf(data) }
 
+// BorrowBuffer returns n bytes for data that arrives off a node's own
+// stream (remotenode.Stream): taken from the read buffers of this
+// process's connections when n fits their default chunk, so that a Write
+// from another node, which the connection gives back once written, and a
+// Received that server.Conn hands back with ReuseBuffer, cycle through one
+// pool instead of being allocated, zeroed and collected per chunk. Less
+// than half a chunk is allocated to size, as a read of that size is
+// (takeBuf): a small message must not pin a whole chunk.
+func BorrowBuffer(n int) []byte {
+	if n < DefaultReadChunkSize/2 || n > DefaultReadChunkSize {
+		return make([]byte, n)
+	}
+	return (*getBuf(DefaultReadChunkSize))[:n]
+}
+
 // fromAnotherNode tells whether the message being handled was read off
 // another node's stream: the guard (server.RemoteGuard) stamped it with
 // RemotePeerHeader. Such a message's byte fields were unmarshalled for this

@@ -121,7 +121,7 @@ func (c *connection) deliver(r *readResult) {
 		c.handler.Received(c.sock, data)
 		return
 	}
-	c.ctx.Send(c.owner, &messages.Received{Connection: c.self, Data: takeBuf(r.buf, r.n)})
+	c.ctx.Send(c.owner, &messages.Received{Connection: c.self, Data: takeBuf(r.buf, r.n), Donate: true})
 }
 
 func (c *connection) readFailed(ctx actor.Context, err error) {

@@ -192,12 +192,13 @@ func TestRemotePeerCannotStopOrCrashAServer(t *testing.T) {
 	}
 }
 
-// ownedConnection starts `serve --handler none` with a legitimate owner on
-// node 1 of this process (owner.New, echo) and one client it serves;
-// the attacker on node 0 is subscribed too, so it knows the connection.
-func ownedConnection(t *testing.T) (p *servedProc, ownerPID, conn *actor.PID, client net.Conn) {
+// ownedConnection starts `serve --handler none` (and args) with a
+// legitimate owner on node 1 of this process (owner.New, echo) and one
+// client it serves; the attacker on node 0 is subscribed too, so it knows
+// the connection.
+func ownedConnection(t *testing.T, args ...string) (p *servedProc, ownerPID, conn *actor.PID, client net.Conn) {
 	t.Helper()
-	p = startServe(t, "--handler", "none")
+	p = startServe(t, append([]string{"--handler", "none"}, args...)...)
 	sys := attacker(t)
 	spy := testkit.NewProbe(t, sys)
 	if a := request[*messages.Ack](t, sys, p.pid, &messages.Subscribe{Subscriber: spy.PID}); a.Error.Failed() {

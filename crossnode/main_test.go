@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tcpactor/tcpactor/internal/testkit"
+	_ "github.com/tcpactor/tcpactor/internal/testkit/remotestream" // TCPACTOR_REMOTE=stream
 )
 
 func TestMain(m *testing.M) { testkit.RunTests(m) }

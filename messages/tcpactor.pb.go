@@ -2701,9 +2701,15 @@ func (x *ConnectionInfo) GetPeerCertificateSubject() string {
 // Received carries bytes read from the peer. Sent by the ConnectionActor to
 // its owner, one per credit.
 type Received struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connection    *actor.PID             `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection *actor.PID             `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	Data       []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// The sender gives data's memory up with the message: the ConnectionActor
+	// always does (the data is the owner's alone). A transport that carries
+	// the Received to another node (remotenode.Stream) then reuses the memory
+	// once it is sent. Clear it when you forward a Received whose data
+	// something else still reads.
+	Donate        bool `protobuf:"varint,3,opt,name=donate,proto3" json:"donate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2750,6 +2756,13 @@ func (x *Received) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *Received) GetDonate() bool {
+	if x != nil {
+		return x.Donate
+	}
+	return false
 }
 
 // ErrorOccurred is QTcpSocket::errorOccurred(), sent to the owner.
@@ -3101,13 +3114,14 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"tlsVersion\x12\x1d\n" +
 	"\n" +
 	"tls_cipher\x18\x0e \x01(\tR\ttlsCipher\x128\n" +
-	"\x18peer_certificate_subject\x18\x0f \x01(\tR\x16peerCertificateSubject\"J\n" +
+	"\x18peer_certificate_subject\x18\x0f \x01(\tR\x16peerCertificateSubject\"b\n" +
 	"\bReceived\x12*\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\n" +
 	"connection\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"e\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x16\n" +
+	"\x06donate\x18\x03 \x01(\bR\x06donate\"e\n" +
 	"\rErrorOccurred\x12*\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\n" +

@@ -1,6 +1,7 @@
 // Package remotenode sets up a Proto.Actor remote node for tcpactor: the guard on
-// its gRPC stream (Guard), its mutual TLS (TLS) and its logging of peer
-// loss (QuietPeerLoss).
+// its gRPC stream (Guard), its mutual TLS (TLS), its logging of peer
+// loss (QuietPeerLoss), and the node-to-node streams that can carry its
+// messages instead of gRPC (Stream).
 package remotenode
 
 import (

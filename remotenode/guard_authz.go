@@ -151,10 +151,24 @@ func (g *Guard) check(p *streamPeer, b *remote.MessageBatch, e *remote.MessageEn
 	if t := b.Targets[e.Target]; g.local.Load() != nil && !g.isLocal(t.Address) {
 		return actors.RefusedForged, fmt.Sprintf("%s addressed to %s, another node: not relayed", name, t)
 	}
+	var sender *actor.PID
 	if e.Sender > 0 {
-		if s := b.Senders[e.Sender-1]; g.isLocal(s.Address) {
-			return actors.RefusedForged, fmt.Sprintf("%s with a sender on this node (%s)", name, s)
-		}
+		sender = b.Senders[e.Sender-1]
+	}
+	return peerMayNotSend(g.isLocal, p.addr, name, sender, func() (any, error) {
+		return remote.Deserialize(e.MessageData, name, e.SerializerId)
+	})
+}
+
+// peerMayNotSend is the rule both lanes from a peer node apply to each
+// message, the remote's stream (Guard) and the stream transport (Stream):
+// it says why a message of type name (its protobuf full name) from the
+// node peer, with sender (nil: none), may not be delivered, or "". isLocal
+// tells whether an address is this node's; decode gives the message, and
+// is called only for the system messages whose PIDs the rule checks.
+func peerMayNotSend(isLocal func(string) bool, peer, name string, sender *actor.PID, decode func() (any, error)) (actors.RefusalReason, string) {
+	if sender != nil && isLocal(sender.Address) {
+		return actors.RefusedForged, fmt.Sprintf("%s with a sender on this node (%s)", name, sender)
 	}
 	switch name {
 	case "actor.Stop", "actor.PoisonPill":
@@ -163,7 +177,7 @@ func (g *Guard) check(p *streamPeer, b *remote.MessageBatch, e *remote.MessageEn
 	default:
 		return 0, ""
 	}
-	m, err := remote.Deserialize(e.MessageData, name, e.SerializerId)
+	m, err := decode()
 	if err != nil {
 		return actors.RefusedSystem, fmt.Sprintf("%s that does not decode: %v", name, err)
 	}
@@ -176,7 +190,7 @@ func (g *Guard) check(p *streamPeer, b *remote.MessageBatch, e *remote.MessageEn
 	case *actor.Terminated:
 		pid = m.Who
 	}
-	if pid == nil || pid.Id == "" || pid.Address != p.addr {
+	if pid == nil || pid.Id == "" || pid.Address != peer {
 		return actors.RefusedSystem, fmt.Sprintf("%s naming %v: a peer may watch for, and report the end of, only actors of its own node", name, pid)
 	}
 	return 0, ""

@@ -203,3 +203,38 @@ func TestBenchProfileWritesHeapProfilesOfTheIdleServers(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchMeasuresTheRemoteHandlerOverStreams runs the remote kinds with
+// remotenode.Stream, plaintext and mutual TLS, beside the relay through a
+// ping-pong round, and checks that both report figures, the TLS one its
+// ratio to the plaintext stream, both their ratio to the relay, and their
+// tables. It says nothing about speed.
+func TestBenchMeasuresTheRemoteHandlerOverStreams(t *testing.T) {
+	var res struct {
+		Metrics []struct {
+			Key              string
+			Median           map[string]float64
+			RatioToPlaintext map[string]float64 `json:"ratio_to_plaintext_remote"`
+			RatioToRelay     map[string]float64 `json:"ratio_to_relay"`
+		}
+	}
+	md := runTinyBench(t, &res, "--kinds", "remote-stream,remote-stream-tls,relay", "--metrics", "pingpong")
+	for _, m := range res.Metrics {
+		for _, k := range []string{kindRemoteStream, kindRemoteStreamTLS} {
+			if !(m.Median[k] > 0) || !(m.RatioToRelay[k] > 0) {
+				t.Errorf("%s: %s figure %v, ratio to relay %v; want both > 0", m.Key, k, m.Median[k], m.RatioToRelay[k])
+			}
+		}
+		if !(m.RatioToPlaintext[kindRemoteStreamTLS] > 0) {
+			t.Errorf("%s: remote-stream-tls ratio to plaintext %v, want > 0", m.Key, m.RatioToPlaintext[kindRemoteStreamTLS])
+		}
+	}
+	for _, head := range []string{
+		"| metric | raw | tcpactor (owner on a second node, stream) | ratio | target | met? | vs relay |",
+		"| metric | raw | tcpactor (owner on a second node, stream, mutual TLS) | ratio | target | met? | vs plaintext | vs relay |",
+	} {
+		if !strings.Contains(md, head) {
+			t.Errorf("--out file has no table %q:\n%s", head, md)
+		}
+	}
+}

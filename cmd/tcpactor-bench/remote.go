@@ -36,9 +36,29 @@ import (
 
 // The kinds of the remote bench.
 const (
-	kindRemote      = "remote"       // tcpactor server node + owner actor (owner.New) on a second node
-	kindRemoteOwner = "remote-owner" // hidden: the owner node of kind remote
+	kindRemote          = "remote"            // tcpactor server node + owner actor (owner.New) on a second node
+	kindRemoteOwner     = "remote-owner"      // hidden: the owner node of kind remote
+	kindRemoteStream    = "remote-stream"     // kind remote with remotenode.Stream on both nodes
+	kindRemoteStreamTLS = "remote-stream-tls" // kind remote-tls with remotenode.Stream (mutual TLS) on both nodes
 )
+
+// isRemoteKind tells the kinds with an owner on a second node.
+func isRemoteKind(k string) bool {
+	return k == kindRemote || k == kindRemoteTLS || k == kindRemoteStream || k == kindRemoteStreamTLS
+}
+
+// startBenchStream starts the stream transport on a bench node whose
+// remote has just started (mutual TLS with the certificates in tlsDir, when
+// given).
+func startBenchStream(sys *actor.ActorSystem, tlsDir string) error {
+	s := remotenode.Stream{}
+	if tlsDir != "" {
+		t := benchTLS(tlsDir)
+		s.TLS = &t
+	}
+	_, err := s.Start(sys)
+	return err
+}
 
 // benchServerName is the actor name of the remote kind's ServerActor.
 const benchServerName = "bench"
@@ -76,8 +96,9 @@ type remoteEcho struct {
 // the owner is subscribed to the server. cpuprofile, when set, names the
 // server node's profile; the owner node writes its own next to it
 // (NAME-owner.pprof). With withTLS (kind remote-tls) the two nodes talk
-// mutual TLS, with a CA and a certificate made for this run.
-func startRemoteEcho(backlog int, cpuprofile string, withTLS bool, stderr io.Writer) (*remoteEcho, error) {
+// mutual TLS, with a CA and a certificate made for this run; withStream
+// (kinds remote-stream, remote-stream-tls) puts remotenode.Stream on both.
+func startRemoteEcho(backlog int, cpuprofile string, withTLS, withStream bool, stderr io.Writer) (*remoteEcho, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -96,6 +117,12 @@ func startRemoteEcho(backlog int, cpuprofile string, withTLS bool, stderr io.Wri
 	}
 	rem := remote.NewRemote(sys, cfg)
 	rem.Start()
+	if withStream {
+		if err := startBenchStream(sys, tlsDir); err != nil {
+			os.RemoveAll(tlsDir)
+			return nil, err
+		}
+	}
 	r := &remoteEcho{actorEcho: &actorEcho{sys: sys}, tlsDir: tlsDir}
 	srv, err := server.SpawnNamed(sys, benchServerName, server.Options{})
 	if err != nil {
@@ -119,6 +146,9 @@ func startRemoteEcho(backlog int, cpuprofile string, withTLS bool, stderr io.Wri
 	if tlsDir != "" {
 		extra = append(extra, "--remote-tls-dir", tlsDir)
 	}
+	if withStream {
+		extra = append(extra, "--remote-stream")
+	}
 	r.owner, err = startChild(self, kindRemoteOwner, ownerProfile, 0, stderr, extra...)
 	if err != nil {
 		r.stop()
@@ -134,6 +164,9 @@ func (r *remoteEcho) stop() {
 	if r.owner != nil {
 		_ = r.owner.stop()
 	}
+	if t := remotenode.StreamOf(r.sys); t != nil {
+		t.Stop()
+	}
 	if r.tlsDir != "" {
 		os.RemoveAll(r.tlsDir)
 	}
@@ -148,10 +181,11 @@ type ownerNode struct {
 }
 
 // startOwnerNode starts an actor system with a remote endpoint (mutual TLS
-// with the certificates in tlsDir, when given) and an owner actor
+// with the certificates in tlsDir, when given; remotenode.Stream too with
+// withStream) and an owner actor
 // (owner.New, owner.Echo) subscribed to the server at target, and
 // returns once the subscription is acknowledged (owner.Config.OnServer).
-func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
+func startOwnerNode(target, tlsDir string, withStream bool) (*ownerNode, error) {
 	pid, err := ownerOf(target)
 	if err != nil {
 		return nil, err
@@ -163,6 +197,11 @@ func startOwnerNode(target, tlsDir string) (*ownerNode, error) {
 	}
 	rem := remote.NewRemote(o.sys, cfg)
 	rem.Start()
+	if withStream {
+		if err := startBenchStream(o.sys, tlsDir); err != nil {
+			return nil, err
+		}
+	}
 	subscribed := make(chan error, 1)
 	onServer := func(_ *actor.PID, err error) { // runs in the owner actor: never blocks
 		select {

@@ -169,7 +169,7 @@ func (r *benchResult) finish() {
 			}
 		}
 		if contains(r.Config.Kinds, kindActor) {
-			for _, k := range []string{kindOwner, kindRemote} {
+			for _, k := range []string{kindOwner, kindRemote, kindRemoteStream} {
 				if contains(r.Config.Kinds, k) {
 					if m.RatioToActor == nil {
 						m.RatioToActor = map[string]float64{}
@@ -178,11 +178,16 @@ func (r *benchResult) finish() {
 				}
 			}
 		}
-		if contains(r.Config.Kinds, kindRemoteTLS) && contains(r.Config.Kinds, kindRemote) {
-			m.RatioToPlaintext = map[string]float64{kindRemoteTLS: m.ratioTo(kindRemoteTLS, kindRemote)}
+		for tlsKind, plain := range map[string]string{kindRemoteTLS: kindRemote, kindRemoteStreamTLS: kindRemoteStream} {
+			if contains(r.Config.Kinds, tlsKind) && contains(r.Config.Kinds, plain) {
+				if m.RatioToPlaintext == nil {
+					m.RatioToPlaintext = map[string]float64{}
+				}
+				m.RatioToPlaintext[tlsKind] = m.ratioTo(tlsKind, plain)
+			}
 		}
 		if contains(r.Config.Kinds, kindRelay) {
-			for _, k := range []string{kindRemote, kindRemoteTLS} {
+			for _, k := range []string{kindRemote, kindRemoteTLS, kindRemoteStream, kindRemoteStreamTLS} {
 				if contains(r.Config.Kinds, k) {
 					if m.RatioToRelay == nil {
 						m.RatioToRelay = map[string]float64{}
@@ -208,6 +213,9 @@ func (r *benchResult) finish() {
 	}
 	if contains(c.Kinds, kindRemote) {
 		r.Notes = append(r.Notes, "remote: the handler on a second node. The server child runs server.SpawnNamed without a Handler on a node with Proto.Actor remote (127.0.0.1, gRPC); a second child process runs owner.New with owner.Echo, subscribed to it over remote, so every Received, Write (with its demand) and WriteAck crosses the nodes. RSS figures are the server node's only. \"vs actor\" is the median of the per-round ratios remote/actor (target for ping-pong: ≥ 0.5×).")
+	}
+	if contains(c.Kinds, kindRemoteStream) || contains(c.Kinds, kindRemoteStreamTLS) {
+		r.Notes = append(r.Notes, "remote-stream, remote-stream-tls: the remote and remote-tls kinds with remotenode.Stream on both nodes: every message between them travels on a TCP (mutual TLS) connection of each node's own, as length-prefixed frames, Received and Write data written with writev straight from their slices; only the stream's set-up crosses gRPC. \"vs plaintext\" of remote-stream-tls is against remote-stream.")
 	}
 	if contains(c.Kinds, kindRemoteTLS) {
 		r.Notes = append(r.Notes, "remote-tls: the remote kind with mutual TLS (TLS 1.3, ECDSA P-256 certificates of a CA made for the run) on the nodes' gRPC streams (remotenode.TLS). \"vs plaintext\" is the median of the per-round ratios remote-tls/remote.")
@@ -293,12 +301,15 @@ func (r *benchResult) markdown() string {
 		}
 		first = false
 		title := map[string]string{kindGnet: "gnet", kindLoop: "tcpactor (event loop)", kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)",
-			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)", kindRelay: "relay (no tcpactor)"}[k]
+			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)", kindRemoteStream: "tcpactor (owner on a second node, stream)",
+			kindRemoteStreamTLS: "tcpactor (owner on a second node, stream, mutual TLS)", kindRelay: "relay (no tcpactor)"}[k]
 		if len(r.Config.Kinds) > 1 {
 			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindGnet: "gnet v2.9.7 (the event-loop reference; no targets)",
 				kindLoop: "Local handler, event-loop reader (ReadLoop; issue 14's targets)", kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)",
 				kindRemote: "Owner actor on a second node (remote)", kindRemoteTLS: "Owner actor on a second node, mutual TLS (remote-tls)",
-				kindRelay: "Reference: a plain TCP relay through a second process (relay)"}[k])
+				kindRemoteStream:    "Owner actor on a second node, node-to-node stream (remote-stream)",
+				kindRemoteStreamTLS: "Owner actor on a second node, node-to-node stream with mutual TLS (remote-stream-tls)",
+				kindRelay:           "Reference: a plain TCP relay through a second process (relay)"}[k])
 		}
 		// The extra columns: the remote kind against the local handler and
 		// the relay, the TLS one against plaintext and the relay.
@@ -308,12 +319,12 @@ func (r *benchResult) markdown() string {
 		}
 		var cols []column
 		switch {
-		case (k == kindRemote || k == kindOwner) && contains(r.Config.Kinds, kindActor):
+		case (k == kindRemote || k == kindRemoteStream || k == kindOwner) && contains(r.Config.Kinds, kindActor):
 			cols = append(cols, column{"vs actor", func(m *metricResult) float64 { return m.RatioToActor[k] }})
-		case k == kindRemoteTLS && contains(r.Config.Kinds, kindRemote):
+		case k == kindRemoteTLS && contains(r.Config.Kinds, kindRemote), k == kindRemoteStreamTLS && contains(r.Config.Kinds, kindRemoteStream):
 			cols = append(cols, column{"vs plaintext", func(m *metricResult) float64 { return m.RatioToPlaintext[k] }})
 		}
-		if (k == kindRemote || k == kindRemoteTLS) && contains(r.Config.Kinds, kindRelay) {
+		if isRemoteKind(k) && contains(r.Config.Kinds, kindRelay) {
 			cols = append(cols, column{"vs relay", func(m *metricResult) float64 { return m.RatioToRelay[k] }})
 		}
 		fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |", title)
@@ -425,7 +436,7 @@ func (r *benchResult) svg() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x(v), top, x(v), height-30, map[bool]string{true: "#888", false: "#ddd"}[v == 1])
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s×</text>`+"\n", x(v), height-14, trimFloat(v, 1))
 	}
-	colors := map[string][2]string{kindGnet: {"#90a4ae", "#90a4ae"}, kindLoop: {"#1565c0", "#6a1b9a"}, kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}, kindRelay: {"#b0bec5", "#b0bec5"}}
+	colors := map[string][2]string{kindGnet: {"#90a4ae", "#90a4ae"}, kindLoop: {"#1565c0", "#6a1b9a"}, kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}, kindRemoteStream: {"#66bb6a", "#e57373"}, kindRemoteStreamTLS: {"#43a047", "#ef5350"}, kindRelay: {"#b0bec5", "#b0bec5"}}
 	for i, m := range r.Metrics {
 		y := top + 5 + i*rowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH, html.EscapeString(m.Name))

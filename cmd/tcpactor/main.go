@@ -163,6 +163,10 @@ func startRemote(sys *actor.ActorSystem, host string, port int, rf *remoteFlags)
 	r := remote.NewRemote(sys, cfg)
 	r.Start()
 	guard.Started(sys) // what a remote peer may send: remotenode/guard_authz.go
+	if err := rf.startStream(sys); err != nil {
+		r.Shutdown(false)
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -199,7 +203,7 @@ func startPeer(target, remoteAddr string, rf *remoteFlags, level string, stderr 
 		return nil, nil, nil, err
 	}
 	return srv, sys, func() {
-		shutdownRemote(rem)
+		shutdownRemote(sys, rem)
 		sys.Shutdown()
 	}, nil
 }

@@ -223,6 +223,9 @@ func (n *runningNode) start() error {
 		n.rem.Start()
 	}
 	n.guard.Started(n.sys)
+	if err := n.cfg.sec.startStream(n.sys); err != nil {
+		return err
+	}
 	n.out.printf("remote on %s", n.sys.Address())
 	if n.cl != nil {
 		n.out.printf("member of %s", n.cfg.clusterName)
@@ -375,6 +378,10 @@ type nodeStatus struct {
 	Address        string `json:"address"`
 	DroppedRemote  uint64 `json:"dropped_remote_messages"`
 	RecoveredPanic uint64 `json:"recovered_remote_panics"`
+	// With --remote-stream: messages this node's streams sent and received.
+	StreamAddress  string `json:"stream_address,omitempty"`
+	StreamSent     uint64 `json:"stream_sent,omitempty"`
+	StreamReceived uint64 `json:"stream_received,omitempty"`
 }
 
 func (n *runningNode) startDebug() error {
@@ -386,10 +393,14 @@ func (n *runningNode) startDebug() error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(nodeStatus{
+		st := nodeStatus{
 			Goroutines: runtime.NumGoroutine(), Address: n.sys.Address(),
 			DroppedRemote: n.guard.Dropped(), RecoveredPanic: n.guard.Recovered(),
-		})
+		}
+		if t := remotenode.StreamOf(n.sys); t != nil {
+			st.StreamAddress, st.StreamSent, st.StreamReceived = t.Address(), t.Sent(), t.Received()
+		}
+		_ = json.NewEncoder(w).Encode(st)
 	})
 	n.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.debug.Serve(ln) }()
@@ -404,6 +415,7 @@ func (n *runningNode) stop() {
 	if n.debug != nil {
 		_ = n.debug.Close()
 	}
+	stopStream(n.sys)
 	switch {
 	case n.cl != nil:
 		// Bounded: the etcd provider deregisters with a request that has

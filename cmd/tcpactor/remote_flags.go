@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,7 @@ type remoteFlags struct {
 	tls       remotenode.TLS
 	insecure  bool
 	advertise string
+	stream    bool
 }
 
 // add registers the flags on fs.
@@ -26,6 +28,8 @@ func (f *remoteFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.tls.KeyFile, "remote-key", "", "mutual TLS on the remote: the key of --remote-cert, PEM `FILE`")
 	fs.StringVar(&f.tls.CAFile, "remote-ca", "", "mutual TLS on the remote: only peers with a certificate of this CA (PEM `FILE`) are heard or dialled")
 	fs.BoolVar(&f.insecure, "remote-insecure", false, "allow a remote on a non-loopback address without TLS: any host that reaches it is a peer")
+	fs.BoolVar(&f.stream, "remote-stream", os.Getenv("TCPACTOR_REMOTE") == "stream",
+		"carry every message to a peer node that has it too on a stream of this node's own (remotenode.Stream) instead of through the remote's gRPC; mutual TLS when the remote has it (default true when TCPACTOR_REMOTE=stream)")
 	fs.StringVar(&f.advertise, "advertise", "", "the `HOST` peers reach this node at (behind NAT, or with a remote on 0.0.0.0); it is the host of this node's PIDs")
 }
 
@@ -75,6 +79,28 @@ func (f *remoteFlags) config(guard *remotenode.Guard, host string, port int) (*r
 		}
 	}
 	return cfg, nil
+}
+
+// startStream starts the stream transport on sys, whose remote has just
+// started, when --remote-stream asks for it.
+func (f *remoteFlags) startStream(sys *actor.ActorSystem) error {
+	if !f.stream {
+		return nil
+	}
+	s := remotenode.Stream{}
+	if f.tlsOn() {
+		s.TLS = &f.tls
+	}
+	_, err := s.Start(sys)
+	return err
+}
+
+// stopStream stops the stream transport of sys, if it has one: before the
+// remote, so that what is queued on the streams is written first.
+func stopStream(sys *actor.ActorSystem) {
+	if t := remotenode.StreamOf(sys); t != nil {
+		t.Stop()
+	}
 }
 
 // newGuard is the guard of a CLI node, logging to its system's logger.

@@ -70,7 +70,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		if rem, err = startRemote(sys, cfg.remoteHost, cfg.remotePort, &cfg.remoteSec); err != nil {
 			return err
 		}
-		defer shutdownRemote(rem)
+		defer shutdownRemote(sys, rem)
 	}
 	stats := &actors.ConnectionStats{}
 	cfg.opts.Connection.Stats = stats
@@ -249,12 +249,14 @@ func waitIdle(sys *actor.ActorSystem, conns *actor.PID, d time.Duration, sigs <-
 	}
 }
 
-// shutdownRemote stops remote gracefully, but not for longer than a few
+// shutdownRemote stops the stream transport of sys, if any, then remote
+// gracefully, but not for longer than a few
 // seconds (the pinned remote retries lost peers for ~10 s). The pinned
 // remote's graceful stop can also panic ("send on closed channel") when a
 // peer's stream closes at the same moment; the process is exiting anyway,
 // so that panic is recovered rather than crashing the exit.
-func shutdownRemote(r *remote.Remote) {
+func shutdownRemote(sys *actor.ActorSystem, r *remote.Remote) {
+	stopStream(sys)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

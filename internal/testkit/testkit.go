@@ -94,9 +94,23 @@ var (
 )
 
 type remoteNode struct {
-	sys *actor.ActorSystem
-	r   *remote.Remote
+	sys    *actor.ActorSystem
+	r      *remote.Remote
+	stream func() // stops the node's stream transport; nil without
 }
+
+// RemoteEnv is the environment variable that chooses the transport of the
+// shared remote nodes: "stream" puts remotenode.Stream on each (when the
+// binary links internal/testkit/remotestream), anything else leaves
+// Proto.Actor's remote alone.
+const RemoteEnv = "TCPACTOR_REMOTE"
+
+// StreamStarter starts the stream transport on a node; set by importing
+// internal/testkit/remotestream. (testkit cannot import remotenode itself:
+// package actors' own tests use testkit, and remotenode uses actors.)
+var StreamStarter func(*actor.ActorSystem) (stop func(), err error)
+
+var streamNote sync.Once
 
 // Remote returns shared actor system i (0 ≤ i < RemoteNodes) with remote on
 // 127.0.0.1 and a port the kernel picked. Every test of the binary shares
@@ -140,16 +154,35 @@ func startRemote() (*remoteNode, error) {
 	defer c.Close()
 	select {
 	case <-ready.sig.ch:
-		return &remoteNode{sys: sys, r: r}, nil
 	case <-time.After(5 * time.Second):
 		return nil, errors.New("gRPC server of " + sys.Address() + " did not start")
 	}
+	n := &remoteNode{sys: sys, r: r}
+	if os.Getenv(RemoteEnv) == "stream" {
+		if StreamStarter == nil {
+			streamNote.Do(func() {
+				fmt.Fprintf(os.Stderr, "testkit: %s=stream, but this test binary does not link internal/testkit/remotestream: Proto.Actor's remote only\n", RemoteEnv)
+			})
+			return n, nil
+		}
+		stop, err := StreamStarter(sys)
+		if err != nil {
+			return nil, fmt.Errorf("stream transport on %s: %w", sys.Address(), err)
+		}
+		n.stream = stop
+	}
+	return n, nil
 }
 
 // RunTests is a test binary's TestMain: it runs the tests, stops the shared
 // remote nodes, and fails the run if any goroutine is left behind.
 func RunTests(m *testing.M) {
 	code := m.Run()
+	for _, n := range remoteNodes {
+		if n.stream != nil {
+			n.stream()
+		}
+	}
 	for _, n := range remoteNodes {
 		n.r.Shutdown(false)
 		n.sys.Shutdown()
