@@ -219,6 +219,12 @@ type connection struct {
 	done     chan struct{}
 	loop     *loopReader // ReadLoop: an event loop reads instead of a goroutine
 
+	// The socket lent to the owner (connection_direct.go).
+	lendTo        *actor.PID // the owner that asked for it (ClaimOptions.direct_io), until lent
+	lease         *DirectIO  // lent, or on its way back
+	leaseOwner    *actor.PID // the owner it is lent to
+	leaseWritable bool       // the owner may write directly
+
 	// Writing.
 	wq  writeQueue
 	job *writeJob // with a writer goroutine: nothing else writes meanwhile
@@ -303,6 +309,8 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.setOwner(ctx, m)
 	case *messages.Demand:
 		c.demand(int(m.N))
+	case *directReturned:
+		c.onDirectReturned(ctx, m)
 	case *messages.Write:
 		w := pendingWrite{data: m.Data, ackID: m.AckId, to: c.replyTo(ctx), demand: int(m.Demand)}
 		if m.Donate || fromAnotherNode(ctx) {
@@ -329,6 +337,7 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.other(ctx, m)
 	}
 	c.drainEvents()
+	c.syncDirectWrites()
 	if c.phase == lingering && !c.announced {
 		// After the message, not inside the handler callback that closed.
 		c.announce()
@@ -452,6 +461,10 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 		c.peerCloseTimeout = time.Duration(ms) * time.Millisecond
 	}
 	c.credit = min(credit, maxCredit)
+	c.lendTo = nil
+	if m.GetOptions().GetDirectIo() {
+		c.lendTo = owner // lendRead lends when it can
+	}
 	c.respond(ctx, &messages.Ack{})
 	if c.phase == waitingForOwner {
 		c.phase = open

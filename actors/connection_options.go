@@ -24,6 +24,7 @@ func (c *connection) onIdleTick(ctx actor.Context) {
 		return
 	}
 	d := c.cfg.IdleTimeout
+	c.foldLease()
 	if left := d - time.Since(c.lastActive); left > 0 {
 		c.idle.Reset(left)
 		return
@@ -33,6 +34,7 @@ func (c *connection) onIdleTick(ctx actor.Context) {
 }
 
 func (c *connection) info() *messages.ConnectionInfo {
+	c.foldLease()
 	info := ConnectionInfoOf(c.conn, c.id)
 	if c.phase >= closing {
 		info.State = messages.SocketState_SOCKET_STATE_CLOSING

@@ -43,6 +43,13 @@ type ConnOptions struct {
 	// at or below the connection's WriteQueueBytes (1 MiB by default), or
 	// the connection refuses writes with a full queue.
 	WriteWindow int
+	// NoDirectIO keeps a Conn whose connection runs on its node on
+	// messages (Received, Write, WriteAck), as a Conn of a connection on
+	// another node always is: the connection reads up to ReadCredit chunks
+	// ahead of Read. By default such a Conn reads and writes the socket
+	// itself, on the caller's goroutine (actors.DirectIO), and nothing is
+	// read before Read asks.
+	NoDirectIO bool
 }
 
 func (o ConnOptions) withDefaults() ConnOptions {
@@ -98,10 +105,11 @@ type Conn struct {
 	once   sync.Once
 
 	mu      sync.Mutex
-	changed chan struct{} // closed and replaced whenever the fields below change
-	rbuf    [][]byte      // received, not yet read
-	eof     bool          // the peer sent FIN
-	endErr  error         // the connection ended with this error (io.EOF: cleanly)
+	changed chan struct{}    // closed and replaced whenever the fields below change
+	direct  *actors.DirectIO // the socket's read side, lent by a connection on this node
+	rbuf    [][]byte         // received, not yet read
+	eof     bool             // the peer sent FIN
+	endErr  error            // the connection ended with this error (io.EOF: cleanly)
 	nextAck uint64
 	unacked map[uint64]int // write ack id → bytes
 	inUnack int            // bytes in unacked
@@ -151,8 +159,15 @@ func newConn(sys *actor.ActorSystem, opts ConnOptions) *Conn {
 	return c
 }
 
+// claimOptions asks a connection on the Conn's node to lend its socket
+// (direct_io, unless NoDirectIO): the Conn's Reads and Writes then use it
+// themselves — a request wakes the goroutine in Read and nothing else, as
+// with a plain net.Conn, where Received wakes a reader, then the Conn's
+// goroutine; an answer is one writev, where Write and WriteAck are two
+// messages. A connection on another node ignores it.
 func (c *Conn) claimOptions() *messages.ClaimOptions {
-	return &messages.ClaimOptions{InitialCredit: int32(min(c.opts.ReadCredit, 1<<30)), KeepOpenOnPeerClose: true}
+	return &messages.ClaimOptions{InitialCredit: int32(min(c.opts.ReadCredit, 1<<30)), KeepOpenOnPeerClose: true,
+		DirectIo: !c.opts.NoDirectIO}
 }
 
 // claimNext claims the server's oldest pending connection for this Conn. It
@@ -217,8 +232,9 @@ func (c *Conn) Info(ctx context.Context) (*messages.ConnectionInfo, error) {
 	return connRequest[*messages.ConnectionInfo](ctx, c.sys, c.conn, &messages.GetInfo{})
 }
 
-// Read reads what the connection received. It returns io.EOF once the peer
-// has closed its side and everything received was read.
+// Read reads what the connection received, or, when the connection lends
+// its socket, reads the socket. It returns io.EOF once the peer has closed
+// its side and everything received was read.
 func (c *Conn) Read(b []byte) (int, error) {
 	for {
 		c.mu.Lock()
@@ -250,8 +266,27 @@ func (c *Conn) Read(b []byte) (int, error) {
 			}
 			return 0, c.opError("read", err)
 		}
-		changed := c.changed
+		d, changed := c.direct, c.changed
 		c.mu.Unlock()
+		if d != nil {
+			n, err := d.Read(b)
+			switch {
+			case n > 0:
+				return n, nil
+			case errors.Is(err, actors.ErrNotLent):
+				// Taken back (closing, a new owner) or the input ended:
+				// what comes next comes as messages.
+				c.mu.Lock()
+				if c.direct == d {
+					c.direct = nil
+				}
+				c.mu.Unlock()
+				continue
+			case c.isClosed():
+				return 0, c.opError("read", net.ErrClosed)
+			}
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		}
 		select {
 		case <-changed:
 		case <-c.rd.wait():
@@ -294,7 +329,33 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, c.opError("write", os.ErrDeadlineExceeded)
 	}
 	defer func() { <-c.wsem }()
+	done := 0
+	if d := c.directWriter(len(b)); d != nil {
+		// The socket is lent: one non-blocking write here; what it does
+		// not take goes as messages, after it.
+		if done = d.Write(b); done == len(b) {
+			return done, nil
+		}
+	}
+	n, err := c.writeMessages(b[done:])
+	return done + n, err
+}
 
+// directWriter is the lent socket when Write may use it: nothing it sent
+// as messages waits for its outcome (those bytes go first), and nothing
+// has ended writing.
+func (c *Conn) directWriter(n int) *actors.DirectIO {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.direct == nil || n == 0 || c.inUnack > 0 || c.werr != nil || c.isClosed() || c.wd.expired() {
+		return nil
+	}
+	return c.direct
+}
+
+// writeMessages writes b with Write messages, at most WriteWindow bytes
+// unacknowledged, and returns the bytes acknowledged.
+func (c *Conn) writeMessages(b []byte) (int, error) {
 	var ids []uint64 // this Write's chunks, in order
 	var sizes []int
 	sent, acked := 0, 0
@@ -391,6 +452,13 @@ func (c *Conn) Close() error {
 	}
 	c.rd.close()
 	c.wd.close()
+	c.mu.Lock()
+	if c.direct != nil {
+		// Wake a Read in the socket now; the connection takes its
+		// reading back as it closes.
+		c.direct.SetReadDeadline(aLongTimeAgo)
+	}
+	c.mu.Unlock()
 	// Ask the connection to close as well as stopping its owner: the
 	// connection learns of the owner's end through a watch, which is slower
 	// across nodes and lost with a broken link.
@@ -412,6 +480,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	}
 	c.rd.set(t)
 	c.wd.set(t)
+	c.setDirectDeadline(t)
 	return nil
 }
 
@@ -422,7 +491,18 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		return c.opError("set", net.ErrClosed)
 	}
 	c.rd.set(t)
+	c.setDirectDeadline(t)
 	return nil
+}
+
+// setDirectDeadline gives the read deadline to the socket's lent read side,
+// whose Reads wait in the socket.
+func (c *Conn) setDirectDeadline(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.direct != nil {
+		c.direct.SetReadDeadline(t)
+	}
 }
 
 // SetWriteDeadline sets the deadline of pending and future Writes; the zero
@@ -465,6 +545,16 @@ func (c *Conn) received(data []byte) {
 		return
 	}
 	c.rbuf = append(c.rbuf, data)
+	c.notify()
+}
+
+// lent takes the connection's reading: from now on Read reads the socket.
+// The read deadline set so far applies to it.
+func (c *Conn) lent(d *actors.DirectIO) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.direct = d
+	d.SetReadDeadline(c.rd.when())
 	c.notify()
 }
 
@@ -529,6 +619,8 @@ func (o *connOwner) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Received:
 		o.c.received(m.Data)
+	case *actors.DirectIO:
+		o.c.lent(m)
 	case *messages.WriteAck:
 		o.c.writeDone(m.AckId, nil)
 	case *messages.WriteFailed:
@@ -593,9 +685,13 @@ type deadline struct{ d *deadlineState }
 
 type deadlineState struct {
 	mu     sync.Mutex
+	t      time.Time // the deadline; zero: none
 	timer  *time.Timer
 	cancel chan struct{} // closed when the deadline passes
 }
+
+// aLongTimeAgo is a deadline in the past.
+var aLongTimeAgo = time.Unix(1, 0)
 
 func newDeadline() deadline {
 	return deadline{d: &deadlineState{cancel: make(chan struct{})}}
@@ -610,6 +706,7 @@ func (dl deadline) set(t time.Time) {
 		<-d.cancel // the timer fired: wait until it closed cancel
 	}
 	d.timer = nil
+	d.t = t
 	closed := isDone(d.cancel)
 	if t.IsZero() {
 		if closed {
@@ -628,6 +725,13 @@ func (dl deadline) set(t time.Time) {
 	if !closed {
 		close(d.cancel)
 	}
+}
+
+// when is the deadline; zero: none.
+func (dl deadline) when() time.Time {
+	dl.d.mu.Lock()
+	defer dl.d.mu.Unlock()
+	return dl.d.t
 }
 
 // wait is a channel closed when the deadline has passed.

@@ -114,7 +114,7 @@ func TestConnWriteLargerThanTheWriteQueueArrivesWhole(t *testing.T) {
 func TestConnHoldsAtMostItsCreditOfUnreadChunks(t *testing.T) {
 	const credit, chunk = 2, 8 << 10
 	sopts := server.Options{Connection: actors.ConnectionConfig{ReadChunkSize: chunk}}
-	_, client, c := claimed(t, testkit.NewSystem(t), sopts, server.ConnOptions{ReadCredit: credit})
+	_, client, c := claimed(t, testkit.NewSystem(t), sopts, server.ConnOptions{ReadCredit: credit, NoDirectIO: true})
 	data := bigBody(4 << 20)
 	go client.Write(data) // blocks once the kernel's buffers are full
 	ctx := testCtx(t)

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package actors
+
+// disarm: no event loops outside Linux (and no lending: no fast paths).
+func (*loopReader) disarm() bool { return false }
