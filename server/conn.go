@@ -323,10 +323,15 @@ func (c *Conn) take(b []byte) (n, consumed int) {
 func (c *Conn) Write(b []byte) (int, error) {
 	select {
 	case c.wsem <- struct{}{}:
-	case <-c.closed:
-		return 0, c.opError("write", net.ErrClosed)
-	case <-c.wd.wait():
-		return 0, c.opError("write", os.ErrDeadlineExceeded)
+	default:
+		// Another Write is under way: wait for it, the deadline or Close.
+		select {
+		case c.wsem <- struct{}{}:
+		case <-c.closed:
+			return 0, c.opError("write", net.ErrClosed)
+		case <-c.wd.wait():
+			return 0, c.opError("write", os.ErrDeadlineExceeded)
+		}
 	}
 	defer func() { <-c.wsem }()
 	done := 0
@@ -679,7 +684,10 @@ func contextUntilClosed(closed <-chan struct{}) (context.Context, context.Cancel
 
 // ---------------------------------------------------------------------------
 // deadline is one direction's deadline, as net.Pipe keeps it: a channel that
-// is closed when the deadline passes.
+// is closed when the deadline passes. The timer that closes it is armed only
+// for a waiter (wait): net/http sets a read deadline or two per request, and
+// a Conn whose socket is lent waits in the socket, whose own deadline wakes
+// it (DirectIO.SetReadDeadline), so most deadlines never need one.
 
 type deadline struct{ d *deadlineState }
 
@@ -687,7 +695,9 @@ type deadlineState struct {
 	mu     sync.Mutex
 	t      time.Time // the deadline; zero: none
 	timer  *time.Timer
-	cancel chan struct{} // closed when the deadline passes
+	cancel chan struct{} // closed when the deadline passes (seen by expired, or by the timer)
+	waited bool          // wait was called: someone may be waiting, keep a timer armed
+	closed bool          // the Conn is closed: no more timers
 }
 
 // aLongTimeAgo is a deadline in the past.
@@ -697,34 +707,45 @@ func newDeadline() deadline {
 	return deadline{d: &deadlineState{cancel: make(chan struct{})}}
 }
 
-// set sets the deadline; the zero time clears it.
+// set sets the deadline; the zero time clears it. Once anyone has waited,
+// a timer is armed for every future deadline.
 func (dl deadline) set(t time.Time) {
 	d := dl.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired: wait until it closed cancel
+		// The timer has fired or is firing: it closes the channel it was
+		// armed with, which must no longer be the current one.
+		d.cancel = make(chan struct{})
 	}
 	d.timer = nil
 	d.t = t
-	closed := isDone(d.cancel)
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
+	if isDone(d.cancel) {
+		d.cancel = make(chan struct{})
 	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		cancel := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(cancel) })
-		return
-	}
-	if !closed {
+	switch {
+	case t.IsZero():
+	case !time.Now().Before(t):
 		close(d.cancel)
+	case d.waited:
+		d.arm()
 	}
+}
+
+// arm starts the timer that closes cancel at t. d.mu is held; t is set and
+// in the future.
+func (d *deadlineState) arm() {
+	if d.closed {
+		return
+	}
+	cancel := d.cancel
+	d.timer = time.AfterFunc(time.Until(d.t), func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if !isDone(cancel) {
+			close(cancel)
+		}
+	})
 }
 
 // when is the deadline; zero: none.
@@ -736,17 +757,40 @@ func (dl deadline) when() time.Time {
 
 // wait is a channel closed when the deadline has passed.
 func (dl deadline) wait() chan struct{} {
-	dl.d.mu.Lock()
-	defer dl.d.mu.Unlock()
-	return dl.d.cancel
+	d := dl.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.waited = true
+	if d.timer == nil && !d.t.IsZero() && !isDone(d.cancel) {
+		if time.Now().Before(d.t) {
+			d.arm()
+		} else {
+			close(d.cancel)
+		}
+	}
+	return d.cancel
 }
 
-func (dl deadline) expired() bool { return isDone(dl.wait()) }
+// expired tells whether the deadline has passed.
+func (dl deadline) expired() bool {
+	d := dl.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if isDone(d.cancel) {
+		return true
+	}
+	if !d.t.IsZero() && !time.Now().Before(d.t) {
+		close(d.cancel)
+		return true
+	}
+	return false
+}
 
 // close stops the timer, so a closed Conn keeps no timer.
 func (dl deadline) close() {
 	dl.d.mu.Lock()
 	defer dl.d.mu.Unlock()
+	dl.d.closed = true
 	if dl.d.timer != nil {
 		dl.d.timer.Stop()
 		dl.d.timer = nil

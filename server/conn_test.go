@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -298,5 +299,34 @@ func TestConnCloseWriteSendsFINAndReadingGoesOn(t *testing.T) {
 	info, err := c.Info(testCtx(t))
 	if err != nil || info.BytesSent != 4 || info.BytesReceived != 5 {
 		t.Errorf("Info = %v, %v; want 4 bytes sent, 5 received", info, err)
+	}
+}
+
+// A deadline set while a Read or Write waits wakes it at that time, on
+// messages or on the lent socket (the Conn arms its timers only for
+// waiters).
+func TestADeadlineSetWhileAReadWaitsWakesIt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts server.ConnOptions
+	}{{"DirectIO", server.ConnOptions{}}, {"Messages", server.ConnOptions{NoDirectIO: true}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, c := claimed(t, testkit.NewSystem(t), server.Options{}, tc.opts)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Read(make([]byte, 1))
+				done <- err
+			}()
+			time.Sleep(20 * time.Millisecond) // let Read wait, most likely
+			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			select {
+			case err := <-done:
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("Read = %v; want os.ErrDeadlineExceeded", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the Read was not woken by its deadline")
+			}
+		})
 	}
 }
