@@ -52,6 +52,7 @@ type DirectIO struct {
 	send  func(any) // to the connection (sendSelf)
 	stats *ConnectionStats
 	since time.Time // lastIO counts from here, so the idle clock stays monotonic
+	idle  bool      // the connection has an idle time-out: keep lastIO
 
 	received atomic.Uint64 // read and not yet counted by the connection
 	sent     atomic.Uint64 // written and not yet counted by the connection
@@ -64,6 +65,7 @@ type DirectIO struct {
 
 	wmu      sync.Mutex // held across a direct write, and by the connection to turn writing off
 	writable bool       // Write may write: nothing is queued in the connection
+	one      [1][]byte  // Write's buffer list, kept to spare an allocation per write
 }
 
 // directReturned tells the connection that the reading it lent is back:
@@ -129,7 +131,11 @@ func (d *DirectIO) Read(b []byte) (int, error) {
 	return 0, err
 }
 
-func (d *DirectIO) touch() { d.lastIO.Store(int64(max(time.Since(d.since), 1))) }
+func (d *DirectIO) touch() {
+	if d.idle {
+		d.lastIO.Store(int64(max(time.Since(d.since), 1)))
+	}
+}
 
 // Write writes b without waiting, as far as the socket takes it, while the
 // connection lends writing, and returns how much it wrote. What it did not
@@ -142,7 +148,9 @@ func (d *DirectIO) Write(b []byte) int {
 	if !d.writable || len(b) == 0 {
 		return 0
 	}
-	n, _, _ := writeNow(d.raw, [][]byte{b})
+	d.one[0] = b
+	n, _, _ := writeNow(d.raw, d.one[:])
+	d.one[0] = nil
 	if n > 0 {
 		d.sent.Add(uint64(n))
 		d.stats.sent(n)
@@ -214,7 +222,8 @@ func (c *connection) lendRead() bool {
 		c.reading = false
 	}
 	tc := c.conn.(*net.TCPConn) // c.raw is set only for one
-	c.lease = &DirectIO{tc: tc, raw: c.raw, send: c.sendSelf, stats: c.cfg.Stats, since: time.Now(), lent: true}
+	c.lease = &DirectIO{tc: tc, raw: c.raw, send: c.sendSelf, stats: c.cfg.Stats, since: time.Now(),
+		idle: c.cfg.IdleTimeout > 0, lent: true}
 	c.leaseOwner, c.lendTo = c.owner, nil
 	c.ctx.Send(c.owner, c.lease)
 	return true

@@ -724,10 +724,10 @@ func (dl deadline) set(t time.Time) {
 		d.cancel = make(chan struct{})
 	}
 	switch {
-	case t.IsZero():
+	case t.IsZero(), !d.waited: // expired and wait look at the clock
 	case !time.Now().Before(t):
 		close(d.cancel)
-	case d.waited:
+	default:
 		d.arm()
 	}
 }
