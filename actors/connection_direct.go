@@ -59,9 +59,10 @@ type DirectIO struct {
 	lastIO   atomic.Int64  // nanoseconds after since of the last read or write; 0 none
 
 	mu       sync.Mutex
-	lent     bool // Read may read
-	readers  int  // Reads in the socket now
-	returned bool // reading is back with the connection (or directReturned is on its way)
+	lent     bool  // Read may read
+	readers  int   // Reads in the socket now
+	returned bool  // reading is back with the connection (or directReturned is on its way)
+	ended    error // the read error that ended the lending, for the connection
 
 	wmu      sync.Mutex // held across a direct write, and by the connection to turn writing off
 	writable bool       // Write may write: nothing is queued in the connection
@@ -105,19 +106,17 @@ func (d *DirectIO) Read(b []byte) (int, error) {
 
 	d.mu.Lock()
 	d.readers--
-	timeout := errors.Is(err, os.ErrDeadlineExceeded)
-	var ended error
-	if err != nil && !timeout && d.lent {
+	if err != nil && d.lent && !errors.Is(err, os.ErrDeadlineExceeded) {
 		// The end of the input (FIN, reset, a closed socket): the
 		// connection's to handle, as its own reader's error.
-		d.lent, ended = false, err
+		d.lent, d.ended = false, err
 	}
 	back := !d.lent && d.readers == 0 && !d.returned
 	if back {
 		d.returned = true
 		_ = d.tc.SetReadDeadline(time.Time{}) // the connection reads without one
 	}
-	lent := d.lent
+	lent, ended := d.lent, d.ended
 	d.mu.Unlock()
 	if back {
 		d.send(&directReturned{d: d, err: ended})
@@ -229,7 +228,7 @@ func (c *connection) lendRead() bool {
 	return true
 }
 
-// canLend: an open connection whose owner asked for direct reading, lives
+// canLend: an open connection whose owner asked for direct I/O, lives
 // on this node, and can have it.
 func (c *connection) canLend() bool {
 	return c.lendTo != nil && c.phase == open && !c.peerClosed && c.held == nil &&
