@@ -80,6 +80,15 @@ func (o ConnOptions) withDefaults() ConnOptions {
 // makes Read return io.EOF while writing goes on (a half-close), as with a
 // TCP socket.
 //
+// When the connection runs on the Conn's node (and is a plain TCP socket on
+// Linux, with no ReadTimeout), it lends the Conn its socket
+// (actors.DirectIO) unless ConnOptions.NoDirectIO: Read then reads the
+// socket on its caller's goroutine, nothing is read ahead of it, and Write
+// is one non-blocking write there, with messages only for what the socket
+// does not take at once. The connection still counts the bytes, keeps its
+// idle time-out and takes the socket back to close (or for another owner);
+// the ending is told as above.
+//
 // Deadlines behave as net.Conn's: a Read or Write past its deadline returns
 // an error that wraps os.ErrDeadlineExceeded (Timeout() is true). A Write
 // that times out may still deliver the bytes it had sent; the count it
