@@ -115,7 +115,7 @@ type Conn struct {
 
 	mu      sync.Mutex
 	changed chan struct{}    // closed and replaced whenever the fields below change
-	direct  *actors.DirectIO // the socket's read side, lent by a connection on this node
+	direct  *actors.DirectIO // the socket, lent by a connection on this node
 	rbuf    [][]byte         // received, not yet read
 	eof     bool             // the peer sent FIN
 	endErr  error            // the connection ended with this error (io.EOF: cleanly)
@@ -562,7 +562,7 @@ func (c *Conn) received(data []byte) {
 	c.notify()
 }
 
-// lent takes the connection's reading: from now on Read reads the socket.
+// lent takes the socket the connection lends: from now on Read and Write use it.
 // The read deadline set so far applies to it.
 func (c *Conn) lent(d *actors.DirectIO) {
 	c.mu.Lock()
@@ -694,7 +694,7 @@ func contextUntilClosed(closed <-chan struct{}) (context.Context, context.Cancel
 // ---------------------------------------------------------------------------
 // deadline is one direction's deadline, as net.Pipe keeps it: a channel that
 // is closed when the deadline passes. The timer that closes it is armed only
-// for a waiter (wait): net/http sets a read deadline or two per request, and
+// for a waiter (wait): net/http sets several read deadlines per request, and
 // a Conn whose socket is lent waits in the socket, whose own deadline wakes
 // it (DirectIO.SetReadDeadline), so most deadlines never need one.
 
