@@ -66,7 +66,9 @@ type DirectIO struct {
 
 	wmu      sync.Mutex // held across a direct write, and by the connection to turn writing off
 	writable bool       // Write may write: nothing is queued in the connection
-	one      [1][]byte  // Write's buffer list, kept to spare an allocation per write
+	wbuf     []byte     // what write writes, and what it wrote: under wmu
+	wn       int
+	write    func(fd uintptr) bool // made once: a closure per Write would be an allocation
 }
 
 // directReturned tells the connection that the reading it lent is back:
@@ -147,9 +149,10 @@ func (d *DirectIO) Write(b []byte) int {
 	if !d.writable || len(b) == 0 {
 		return 0
 	}
-	d.one[0] = b
-	n, _, _ := writeNow(d.raw, d.one[:])
-	d.one[0] = nil
+	d.wbuf, d.wn = b, 0
+	_ = d.raw.Write(d.write) // an error leaves the rest to the connection, which meets it again
+	n := d.wn
+	d.wbuf = nil
 	if n > 0 {
 		d.sent.Add(uint64(n))
 		d.stats.sent(n)
@@ -223,6 +226,7 @@ func (c *connection) lendRead() bool {
 	tc := c.conn.(*net.TCPConn) // c.raw is set only for one
 	c.lease = &DirectIO{tc: tc, raw: c.raw, send: c.sendSelf, stats: c.cfg.Stats, since: time.Now(),
 		idle: c.cfg.IdleTimeout > 0, lent: true}
+	c.lease.write = c.lease.writeFd
 	c.leaseOwner, c.lendTo = c.owner, nil
 	c.ctx.Send(c.owner, c.lease)
 	return true

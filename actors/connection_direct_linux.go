@@ -2,7 +2,11 @@
 
 package actors
 
-import "golang.org/x/sys/unix"
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 // disarm withdraws the permit arm gave, when the loop has not taken it for
 // a read yet, and takes the socket out of the loop's interest: its owner
@@ -18,6 +22,22 @@ func (r *loopReader) disarm() bool {
 	if r.interest {
 		r.interest = false
 		_ = r.ctl(unix.EPOLL_CTL_MOD, interestOff)
+	}
+	return true
+}
+
+// writeFd writes wbuf with write(2) calls while the socket takes it, without
+// waiting (RawConn.Write's callback; wmu is held).
+func (d *DirectIO) writeFd(fd uintptr) bool {
+	for d.wn < len(d.wbuf) {
+		n, err := syscall.Write(int(fd), d.wbuf[d.wn:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil || n <= 0:
+			return true // EAGAIN (full), or an error: the rest goes as a Write
+		}
+		d.wn += n
 	}
 	return true
 }

@@ -789,7 +789,9 @@ func (dl deadline) expired() bool {
 		return true
 	}
 	if !d.t.IsZero() && !time.Now().Before(d.t) {
-		close(d.cancel)
+		if d.waited {
+			close(d.cancel) // a waiter may not have seen it yet
+		}
 		return true
 	}
 	return false
