@@ -86,6 +86,7 @@ func TestCloseTakesTheLentSocketBackFromAWaitingRead(t *testing.T) {
 	claim(t, sys, conn, in.pid, &messages.ClaimOptions{DirectIo: true})
 	d := expectNext[*DirectIO](t, in)
 	pending := directRead(d, 64)
+	time.Sleep(20 * time.Millisecond) // let the Read wait in the socket, most likely (either way it must end)
 
 	ack := call[*messages.Ack](t, sys, conn, &messages.Close{})
 	if r := waitRead(t, pending); !errors.Is(r.err, ErrNotLent) || len(r.data) != 0 {
@@ -186,11 +187,20 @@ func TestAHandOverTakesTheLentSocketBack(t *testing.T) {
 	claim(t, sys, conn, first.pid, &messages.ClaimOptions{DirectIo: true})
 	d := expectNext[*DirectIO](t, first)
 	pending := directRead(d, 64)
+	time.Sleep(20 * time.Millisecond) // let the Read wait in the socket, most likely (either way it must end)
 
 	second := newInbox(t, sys)
 	claim(t, sys, conn, second.pid, nil)
 	if r := waitRead(t, pending); !errors.Is(r.err, ErrNotLent) {
 		t.Fatalf("the first owner's waiting Read returned %q, %v; want ErrNotLent", r.data, r.err)
+	}
+	if n := d.Write([]byte("from the first")); n != 0 {
+		t.Fatalf("the first owner wrote %d bytes directly after the hand-over; want 0", n)
+	}
+	sys.Root.RequestWithCustomSender(conn, &messages.Write{Data: []byte("second"), AckId: 1}, second.pid)
+	expectNext[*messages.WriteAck](t, second)
+	if got := readN(t, c, 6); string(got) != "second" {
+		t.Fatalf("the client read %q; want only the second owner's bytes", got)
 	}
 	_, _ = c.Write([]byte("to the second"))
 	if got := collect(t, sys, conn, second, len("to the second")); string(got) != "to the second" {
@@ -202,7 +212,7 @@ func TestAHandOverTakesTheLentSocketBack(t *testing.T) {
 // Reads through the lent socket keep the connection out of its idle
 // time-out; silence ends it as ever.
 func TestReadsThroughTheLentSocketCountForTheIdleTimeOut(t *testing.T) {
-	const idle = 600 * time.Millisecond
+	const idle = time.Second
 	sys := testkit.NewSystem(t)
 	c, sc := socketPair(t)
 	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{IdleTimeout: idle})
@@ -211,7 +221,7 @@ func TestReadsThroughTheLentSocketCountForTheIdleTimeOut(t *testing.T) {
 	d := expectNext[*DirectIO](t, in)
 
 	start := time.Now()
-	for time.Since(start) < 3*idle {
+	for time.Since(start) < 5*idle/2 {
 		_, _ = c.Write([]byte("x"))
 		if r := waitRead(t, directRead(d, 8)); r.err != nil {
 			t.Fatalf("direct Read after %v: %v (the idle time-out is %v)", time.Since(start), r.err, idle)
