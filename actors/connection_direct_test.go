@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
 )
@@ -257,5 +258,35 @@ func TestADeadlineWakesADirectRead(t *testing.T) {
 	_, _ = c.Write([]byte("on"))
 	if r := waitRead(t, directRead(d, 8)); string(r.data) != "on" || r.err != nil {
 		t.Fatalf("direct Read after the deadline was cleared = %q, %v; want on", r.data, r.err)
+	}
+}
+
+// Where the socket cannot be lent — an owner on another node, a connection
+// with a ReadTimeout (which only its own reader keeps) — direct_io is
+// ignored: the owner gets Received as ever.
+func TestDirectIOIsNotLentWhereItCannotBe(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		connSys  *actor.ActorSystem
+		ownerSys *actor.ActorSystem
+		cfg      ConnectionConfig
+	}{
+		{"owner on another node", testkit.Remote(t, 0), testkit.Remote(t, 1), ConnectionConfig{}},
+		{"ReadTimeout", testkit.NewSystem(t), nil, ConnectionConfig{ReadTimeout: time.Minute}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ownerSys := tc.ownerSys
+			if ownerSys == nil {
+				ownerSys = tc.connSys
+			}
+			c, sc := socketPair(t)
+			conn := startConn(t, tc.connSys, sc, 1, nil, tc.cfg)
+			in := newInbox(t, ownerSys)
+			claim(t, tc.connSys, conn, remotePID(in.pid), &messages.ClaimOptions{DirectIo: true})
+			_, _ = c.Write([]byte("hello"))
+			if r := expectNext[*messages.Received](t, in); string(r.Data) != "hello" {
+				t.Fatalf("Received %q; want hello", r.Data)
+			}
+		})
 	}
 }
