@@ -9,6 +9,7 @@ package actors
 //	connection_end.go         Close, CloseWrite, Abort, lingering, teardown
 //	connection_options.go     GetInfo, SetSocketOption, the idle time-out
 //	connection_io.go          the reader goroutine and its buffers
+//	connection_direct.go      the socket lent to an owner on this node (direct_io)
 //	eventloop_linux.go        the event loops that read instead (ReadLoop)
 
 import (
