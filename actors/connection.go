@@ -301,6 +301,7 @@ func (c *connection) Receive(ctx actor.Context) {
 	case *writeJob:
 		c.onWritten(m)
 	case *idleTick:
+		c.foldLease() // the owner's direct reads and writes count
 		c.onIdleTick(ctx)
 	case *closeTick:
 		c.onCloseTick()

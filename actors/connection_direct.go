@@ -303,8 +303,14 @@ func (c *connection) foldLease() {
 	c.bytesReceived += d.received.Swap(0)
 	c.bytesSent += d.sent.Swap(0)
 	if at := d.lastIO.Swap(0); at != 0 && c.idle != nil {
-		if t := d.since.Add(time.Duration(at)); t.After(c.lastActive) {
-			c.lastActive = t
-		}
+		c.touchedAgo(time.Since(d.since) - time.Duration(at))
+	}
+}
+
+// touchedAgo moves the idle clock to the owner's last direct read or write,
+// ago before now (touch, for a moment past).
+func (c *connection) touchedAgo(ago time.Duration) {
+	if t := time.Now().Add(-ago); t.After(c.lastActive) {
+		c.lastActive = t
 	}
 }

@@ -24,7 +24,6 @@ func (c *connection) onIdleTick(ctx actor.Context) {
 		return
 	}
 	d := c.cfg.IdleTimeout
-	c.foldLease()
 	if left := d - time.Since(c.lastActive); left > 0 {
 		c.idle.Reset(left)
 		return
