@@ -220,11 +220,7 @@ type connection struct {
 	done     chan struct{}
 	loop     *loopReader // ReadLoop: an event loop reads instead of a goroutine
 
-	// The socket lent to the owner (connection_direct.go).
-	lendTo        *actor.PID // the owner that asked for it (ClaimOptions.direct_io), until lent
-	lease         *DirectIO  // lent, or on its way back
-	leaseOwner    *actor.PID // the owner it is lent to
-	leaseWritable bool       // the owner may write directly
+	lend *lending // the socket lent to the owner (connection_direct.go); nil until asked
 
 	// Writing.
 	wq  writeQueue
@@ -463,10 +459,7 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 		c.peerCloseTimeout = time.Duration(ms) * time.Millisecond
 	}
 	c.credit = min(credit, maxCredit)
-	c.lendTo = nil
-	if m.GetOptions().GetDirectIo() {
-		c.lendTo = owner // lendRead lends when it can
-	}
+	c.askedToLend(owner, m.GetOptions().GetDirectIo())
 	c.respond(ctx, &messages.Ack{})
 	if c.phase == waitingForOwner {
 		c.phase = open

@@ -198,20 +198,45 @@ func (d *DirectIO) revoke() bool {
 	return true
 }
 
+// lending is a connection's state of lending its socket, made when an owner
+// first asks (most connections never lend: one pointer is all they pay).
+type lending struct {
+	to       *actor.PID // the owner that asked for it (ClaimOptions.direct_io), until lent
+	lease    *DirectIO  // lent, or on its way back
+	owner    *actor.PID // the owner it is lent to
+	writable bool       // the owner may write directly
+}
+
+// askedToLend records a claim's direct_io: lendRead lends when it can.
+func (c *connection) askedToLend(owner *actor.PID, asked bool) {
+	switch {
+	case asked && c.lend == nil:
+		c.lend = &lending{to: owner}
+	case asked:
+		c.lend.to = owner
+	case c.lend != nil:
+		c.lend.to = nil
+	}
+}
+
 // lendRead lends reading to the owner, keeps it lent, or takes it back, as
 // the connection's state says; askRead asks it first. true: the owner
 // reads (or reading is on its way back), so the connection must not.
 func (c *connection) lendRead() bool {
-	if c.lease != nil {
-		if c.phase == open && pidEqual(c.owner, c.leaseOwner) {
+	l := c.lend
+	if l == nil {
+		return false
+	}
+	if l.lease != nil {
+		if c.phase == open && pidEqual(c.owner, l.owner) {
 			return true
 		}
 		c.directWritesOff()
 		c.foldLease()
-		if !c.lease.revoke() {
+		if !l.lease.revoke() {
 			return true // onDirectReturned goes on
 		}
-		c.lease = nil
+		l.lease = nil
 		return false
 	}
 	if !c.canLend() {
@@ -224,20 +249,20 @@ func (c *connection) lendRead() bool {
 		c.reading = false
 	}
 	tc := c.conn.(*net.TCPConn) // c.raw is set only for one
-	c.lease = &DirectIO{tc: tc, raw: c.raw, send: c.sendSelf, stats: c.cfg.Stats, since: time.Now(),
+	d := &DirectIO{tc: tc, raw: c.raw, send: c.sendSelf, stats: c.cfg.Stats, since: time.Now(),
 		idle: c.cfg.IdleTimeout > 0, lent: true}
-	c.lease.write = c.lease.writeFd
-	c.leaseOwner, c.lendTo = c.owner, nil
-	c.ctx.Send(c.owner, c.lease)
+	d.write = d.writeFd
+	l.lease, l.owner, l.to = d, c.owner, nil
+	c.ctx.Send(c.owner, d)
 	return true
 }
 
 // canLend: an open connection whose owner asked for direct I/O, lives
 // on this node, and can have it.
 func (c *connection) canLend() bool {
-	return c.lendTo != nil && c.phase == open && !c.peerClosed && c.held == nil &&
+	return c.lend.to != nil && c.phase == open && !c.peerClosed && c.held == nil &&
 		c.handler == nil && c.raw != nil && c.cfg.ReadTimeout <= 0 &&
-		pidEqual(c.lendTo, c.owner) && c.owner.Address == c.self.Address
+		pidEqual(c.lend.to, c.owner) && c.owner.Address == c.self.Address
 }
 
 // takePermitBack withdraws a read permit that no read has taken yet.
@@ -256,12 +281,12 @@ func (c *connection) takePermitBack() bool {
 // onDirectReturned: reading is back; an error that ended it is handled as
 // the connection's own read's, else reading goes on as the phase says.
 func (c *connection) onDirectReturned(ctx actor.Context, m *directReturned) {
-	if m.d != c.lease {
+	if c.lend == nil || m.d != c.lend.lease {
 		return
 	}
 	c.directWritesOff()
 	c.foldLease()
-	c.lease = nil
+	c.lend.lease = nil
 	if m.err != nil {
 		c.onRead(ctx, &readResult{err: m.err})
 		return
@@ -273,33 +298,34 @@ func (c *connection) onDirectReturned(ctx actor.Context, m *directReturned) {
 // own to write, after each message: open, the socket lent, no FIN, nothing
 // queued or in a writer goroutine.
 func (c *connection) syncDirectWrites() {
-	if c.lease == nil {
+	l := c.lend
+	if l == nil || l.lease == nil {
 		return
 	}
-	on := c.phase == open && pidEqual(c.owner, c.leaseOwner) && c.fin == finNotSent &&
+	on := c.phase == open && pidEqual(c.owner, l.owner) && c.fin == finNotSent &&
 		c.wq.len() == 0 && c.job == nil
-	if on != c.leaseWritable {
-		c.leaseWritable = on
-		c.lease.setWritable(on)
+	if on != l.writable {
+		l.writable = on
+		l.lease.setWritable(on)
 	}
 }
 
 // directWritesOff stops direct writes before the connection writes to the
 // socket itself (or sends its FIN), waiting for one in progress.
 func (c *connection) directWritesOff() {
-	if c.leaseWritable {
-		c.leaseWritable = false
-		c.lease.setWritable(false)
+	if l := c.lend; l != nil && l.writable {
+		l.writable = false
+		l.lease.setWritable(false)
 	}
 }
 
 // foldLease counts what the owner has read and written since the last
 // fold: the byte counters, and the idle clock.
 func (c *connection) foldLease() {
-	d := c.lease
-	if d == nil {
+	if c.lend == nil || c.lend.lease == nil {
 		return
 	}
+	d := c.lend.lease
 	c.bytesReceived += d.received.Swap(0)
 	c.bytesSent += d.sent.Swap(0)
 	if at := d.lastIO.Swap(0); at != 0 && c.idle != nil {
