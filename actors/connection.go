@@ -9,6 +9,7 @@ package actors
 //	connection_end.go         Close, CloseWrite, Abort, lingering, teardown
 //	connection_options.go     GetInfo, SetSocketOption, the idle time-out
 //	connection_io.go          the reader goroutine and its buffers
+//	connection_direct.go      the socket lent to an owner on this node (direct_io)
 //	eventloop_linux.go        the event loops that read instead (ReadLoop)
 
 import (
@@ -213,6 +214,8 @@ type connection struct {
 	done    chan struct{}
 	loop    *loopReader // ReadLoop: an event loop reads instead of a goroutine
 
+	lend *lending // the socket lent to the owner (connection_direct.go); nil until asked
+
 	// Writing.
 	wq  writeQueue
 	job *writeJob // with a writer goroutine: nothing else writes meanwhile
@@ -302,6 +305,7 @@ func (c *connection) Receive(ctx actor.Context) {
 	case *writeJob:
 		c.onWritten(m)
 	case *idleTick:
+		c.foldLease() // the owner's direct reads and writes count
 		c.onIdleTick(ctx)
 	case *closeTick:
 		c.onCloseTick()
@@ -311,6 +315,8 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.setOwner(ctx, m)
 	case *messages.Demand:
 		c.demand(int(m.N))
+	case *directReturned:
+		c.onDirectReturned(ctx, m)
 	case *messages.Write:
 		w := pendingWrite{data: m.Data, ackID: m.AckId, to: c.replyTo(ctx), demand: int(m.Demand)}
 		if m.Donate || fromAnotherNode(ctx) {
@@ -342,6 +348,7 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.other(ctx, m)
 	}
 	c.drainEvents()
+	c.syncDirectWrites()
 	if c.phase == lingering && !c.announced {
 		// After the message, not inside the handler callback that closed.
 		c.announce()
@@ -491,6 +498,7 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 		c.peerCloseTimeout = time.Duration(ms) * time.Millisecond
 	}
 	c.credit = min(credit, maxCredit)
+	c.askedToLend(owner, m.GetOptions().GetDirectIo())
 	c.respond(ctx, &messages.Ack{})
 	if c.phase == waitingForOwner {
 		c.phase = open

@@ -56,6 +56,7 @@ func (c *connection) startClose(who *actor.PID) {
 	}
 	claimed := c.phase != waitingForOwner
 	c.phase = closing
+	c.directWritesOff() // the FIN comes after every direct write
 	if c.peerCloseTimer != nil {
 		c.peerCloseTimer.Stop()
 	}
@@ -215,6 +216,7 @@ func (c *connection) startCloseWrite(who *actor.PID) {
 		cl := c.closer()
 		cl.writeShutWaiters = append(cl.writeShutWaiters, who)
 	}
+	c.directWritesOff() // the FIN comes after every direct write
 	c.fin = finAfterFlush
 	if c.job == nil && c.wq.len() == 0 {
 		c.flushed()

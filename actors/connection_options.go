@@ -39,6 +39,7 @@ func (c *connection) onIdleTick(ctx actor.Context) {
 }
 
 func (c *connection) info() *messages.ConnectionInfo {
+	c.foldLease()
 	info := ConnectionInfoOf(c.conn, c.id)
 	if c.phase >= closing {
 		info.State = messages.SocketState_SOCKET_STATE_CLOSING

@@ -38,9 +38,9 @@ func (c *connection) demand(n int) {
 // read: open with credit and nothing held back, or closing or lingering,
 // which read without credit and throw the bytes away (unread input at
 // close(2) would reset the connection) — as long as the peer may still
-// send.
+// send, and unless the owner reads itself (lendRead).
 func (c *connection) askRead() {
-	if c.reading || c.peerClosed {
+	if c.lendRead() || c.reading || c.peerClosed {
 		return
 	}
 	switch c.phase {

@@ -37,6 +37,7 @@ func (c *connection) write(w pendingWrite, borrowed bool) {
 			c.wq.bytes, len(w.data), c.cfg.WriteQueueBytes))
 		return
 	}
+	c.directWritesOff() // what the owner writes directly must not overtake w, nor w it
 	c.wq.push(w)
 	if borrowed {
 		if c.raw != nil && c.job == nil && c.wq.len() == 1 {

@@ -869,6 +869,7 @@ type ClaimOptions struct {
 	InitialCredit       int32                  `protobuf:"varint,1,opt,name=initial_credit,json=initialCredit,proto3" json:"initial_credit,omitempty"`                         // Received messages the owner accepts before its first Demand; 0 = default (4); negative is an error
 	KeepOpenOnPeerClose bool                   `protobuf:"varint,2,opt,name=keep_open_on_peer_close,json=keepOpenOnPeerClose,proto3" json:"keep_open_on_peer_close,omitempty"` // after PeerClosed wait for the owner's Close without a time-out
 	PeerCloseTimeoutMs  int32                  `protobuf:"varint,3,opt,name=peer_close_timeout_ms,json=peerCloseTimeoutMs,proto3" json:"peer_close_timeout_ms,omitempty"`      // after PeerClosed close by itself after this long; 0 = the connection's default (10 s); negative is an error
+	DirectIo            bool                   `protobuf:"varint,4,opt,name=direct_io,json=directIo,proto3" json:"direct_io,omitempty"`                                        // lend the socket to an owner on the connection's node: it gets a Go *actors.DirectIO (server.Conn reads and writes on its own goroutine); ignored for an owner on another node
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -922,6 +923,13 @@ func (x *ClaimOptions) GetPeerCloseTimeoutMs() int32 {
 		return x.PeerCloseTimeoutMs
 	}
 	return 0
+}
+
+func (x *ClaimOptions) GetDirectIo() bool {
+	if x != nil {
+		return x.DirectIo
+	}
+	return false
 }
 
 // NextPendingConnection is QTcpServer::nextPendingConnection(). Sent by
@@ -2954,11 +2962,12 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x11socket_descriptor\x18\x01 \x01(\x03R\x10socketDescriptor\"\a\n" +
 	"\x05Close\"-\n" +
 	"\tGetStatus\x12 \n" +
-	"\vconnections\x18\x01 \x01(\bR\vconnections\"\x9e\x01\n" +
+	"\vconnections\x18\x01 \x01(\bR\vconnections\"\xbb\x01\n" +
 	"\fClaimOptions\x12%\n" +
 	"\x0einitial_credit\x18\x01 \x01(\x05R\rinitialCredit\x124\n" +
 	"\x17keep_open_on_peer_close\x18\x02 \x01(\bR\x13keepOpenOnPeerClose\x121\n" +
-	"\x15peer_close_timeout_ms\x18\x03 \x01(\x05R\x12peerCloseTimeoutMs\"n\n" +
+	"\x15peer_close_timeout_ms\x18\x03 \x01(\x05R\x12peerCloseTimeoutMs\x12\x1b\n" +
+	"\tdirect_io\x18\x04 \x01(\bR\bdirectIo\"n\n" +
 	"\x15NextPendingConnection\x12 \n" +
 	"\x05owner\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x05owner\x123\n" +

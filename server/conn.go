@@ -43,6 +43,13 @@ type ConnOptions struct {
 	// at or below the connection's WriteQueueBytes (1 MiB by default), or
 	// the connection refuses writes with a full queue.
 	WriteWindow int
+	// NoDirectIO keeps a Conn whose connection runs on its node on
+	// messages (Received, Write, WriteAck), as a Conn of a connection on
+	// another node always is: the connection reads up to ReadCredit chunks
+	// ahead of Read. By default such a Conn reads and writes the socket
+	// itself, on the caller's goroutine (actors.DirectIO), and nothing is
+	// read before Read asks.
+	NoDirectIO bool
 }
 
 func (o ConnOptions) withDefaults() ConnOptions {
@@ -73,6 +80,15 @@ func (o ConnOptions) withDefaults() ConnOptions {
 // makes Read return io.EOF while writing goes on (a half-close), as with a
 // TCP socket.
 //
+// When the connection runs on the Conn's node (and is a plain TCP socket on
+// Linux, with no ReadTimeout), it lends the Conn its socket
+// (actors.DirectIO) unless ConnOptions.NoDirectIO: Read then reads the
+// socket on its caller's goroutine, nothing is read ahead of it, and Write
+// is one non-blocking write there, with messages only for what the socket
+// does not take at once. The connection still counts the bytes, keeps its
+// idle time-out and takes the socket back to close (or for another owner);
+// the ending is told as above.
+//
 // Deadlines behave as net.Conn's: a Read or Write past its deadline returns
 // an error that wraps os.ErrDeadlineExceeded (Timeout() is true). A Write
 // that times out may still deliver the bytes it had sent; the count it
@@ -98,10 +114,11 @@ type Conn struct {
 	once   sync.Once
 
 	mu      sync.Mutex
-	changed chan struct{} // closed and replaced whenever the fields below change
-	rbuf    [][]byte      // received, not yet read
-	eof     bool          // the peer sent FIN
-	endErr  error         // the connection ended with this error (io.EOF: cleanly)
+	changed chan struct{}    // closed and replaced whenever the fields below change
+	direct  *actors.DirectIO // the socket, lent by a connection on this node
+	rbuf    [][]byte         // received, not yet read
+	eof     bool             // the peer sent FIN
+	endErr  error            // the connection ended with this error (io.EOF: cleanly)
 	nextAck uint64
 	unacked map[uint64]int // write ack id → bytes
 	inUnack int            // bytes in unacked
@@ -151,8 +168,15 @@ func newConn(sys *actor.ActorSystem, opts ConnOptions) *Conn {
 	return c
 }
 
+// claimOptions asks a connection on the Conn's node to lend its socket
+// (direct_io, unless NoDirectIO): the Conn's Reads and Writes then use it
+// themselves — a request wakes the goroutine in Read and nothing else, as
+// with a plain net.Conn, where Received wakes a reader, then the Conn's
+// goroutine; an answer is one writev, where Write and WriteAck are two
+// messages. A connection on another node ignores it.
 func (c *Conn) claimOptions() *messages.ClaimOptions {
-	return &messages.ClaimOptions{InitialCredit: int32(min(c.opts.ReadCredit, 1<<30)), KeepOpenOnPeerClose: true}
+	return &messages.ClaimOptions{InitialCredit: int32(min(c.opts.ReadCredit, 1<<30)), KeepOpenOnPeerClose: true,
+		DirectIo: !c.opts.NoDirectIO}
 }
 
 // claimNext claims the server's oldest pending connection for this Conn. It
@@ -217,8 +241,9 @@ func (c *Conn) Info(ctx context.Context) (*messages.ConnectionInfo, error) {
 	return connRequest[*messages.ConnectionInfo](ctx, c.sys, c.conn, &messages.GetInfo{})
 }
 
-// Read reads what the connection received. It returns io.EOF once the peer
-// has closed its side and everything received was read.
+// Read reads what the connection received, or, when the connection lends
+// its socket, reads the socket. It returns io.EOF once the peer has closed
+// its side and everything received was read.
 func (c *Conn) Read(b []byte) (int, error) {
 	for {
 		c.mu.Lock()
@@ -250,8 +275,27 @@ func (c *Conn) Read(b []byte) (int, error) {
 			}
 			return 0, c.opError("read", err)
 		}
-		changed := c.changed
+		d, changed := c.direct, c.changed
 		c.mu.Unlock()
+		if d != nil {
+			n, err := d.Read(b)
+			switch {
+			case n > 0:
+				return n, nil
+			case errors.Is(err, actors.ErrNotLent):
+				// Taken back (closing, a new owner) or the input ended:
+				// what comes next comes as messages.
+				c.mu.Lock()
+				if c.direct == d {
+					c.direct = nil
+				}
+				c.mu.Unlock()
+				continue
+			case c.isClosed():
+				return 0, c.opError("read", net.ErrClosed)
+			}
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		}
 		select {
 		case <-changed:
 		case <-c.rd.wait():
@@ -288,13 +332,44 @@ func (c *Conn) take(b []byte) (n, consumed int) {
 func (c *Conn) Write(b []byte) (int, error) {
 	select {
 	case c.wsem <- struct{}{}:
-	case <-c.closed:
-		return 0, c.opError("write", net.ErrClosed)
-	case <-c.wd.wait():
-		return 0, c.opError("write", os.ErrDeadlineExceeded)
+	default:
+		// Another Write is under way: wait for it, the deadline or Close.
+		select {
+		case c.wsem <- struct{}{}:
+		case <-c.closed:
+			return 0, c.opError("write", net.ErrClosed)
+		case <-c.wd.wait():
+			return 0, c.opError("write", os.ErrDeadlineExceeded)
+		}
 	}
 	defer func() { <-c.wsem }()
+	done := 0
+	if d := c.directWriter(len(b)); d != nil {
+		// The socket is lent: one non-blocking write here; what it does
+		// not take goes as messages, after it.
+		if done = d.Write(b); done == len(b) {
+			return done, nil
+		}
+	}
+	n, err := c.writeMessages(b[done:])
+	return done + n, err
+}
 
+// directWriter is the lent socket when Write may use it: nothing it sent
+// as messages waits for its outcome (those bytes go first), and nothing
+// has ended writing.
+func (c *Conn) directWriter(n int) *actors.DirectIO {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.direct == nil || n == 0 || c.inUnack > 0 || c.werr != nil || c.isClosed() || c.wd.expired() {
+		return nil
+	}
+	return c.direct
+}
+
+// writeMessages writes b with Write messages, at most WriteWindow bytes
+// unacknowledged, and returns the bytes acknowledged.
+func (c *Conn) writeMessages(b []byte) (int, error) {
 	var ids []uint64 // this Write's chunks, in order
 	var sizes []int
 	sent, acked := 0, 0
@@ -391,6 +466,13 @@ func (c *Conn) Close() error {
 	}
 	c.rd.close()
 	c.wd.close()
+	c.mu.Lock()
+	if c.direct != nil {
+		// Wake a Read in the socket now; the connection takes its
+		// reading back as it closes.
+		c.direct.SetReadDeadline(aLongTimeAgo)
+	}
+	c.mu.Unlock()
 	// Ask the connection to close as well as stopping its owner: the
 	// connection learns of the owner's end through a watch, which is slower
 	// across nodes and lost with a broken link.
@@ -412,6 +494,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	}
 	c.rd.set(t)
 	c.wd.set(t)
+	c.setDirectDeadline(t)
 	return nil
 }
 
@@ -422,7 +505,18 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		return c.opError("set", net.ErrClosed)
 	}
 	c.rd.set(t)
+	c.setDirectDeadline(t)
 	return nil
+}
+
+// setDirectDeadline gives the read deadline to the socket's lent read side,
+// whose Reads wait in the socket.
+func (c *Conn) setDirectDeadline(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.direct != nil {
+		c.direct.SetReadDeadline(t)
+	}
 }
 
 // SetWriteDeadline sets the deadline of pending and future Writes; the zero
@@ -465,6 +559,16 @@ func (c *Conn) received(data []byte) {
 		return
 	}
 	c.rbuf = append(c.rbuf, data)
+	c.notify()
+}
+
+// lent takes the socket the connection lends: from now on Read and Write use it.
+// The read deadline set so far applies to it.
+func (c *Conn) lent(d *actors.DirectIO) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.direct = d
+	d.SetReadDeadline(c.rd.when())
 	c.notify()
 }
 
@@ -529,6 +633,8 @@ func (o *connOwner) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Received:
 		o.c.received(m.Data)
+	case *actors.DirectIO:
+		o.c.lent(m)
 	case *messages.WriteAck:
 		o.c.writeDone(m.AckId, nil)
 	case *messages.WriteFailed:
@@ -587,62 +693,115 @@ func contextUntilClosed(closed <-chan struct{}) (context.Context, context.Cancel
 
 // ---------------------------------------------------------------------------
 // deadline is one direction's deadline, as net.Pipe keeps it: a channel that
-// is closed when the deadline passes.
+// is closed when the deadline passes. The timer that closes it is armed only
+// for a waiter (wait): net/http sets several read deadlines per request, and
+// a Conn whose socket is lent waits in the socket, whose own deadline wakes
+// it (DirectIO.SetReadDeadline), so most deadlines never need one.
 
 type deadline struct{ d *deadlineState }
 
 type deadlineState struct {
 	mu     sync.Mutex
+	t      time.Time // the deadline; zero: none
 	timer  *time.Timer
-	cancel chan struct{} // closed when the deadline passes
+	cancel chan struct{} // closed when the deadline passes (seen by expired, or by the timer)
+	waited bool          // wait was called: someone may be waiting, keep a timer armed
+	closed bool          // the Conn is closed: no more timers
 }
+
+// aLongTimeAgo is a deadline in the past.
+var aLongTimeAgo = time.Unix(1, 0)
 
 func newDeadline() deadline {
 	return deadline{d: &deadlineState{cancel: make(chan struct{})}}
 }
 
-// set sets the deadline; the zero time clears it.
+// set sets the deadline; the zero time clears it. Once anyone has waited,
+// a timer is armed for every future deadline.
 func (dl deadline) set(t time.Time) {
 	d := dl.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired: wait until it closed cancel
+		// The timer has fired or is firing: it closes the channel it was
+		// armed with, which must no longer be the current one.
+		d.cancel = make(chan struct{})
 	}
 	d.timer = nil
-	closed := isDone(d.cancel)
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
+	d.t = t
+	if isDone(d.cancel) {
+		d.cancel = make(chan struct{})
 	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		cancel := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(cancel) })
-		return
-	}
-	if !closed {
+	switch {
+	case t.IsZero(), !d.waited: // expired and wait look at the clock
+	case !time.Now().Before(t):
 		close(d.cancel)
+	default:
+		d.arm()
 	}
+}
+
+// arm starts the timer that closes cancel at t. d.mu is held; t is set and
+// in the future.
+func (d *deadlineState) arm() {
+	if d.closed {
+		return
+	}
+	cancel := d.cancel
+	d.timer = time.AfterFunc(time.Until(d.t), func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if !isDone(cancel) {
+			close(cancel)
+		}
+	})
+}
+
+// when is the deadline; zero: none.
+func (dl deadline) when() time.Time {
+	dl.d.mu.Lock()
+	defer dl.d.mu.Unlock()
+	return dl.d.t
 }
 
 // wait is a channel closed when the deadline has passed.
 func (dl deadline) wait() chan struct{} {
-	dl.d.mu.Lock()
-	defer dl.d.mu.Unlock()
-	return dl.d.cancel
+	d := dl.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.waited = true
+	if d.timer == nil && !d.t.IsZero() && !isDone(d.cancel) {
+		if time.Now().Before(d.t) {
+			d.arm()
+		} else {
+			close(d.cancel)
+		}
+	}
+	return d.cancel
 }
 
-func (dl deadline) expired() bool { return isDone(dl.wait()) }
+// expired tells whether the deadline has passed.
+func (dl deadline) expired() bool {
+	d := dl.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if isDone(d.cancel) {
+		return true
+	}
+	if !d.t.IsZero() && !time.Now().Before(d.t) {
+		if d.waited {
+			close(d.cancel) // a waiter may not have seen it yet
+		}
+		return true
+	}
+	return false
+}
 
 // close stops the timer, so a closed Conn keeps no timer.
 func (dl deadline) close() {
 	dl.d.mu.Lock()
 	defer dl.d.mu.Unlock()
+	dl.d.closed = true
 	if dl.d.timer != nil {
 		dl.d.timer.Stop()
 		dl.d.timer = nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 // connected to it. The ServerActor (and so the ConnectionActor) runs in
 // srvSys; the Conn's owner actor in ownerSys. connFirst puts the server.Conn
 // as c1, the side nettest puts under timeouts and concurrent calls.
-func connPipe(t *testing.T, srvSys, ownerSys *actor.ActorSystem, connFirst bool) nettest.MakePipe {
+func connPipe(t *testing.T, srvSys, ownerSys *actor.ActorSystem, opts server.ConnOptions, connFirst bool) nettest.MakePipe {
 	srv, addr := listening(t, srvSys, server.Options{})
 	view := viewFrom(ownerSys, srv)
 	t.Cleanup(func() { noConnectionsLeft(t, srv) })
@@ -35,7 +36,7 @@ func connPipe(t *testing.T, srvSys, ownerSys *actor.ActorSystem, connFirst bool)
 			tc.Close()
 			return nil, nil, nil, err
 		}
-		sc, err := view.NextPendingConn(ctx, server.ConnOptions{})
+		sc, err := view.NextPendingConn(ctx, opts)
 		if err != nil || sc == nil {
 			tc.Close()
 			return nil, nil, nil, fmt.Errorf("claim: %v, %v", sc, err)
@@ -51,16 +52,25 @@ func connPipe(t *testing.T, srvSys, ownerSys *actor.ActorSystem, connFirst bool)
 	}
 }
 
+// In the same system the Conn reads and writes the socket itself (the
+// connection lends it), unless NoDirectIO keeps it on messages.
 func TestConnIsANetConnWhenTheConnectionActorIsInTheSameSystem(t *testing.T) {
 	sys := testkit.NewSystem(t)
-	t.Run("ConnAsC1", func(t *testing.T) { nettest.TestConn(t, connPipe(t, sys, sys, true)) })
-	t.Run("ConnAsC2", func(t *testing.T) { nettest.TestConn(t, connPipe(t, sys, sys, false)) })
+	for _, tc := range []struct {
+		name string
+		opts server.ConnOptions
+	}{{"DirectIO", server.ConnOptions{}}, {"Messages", server.ConnOptions{NoDirectIO: true}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Run("ConnAsC1", func(t *testing.T) { nettest.TestConn(t, connPipe(t, sys, sys, tc.opts, true)) })
+			t.Run("ConnAsC2", func(t *testing.T) { nettest.TestConn(t, connPipe(t, sys, sys, tc.opts, false)) })
+		})
+	}
 }
 
 func TestConnIsANetConnWhenTheConnectionActorIsOnAnotherNode(t *testing.T) {
 	node0, node1 := testkit.Remote(t, 0), testkit.Remote(t, 1)
-	t.Run("ConnAsC1", func(t *testing.T) { nettest.TestConn(t, connPipe(t, node0, node1, true)) })
-	t.Run("ConnAsC2", func(t *testing.T) { nettest.TestConn(t, connPipe(t, node0, node1, false)) })
+	t.Run("ConnAsC1", func(t *testing.T) { nettest.TestConn(t, connPipe(t, node0, node1, server.ConnOptions{}, true)) })
+	t.Run("ConnAsC2", func(t *testing.T) { nettest.TestConn(t, connPipe(t, node0, node1, server.ConnOptions{}, false)) })
 }
 
 // claimed makes a server in sys, a TCP client and the server.Conn of its
@@ -114,7 +124,7 @@ func TestConnWriteLargerThanTheWriteQueueArrivesWhole(t *testing.T) {
 func TestConnHoldsAtMostItsCreditOfUnreadChunks(t *testing.T) {
 	const credit, chunk = 2, 8 << 10
 	sopts := server.Options{Connection: actors.ConnectionConfig{ReadChunkSize: chunk}}
-	_, client, c := claimed(t, testkit.NewSystem(t), sopts, server.ConnOptions{ReadCredit: credit})
+	_, client, c := claimed(t, testkit.NewSystem(t), sopts, server.ConnOptions{ReadCredit: credit, NoDirectIO: true})
 	data := bigBody(4 << 20)
 	go client.Write(data) // blocks once the kernel's buffers are full
 	ctx := testCtx(t)
@@ -136,6 +146,35 @@ func TestConnHoldsAtMostItsCreditOfUnreadChunks(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, data) {
 		t.Errorf("reading on: %v (equal: %v)", err, bytes.Equal(got, data))
+	}
+}
+
+// A Conn whose connection runs on its node reads the socket itself, on
+// Read's goroutine: nothing is read (or counted) before Read asks, and
+// what Read and Write move is counted by the connection.
+func TestAConnOnTheConnectionsNodeReadsNothingBeforeRead(t *testing.T) {
+	_, client, c := claimed(t, testkit.NewSystem(t), server.Options{}, server.ConnOptions{})
+	data := bigBody(64 << 10)
+	if _, err := client.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	// Reading ahead would have begun at once: a Received path reads as
+	// soon as the claim grants credit.
+	time.Sleep(100 * time.Millisecond)
+	if info, err := c.Info(ctx); err != nil || info.BytesReceived != 0 {
+		t.Fatalf("Info before any Read = %v, %v; want nothing received", info, err)
+	}
+	got := make([]byte, len(data))
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("ReadFull: %v (equal: %v)", err, bytes.Equal(got, data))
+	}
+	if _, err := c.Write([]byte("thanks")); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := c.Info(ctx); err != nil || info.BytesReceived != uint64(len(data)) || info.BytesSent != 6 {
+		t.Errorf("Info after Read and Write = %v, %v; want %d received, 6 sent", info, err, len(data))
 	}
 }
 
@@ -260,5 +299,34 @@ func TestConnCloseWriteSendsFINAndReadingGoesOn(t *testing.T) {
 	info, err := c.Info(testCtx(t))
 	if err != nil || info.BytesSent != 4 || info.BytesReceived != 5 {
 		t.Errorf("Info = %v, %v; want 4 bytes sent, 5 received", info, err)
+	}
+}
+
+// A deadline set while a Read or Write waits wakes it at that time, on
+// messages or on the lent socket (the Conn arms its timers only for
+// waiters).
+func TestADeadlineSetWhileAReadWaitsWakesIt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts server.ConnOptions
+	}{{"DirectIO", server.ConnOptions{}}, {"Messages", server.ConnOptions{NoDirectIO: true}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, c := claimed(t, testkit.NewSystem(t), server.Options{}, tc.opts)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Read(make([]byte, 1))
+				done <- err
+			}()
+			time.Sleep(20 * time.Millisecond) // let Read wait, most likely
+			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			select {
+			case err := <-done:
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("Read = %v; want os.ErrDeadlineExceeded", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the Read was not woken by its deadline")
+			}
+		})
 	}
 }

@@ -1,8 +1,10 @@
 // Httpoveractors runs Go's own HTTP server on connections accepted by a
 // tcpactor ServerActor: server.NewListener makes a net.Listener of the
-// server, and http.Server.Serve takes it like any other. Each request is
-// read and answered through the connection's actor (Received, Write), and
-// the listener works the same when the ServerActor runs on another node.
+// server, and http.Server.Serve takes it like any other. Here, on the
+// connection's node, each Conn reads and writes the socket its connection
+// lends it (direct I/O); the listener works the same when the ServerActor
+// runs on another node, where requests come and go through the connection's
+// actor (Received, Write).
 //
 //	go run ./examples/httpoveractors --listen 127.0.0.1:8080
 //	curl http://127.0.0.1:8080/hello
