@@ -62,14 +62,22 @@ func (r *reader) read() *readResult {
 }
 
 func newReadResult(buf *[]byte, n int, err error) *readResult {
+	return new(readResult).set(buf, n, err)
+}
+
+// set makes res the result of one read: n > 0 bytes in buf, or an error
+// (io.EOF for a read of nothing), the buffer then back to the pool.
+func (res *readResult) set(buf *[]byte, n int, err error) *readResult {
 	if n <= 0 {
 		putBuf(buf)
 		if err == nil {
 			err = io.EOF
 		}
-		return &readResult{err: err}
+		*res = readResult{err: err}
+		return res
 	}
-	return &readResult{buf: buf, n: n, err: err}
+	*res = readResult{buf: buf, n: n, err: err}
+	return res
 }
 
 // Read buffers come from one pool per chunk size.
@@ -101,9 +109,15 @@ func putBuf(b *[]byte) {
 // Received buffers come back for the next reads instead of the pool making
 // a new 32 KiB chunk (zeroed, and later collected) for every read.
 func recycleBuf(b []byte) {
-	if cap(b) == 0 {
-		return
+	if cap(b) != 0 {
+		recycleNonEmpty(b)
 	}
+}
+
+// recycleNonEmpty is recycleBuf's work, apart so that the header it puts on
+// the heap is made only for memory that is there (an ack of a write
+// without donated memory allocates nothing).
+func recycleNonEmpty(b []byte) {
 	b = b[:cap(b)]
 	putBuf(&b)
 }

@@ -105,6 +105,7 @@ type eventLoop struct {
 	file  *os.File // epfd, so that Go's poller waits for it and Close stops the loop
 	mu    sync.Mutex
 	conns map[uint64]*loopReader
+	rd    *readOp // every read of the loop's goroutine
 }
 
 func newEventLoop() (*eventLoop, error) {
@@ -118,7 +119,7 @@ func newEventLoop() (*eventLoop, error) {
 	}
 	// Non-blocking: NewFile registers it with the runtime poller.
 	return &eventLoop{epfd: epfd, file: os.NewFile(uintptr(epfd), "tcpactor-epoll"),
-		conns: make(map[uint64]*loopReader)}, nil
+		conns: make(map[uint64]*loopReader), rd: newReadOp()}, nil
 }
 
 // run takes ready events until the loop's descriptor is closed. The wait
@@ -184,7 +185,6 @@ type loopReader struct {
 	raw   syscall.RawConn
 	size  int
 	send  func(any)
-	poll  rawIO
 
 	mu       sync.Mutex
 	permit   bool // a read is wanted: the next readiness (or time-out) answers it
@@ -195,6 +195,8 @@ type loopReader struct {
 
 	timeout time.Duration
 	timer   *time.Timer // ReadTimeout; the actor's alone
+
+	res readResult // the result of the loop's reads, reused (see readOnce)
 }
 
 // newLoopReader registers a connection with a loop; nil when no loop can be
@@ -279,7 +281,7 @@ func (r *loopReader) readOnce(first bool) bool {
 	}
 	r.permit, r.reading = false, true
 	r.mu.Unlock()
-	buf, n, err := r.poll.readNow(r.raw, r.size)
+	buf, n, err := r.loop.rd.do(r.raw, r.size, false)
 	r.mu.Lock()
 	expired := r.expired
 	r.reading, r.expired = false, false
@@ -295,7 +297,9 @@ func (r *loopReader) readOnce(first bool) bool {
 		r.send(&readResult{err: os.ErrDeadlineExceeded}) // timed out meanwhile
 		return false
 	}
-	r.send(newReadResult(buf, n, err))
+	// One result of a connection is with its actor at a time (the next
+	// permit comes with its handling), so the struct is reused.
+	r.send(r.res.set(buf, n, err))
 	return err == nil && n == r.size
 }
 
