@@ -125,40 +125,49 @@ func newEventLoop() (*eventLoop, error) {
 // run takes ready events until the loop's descriptor is closed. The wait
 // and the check are one RawRead call (see rawIO.read): the callback looks
 // first, so readiness that came while the last batch was handled is seen.
+// The callback is made once, and a batch's connections are looked up under
+// one lock: a wake-up allocates nothing and locks once.
 func (l *eventLoop) run() {
 	raw, err := l.file.SyscallConn()
 	if err != nil {
 		return
 	}
 	events := make([]unix.EpollEvent, loopEvents)
-	for {
-		n, failed := 0, false
-		err := raw.Read(func(fd uintptr) bool {
-			for {
-				var e error
-				n, e = unix.EpollWait(int(fd), events, 0)
-				switch {
-				case e == unix.EINTR:
-					continue
-				case e != nil:
-					n, failed = 0, true
-					return true
-				}
-				return n > 0
+	ready := make([]*loopReader, 0, loopEvents)
+	n, failed := 0, false
+	wait := func(fd uintptr) bool {
+		for {
+			var e error
+			n, e = unix.EpollWait(int(fd), events, 0)
+			switch {
+			case e == unix.EINTR:
+				continue
+			case e != nil:
+				n, failed = 0, true
+				return true
 			}
-		})
-		if err != nil || failed {
+			return n > 0
+		}
+	}
+	for {
+		if err := raw.Read(wait); err != nil || failed {
 			return // closed: the last connection has gone
 		}
+		l.mu.Lock()
 		for i := range events[:n] {
 			tok := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
-			l.mu.Lock()
-			r := l.conns[tok]
-			l.mu.Unlock()
-			if r != nil {
-				r.ready()
+			if r := l.conns[tok]; r != nil {
+				ready = append(ready, r)
 			}
 		}
+		l.mu.Unlock()
+		// A connection stopped since is harmless: stop took its permit and
+		// its registration under its own lock, so ready finds nothing to do.
+		for _, r := range ready {
+			r.ready()
+		}
+		clear(ready)
+		ready = ready[:0]
 	}
 }
 
