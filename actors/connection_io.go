@@ -30,6 +30,9 @@ type reader struct {
 	done    <-chan struct{}
 	send    func(any)
 	poll    rawIO
+	// res is every read's result: one is with the actor at a time (the
+	// next read waits for the permit its handling gives), so it is reused.
+	res readResult
 }
 
 func (r *reader) run() {
@@ -55,14 +58,10 @@ func (r *reader) read() *readResult {
 	if r.raw == nil {
 		buf := getBuf(r.size)
 		n, err := r.conn.Read(*buf)
-		return newReadResult(buf, n, err)
+		return r.res.set(buf, n, err)
 	}
 	buf, n, err := r.poll.read(r.raw, r.size)
-	return newReadResult(buf, n, err)
-}
-
-func newReadResult(buf *[]byte, n int, err error) *readResult {
-	return new(readResult).set(buf, n, err)
+	return r.res.set(buf, n, err)
 }
 
 // set makes res the result of one read: n > 0 bytes in buf, or an error
