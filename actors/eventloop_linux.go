@@ -135,7 +135,7 @@ func (l *eventLoop) run() {
 		return
 	}
 	events := make([]unix.EpollEvent, loopEvents)
-	ready := make([]*loopReader, 0, loopEvents)
+	ready := make([]readyConn, 0, loopEvents)
 	n, failed := 0, false
 	wait := func(fd uintptr) bool {
 		for {
@@ -159,28 +159,53 @@ func (l *eventLoop) run() {
 		for i := range events[:n] {
 			tok := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
 			if r := l.conns[tok]; r != nil {
-				ready = append(ready, r)
+				ready = append(ready, readyConn{r, events[i].Events})
 			}
 		}
 		l.mu.Unlock()
 		// A connection stopped since is harmless: stop took its permit and
 		// its registration under its own lock, so ready finds nothing to do.
-		for _, r := range ready {
-			r.ready()
+		for _, rc := range ready {
+			rc.r.ready(rc.events)
 		}
 		clear(ready)
 		ready = ready[:0]
 	}
 }
 
+// readyConn is a connection an epoll_wait reported, with what it reported.
+type readyConn struct {
+	r      *loopReader
+	events uint32
+}
+
 var loopTokens atomic.Uint64
 
-// Interest in the epoll set: level-triggered EPOLLIN while enabled; EPOLLONESHOT
-// alone while disabled, so that a hang-up or error (which epoll reports
-// whatever the mask) wakes the loop once, not on every wait.
+// Interest in the epoll set: edge-triggered EPOLLIN while enabled;
+// EPOLLONESHOT alone while disabled, so that a hang-up or error (which
+// epoll reports whatever the mask) wakes the loop once, not on every wait.
+// Edge-triggered because a level-triggered socket is put back on the ready
+// list by every epoll_wait that reports it and polled again by the next —
+// the empty wait before each park polled every socket of the last batch.
+// An edge comes with every arrival of bytes (or FIN, or error) after the
+// last report, so a read that did not fill its buffer (the socket's queue
+// was emptied) or found nothing needs no other; where bytes may be left
+// (a full read not followed by another), interest is set again with
+// EPOLL_CTL_MOD, which reports a socket that is readable already.
+//
+// The exceptions are the ends of the stream and urgent data: a read that
+// returns the last bytes before the peer's FIN or a reset leaves the end
+// to be read, and one that stops at TCP urgent data (MSG_OOB) leaves the
+// bytes behind it — with no edge to follow either. Both are reported
+// (EPOLLRDHUP, EPOLLHUP, EPOLLERR; EPOLLPRI), and a connection that
+// reports one is level-triggered from then on (interestLevel), as every
+// connection was before: it is ending, or its peer sends urgent data.
 const (
-	interestOn  = unix.EPOLLIN
-	interestOff = unix.EPOLLONESHOT
+	interestOn    = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET
+	interestLevel = unix.EPOLLIN
+	interestOff   = unix.EPOLLONESHOT
+	// levelEvents make a connection level-triggered.
+	levelEvents = unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR | unix.EPOLLPRI
 )
 
 // loopReader is a connection's place in a loop: the actor gives it a permit
@@ -202,6 +227,7 @@ type loopReader struct {
 	reading  bool // the loop took the permit and is reading
 	expired  bool // the read time-out came while the loop was reading
 	interest bool // enabled for EPOLLIN
+	level    bool // level-triggered: it is ending or had urgent data (see interestOn)
 	added    bool // in the epoll set
 
 	timeout time.Duration
@@ -242,7 +268,7 @@ func (r *loopReader) arm() {
 		if !r.added {
 			op = unix.EPOLL_CTL_ADD
 		}
-		if err = r.ctl(op, interestOn); err == nil {
+		if err = r.ctl(op, r.onMask()); err == nil {
 			r.interest, r.added = true, true
 		} else {
 			r.permit = false
@@ -266,24 +292,51 @@ func (r *loopReader) arm() {
 // 0.13 to 0.08 (strace -c of the bench's loop server).
 const loopReadsPerWake = 16
 
+// onMask is the interest of the connection while enabled.
+func (r *loopReader) onMask() uint32 {
+	if r.level {
+		return interestLevel
+	}
+	return interestOn
+}
+
 // ready is the loop's side: reads for the permits out, or, with none,
-// interest off.
-func (r *loopReader) ready() {
+// interest off. events is what epoll reported.
+func (r *loopReader) ready(events uint32) {
+	if events&levelEvents != 0 {
+		r.mu.Lock()
+		if !r.level {
+			r.level = true
+			if r.interest {
+				_ = r.ctl(unix.EPOLL_CTL_MOD, interestLevel)
+			}
+		}
+		r.mu.Unlock()
+	}
 	for i := 0; i < loopReadsPerWake; i++ {
-		if !r.readOnce(i == 0) {
+		if !r.readOnce() {
 			return
 		}
 	}
+	// The bound: the last read was full, so bytes may wait, and no new edge
+	// says so. Setting interest again reports the socket if it is readable.
+	r.mu.Lock()
+	if r.interest && !r.level {
+		_ = r.ctl(unix.EPOLL_CTL_MOD, interestOn)
+	}
+	r.mu.Unlock()
 }
 
-// readOnce reads for the permit out. first says this is the readiness
-// itself: with no permit then, interest goes off; on a later pass the
-// connection just waits for its next readiness. It reports whether the
-// read filled the buffer and the connection goes on (reading on may pay).
-func (r *loopReader) readOnce(first bool) bool {
+// readOnce reads for the permit out. Without one — at the readiness itself,
+// or after a full read whose result did not give the next permit at once —
+// interest goes off: bytes may be left that no edge will announce, so the
+// next permit sets interest again (arm), which reports them. It reports
+// whether the read filled the buffer and the connection goes on (reading
+// on may pay).
+func (r *loopReader) readOnce() bool {
 	r.mu.Lock()
 	if !r.permit {
-		if first && r.interest {
+		if r.interest {
 			r.interest = false
 			_ = r.ctl(unix.EPOLL_CTL_MOD, interestOff)
 		}
@@ -298,7 +351,7 @@ func (r *loopReader) readOnce(first bool) bool {
 	r.reading, r.expired = false, false
 	if err == errWouldBlock && !expired {
 		// A spurious wake-up (or nothing more on a later pass): the permit
-		// waits for the next readiness (interest is on, level-triggered).
+		// waits for the next bytes, which are an edge.
 		r.permit = true
 		r.mu.Unlock()
 		return false
