@@ -30,6 +30,9 @@ type reader struct {
 	done    <-chan struct{}
 	send    func(any)
 	poll    rawIO
+	// res is every read's result: one is with the actor at a time (the
+	// next read waits for the permit its handling gives), so it is reused.
+	res readResult
 }
 
 func (r *reader) run() {
@@ -55,21 +58,25 @@ func (r *reader) read() *readResult {
 	if r.raw == nil {
 		buf := getBuf(r.size)
 		n, err := r.conn.Read(*buf)
-		return newReadResult(buf, n, err)
+		return r.res.set(buf, n, err)
 	}
 	buf, n, err := r.poll.read(r.raw, r.size)
-	return newReadResult(buf, n, err)
+	return r.res.set(buf, n, err)
 }
 
-func newReadResult(buf *[]byte, n int, err error) *readResult {
+// set makes res the result of one read: n > 0 bytes in buf, or an error
+// (io.EOF for a read of nothing), the buffer then back to the pool.
+func (res *readResult) set(buf *[]byte, n int, err error) *readResult {
 	if n <= 0 {
 		putBuf(buf)
 		if err == nil {
 			err = io.EOF
 		}
-		return &readResult{err: err}
+		*res = readResult{err: err}
+		return res
 	}
-	return &readResult{buf: buf, n: n, err: err}
+	*res = readResult{buf: buf, n: n, err: err}
+	return res
 }
 
 // Read buffers come from one pool per chunk size.
@@ -101,9 +108,15 @@ func putBuf(b *[]byte) {
 // Received buffers come back for the next reads instead of the pool making
 // a new 32 KiB chunk (zeroed, and later collected) for every read.
 func recycleBuf(b []byte) {
-	if cap(b) == 0 {
-		return
+	if cap(b) != 0 {
+		recycleNonEmpty(b)
 	}
+}
+
+// recycleNonEmpty is recycleBuf's work, apart so that the header it puts on
+// the heap is made only for memory that is there (an ack of a write
+// without donated memory allocates nothing).
+func recycleNonEmpty(b []byte) {
 	b = b[:cap(b)]
 	putBuf(&b)
 }

@@ -5,6 +5,7 @@ package actors
 import (
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -28,40 +29,43 @@ type rawIO struct{}
 // readiness that came between two calls would be lost. It fails with the
 // poller's errors (closed, deadline) and returns (nil, 0, nil) never.
 func (*rawIO) read(raw syscall.RawConn, size int) (*[]byte, int, error) {
-	return readChunk(raw, size, true)
+	op := readOps.Get().(*readOp)
+	defer readOps.Put(op)
+	return op.do(raw, size, true)
 }
 
-// readNow reads one chunk into a pooled buffer without waiting: the event
-// loop's read, made when epoll said the socket is readable. errWouldBlock
-// when nothing is there after all. RawRead holds the descriptor for the
-// call, so a concurrent Close cannot make the number another socket's.
-func (*rawIO) readNow(raw syscall.RawConn, size int) (*[]byte, int, error) {
-	return readChunk(raw, size, false)
+// readOp is one raw read(2) through a syscall.RawConn. RawConn.Read takes a
+// callback, and a closure that captures its results is allocated at every
+// call (three objects a read); a readOp binds its callback once and is
+// reused: an event loop keeps one for all its reads (one at a time, on its
+// goroutine), the goroutine readers take one from readOps.
+type readOp struct {
+	fn   func(fd uintptr) bool // op.call, bound once
+	size int
+	wait bool
+	buf  *[]byte
+	n    int
+	err  error
 }
 
-// readChunk is read (wait) and readNow (!wait): one read(2) into a pooled
-// buffer, the buffer back to the pool whenever nothing was read.
-func readChunk(raw syscall.RawConn, size int, wait bool) (*[]byte, int, error) {
-	var (
-		buf *[]byte
-		n   int
-		err error
-	)
-	cerr := raw.Read(func(fd uintptr) bool {
-		buf = getBuf(size)
-		for {
-			n, err = syscall.Read(int(fd), *buf)
-			if err != syscall.EINTR {
-				break
-			}
-		}
-		if err == syscall.EAGAIN && wait {
-			putBuf(buf)
-			buf = nil
-			return false // Go's poller waits for readability, then calls again
-		}
-		return true
-	})
+var readOps = sync.Pool{New: func() any { return newReadOp() }}
+
+func newReadOp() *readOp {
+	op := &readOp{}
+	op.fn = op.call
+	return op
+}
+
+// do is one read into a pooled buffer, waiting for readability (wait) or
+// not: the buffer goes back to the pool whenever nothing was read, and a
+// read that would block without wait is errWouldBlock. RawRead holds the
+// descriptor for the call, so a concurrent Close cannot make the number
+// another socket's.
+func (op *readOp) do(raw syscall.RawConn, size int, wait bool) (*[]byte, int, error) {
+	op.size, op.wait = size, wait
+	cerr := raw.Read(op.fn)
+	buf, n, err := op.buf, op.n, op.err
+	op.buf, op.err = nil, nil
 	switch {
 	case cerr != nil:
 		putBuf(buf)
@@ -76,48 +80,106 @@ func readChunk(raw syscall.RawConn, size int, wait bool) (*[]byte, int, error) {
 	return buf, n, nil
 }
 
+func (op *readOp) call(fd uintptr) bool {
+	op.buf = getBuf(op.size)
+	for {
+		op.n, op.err = syscall.Read(int(fd), *op.buf)
+		if op.err != syscall.EINTR {
+			break
+		}
+	}
+	if op.err == syscall.EAGAIN && op.wait {
+		putBuf(op.buf)
+		op.buf = nil
+		return false // Go's poller waits for readability, then calls again
+	}
+	return true
+}
+
+// writeOp is one non-blocking writev through a syscall.RawConn, its
+// callback bound once (see readOp); writes take one from writeOps.
+type writeOp struct {
+	fn      func(fd uintptr) bool // op.call, bound once
+	bufs    [][]byte
+	one     [1][]byte // bufs of a single write, without a slice of its own
+	n       int
+	blocked bool
+	err     error
+}
+
+var writeOps = sync.Pool{New: func() any {
+	op := &writeOp{}
+	op.fn = op.call
+	return op
+}}
+
 // writeNow writes bufs without waiting, as far as the socket takes them. It
 // returns the bytes written and whether it stopped because the socket's
 // buffer is full.
 func writeNow(raw syscall.RawConn, bufs [][]byte) (n int, blocked bool, err error) {
-	cerr := raw.Write(func(fd uintptr) bool {
-		for i, off := 0, 0; i < len(bufs); {
-			m, e := writev(int(fd), bufs[i:], off)
-			switch e {
-			case nil:
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				blocked = true
-				return true
-			default:
-				err = os.NewSyscallError("writev", e)
-				return true
-			}
-			if m == 0 {
-				blocked = true // cannot happen for a stream socket; never spin
-				return true
-			}
-			n += m
-			for m > 0 && i < len(bufs) {
-				if left := len(bufs[i]) - off; m >= left {
-					m -= left
-					i, off = i+1, 0
-				} else {
-					off += m
-					m = 0
-				}
-			}
-			for i < len(bufs) && len(bufs[i]) == 0 {
-				i++
-			}
-		}
-		return true
-	})
+	op := writeOps.Get().(*writeOp)
+	op.bufs = bufs
+	n, blocked, err = op.do(raw)
+	writeOps.Put(op)
+	return n, blocked, err
+}
+
+// writeOne is writeNow of one buffer.
+func writeOne(raw syscall.RawConn, b []byte) (n int, blocked bool, err error) {
+	op := writeOps.Get().(*writeOp)
+	op.one[0] = b
+	op.bufs = op.one[:]
+	n, blocked, err = op.do(raw)
+	op.one[0] = nil
+	writeOps.Put(op)
+	return n, blocked, err
+}
+
+func (op *writeOp) do(raw syscall.RawConn) (int, bool, error) {
+	op.n, op.blocked, op.err = 0, false, nil
+	cerr := raw.Write(op.fn)
+	n, blocked, err := op.n, op.blocked, op.err
+	op.bufs, op.err = nil, nil
 	if cerr != nil && err == nil {
 		err = cerr
 	}
 	return n, blocked, err
+}
+
+func (op *writeOp) call(fd uintptr) bool {
+	bufs := op.bufs
+	for i, off := 0, 0; i < len(bufs); {
+		m, e := writev(int(fd), bufs[i:], off)
+		switch e {
+		case nil:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			op.blocked = true
+			return true
+		default:
+			op.err = os.NewSyscallError("writev", e)
+			return true
+		}
+		if m == 0 {
+			op.blocked = true // cannot happen for a stream socket; never spin
+			return true
+		}
+		op.n += m
+		for m > 0 && i < len(bufs) {
+			if left := len(bufs[i]) - off; m >= left {
+				m -= left
+				i, off = i+1, 0
+			} else {
+				off += m
+				m = 0
+			}
+		}
+		for i < len(bufs) && len(bufs[i]) == 0 {
+			i++
+		}
+	}
+	return true
 }
 
 // writev writes bufs (the first from offset off) with one system call.

@@ -19,6 +19,8 @@ func (*rawIO) read(syscall.RawConn, int) (*[]byte, int, error) { return nil, 0, 
 
 func writeNow(syscall.RawConn, [][]byte) (int, bool, error) { return 0, true, nil }
 
+func writeOne(syscall.RawConn, []byte) (int, bool, error) { return 0, true, nil }
+
 // unsentBytes cannot tell outside Linux: the linger's byte limit counts
 // every byte thrown away.
 func unsentBytes(net.Conn) int { return 0 }

@@ -42,7 +42,7 @@ func (c *connection) write(w pendingWrite, borrowed bool) {
 	if borrowed {
 		if c.raw != nil && c.job == nil && c.wq.len() == 1 {
 			// The fast path: straight to the kernel, no copy, no goroutine.
-			n, _, err := writeNow(c.raw, [][]byte{w.data})
+			n, _, err := writeOne(c.raw, w.data)
 			c.written(n)
 			if err != nil {
 				c.writeFailed(err)
@@ -95,7 +95,7 @@ func (c *connection) written(n int) {
 	c.bytesSent += uint64(n)
 	c.cfg.Stats.sent(n)
 	c.touch()
-	c.wq.written(n, c.ack)
+	c.wq.written(n, c)
 }
 
 // startJob hands the queued writes to a writer goroutine, which writes them
@@ -193,10 +193,14 @@ func (c *connection) fail(w pendingWrite, e *messages.Error) {
 }
 
 // drainEvents gives the local handler the write outcomes that happened
-// while it was busy. A callback may cause more; they are given too.
+// while it was busy. A callback may cause more; they are given too. The
+// slice's memory is kept for the next ones (an echo has one an echo), unless
+// a burst made it large.
 func (c *connection) drainEvents() {
+	base := c.events
 	for len(c.events) > 0 && c.handler != nil {
 		ev := c.events[0]
+		c.events[0] = handlerEvent{}
 		c.events = c.events[1:]
 		if ev.err == nil {
 			c.handler.WriteAcked(c.sock, ev.ackID)
@@ -206,5 +210,9 @@ func (c *connection) drainEvents() {
 	}
 	if len(c.events) == 0 {
 		c.events = nil
+		if cap(base) <= 4 {
+			clear(base[:cap(base)]) // a callback's append may have copied them elsewhere
+			c.events = base[:0]
+		}
 	}
 }

@@ -69,12 +69,17 @@ func (q *writeQueue) buffers() net.Buffers {
 	return bufs
 }
 
+// writeDone is told of each write that is wholly written (the connection:
+// its ack). An interface, not a func: the connection's method value would be
+// allocated at every call.
+type writeDone interface{ ack(pendingWrite) }
+
 // written spreads n bytes that reached the kernel over the writes at the
 // head: each write now wholly written leaves the queue and is given to
 // done, in order; the first one not wholly written keeps its unwritten rest
 // at the head. done may push writes (a handler answering its WriteAcked);
 // they queue behind the rest. n never exceeds the bytes pending.
-func (q *writeQueue) written(n int, done func(pendingWrite)) {
+func (q *writeQueue) written(n int, done writeDone) {
 	if n <= 0 {
 		return
 	}
@@ -89,7 +94,7 @@ func (q *writeQueue) written(n int, done func(pendingWrite)) {
 		finished := *w
 		*w = pendingWrite{}
 		q.head++
-		done(finished)
+		done.ack(finished)
 	}
 	q.compact()
 }

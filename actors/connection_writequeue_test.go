@@ -41,7 +41,7 @@ func TestWriteQueueSpreadsWrittenBytesOverItsWritesAndAcknowledgesTheFinishedOne
 			var q writeQueue
 			pushAll(&q, 1, tc.writes...)
 			var done []uint64
-			q.written(tc.n, func(w pendingWrite) { done = append(done, w.ackID) })
+			q.written(tc.n, doneFunc(func(w pendingWrite) { done = append(done, w.ackID) }))
 			if !slices.Equal(done, tc.wantDone) {
 				t.Errorf("acknowledged %v, want %v", done, tc.wantDone)
 			}
@@ -83,7 +83,7 @@ func TestWriteQueueAfterAFailedJobGivesBackTheUnwrittenRestFirstInOrder(t *testi
 			}
 			pushAll(&q, uint64(len(tc.job))+1, tc.during...)
 			var done []uint64
-			q.written(tc.n, func(w pendingWrite) { done = append(done, w.ackID) })
+			q.written(tc.n, doneFunc(func(w pendingWrite) { done = append(done, w.ackID) }))
 			if !slices.Equal(done, tc.wantDone) {
 				t.Errorf("acknowledged %v, want %v", done, tc.wantDone)
 			}
@@ -112,12 +112,12 @@ func TestWriteQueueTakesWritesQueuedByAnAcknowledgementBehindTheRest(t *testing.
 	var q writeQueue
 	pushAll(&q, 1, "ab", "cd", "ef")
 	var done []uint64
-	q.written(5, func(w pendingWrite) {
+	q.written(5, doneFunc(func(w pendingWrite) {
 		done = append(done, w.ackID)
 		if w.ackID == 1 {
 			q.push(pendingWrite{data: []byte("gh"), ackID: 4})
 		}
-	})
+	}))
 	if !slices.Equal(done, []uint64{1, 2}) {
 		t.Errorf("acknowledged %v, want [1 2]", done)
 	}
@@ -133,7 +133,7 @@ func TestWriteQueueThatNeverEmptiesDoesNotGrow(t *testing.T) {
 	pushAll(&q, 1, "a")
 	for i := range 10_000 {
 		q.push(pendingWrite{data: []byte("b"), ackID: uint64(i + 2)})
-		q.written(1, func(pendingWrite) {})
+		q.written(1, doneFunc(func(pendingWrite) {}))
 		if q.len() != 1 {
 			t.Fatalf("after %d writes: %d pending, want 1", i+1, q.len())
 		}
@@ -145,3 +145,8 @@ func TestWriteQueueThatNeverEmptiesDoesNotGrow(t *testing.T) {
 		t.Errorf("pending %q, want \"b\"", got)
 	}
 }
+
+// doneFunc is a func as the queue's writeDone.
+type doneFunc func(pendingWrite)
+
+func (f doneFunc) ack(w pendingWrite) { f(w) }

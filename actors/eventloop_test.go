@@ -132,8 +132,8 @@ func waitInterest(t *testing.T, fd int, on bool, what string) {
 }
 
 // epollEvents finds socket fd in an epoll set of this process that is not
-// the Go runtime's (which registers every socket edge-triggered) and
-// returns its event mask.
+// the Go runtime's (which registers every socket for EPOLLOUT as well; the
+// loops never) and returns its event mask.
 func epollEvents(t *testing.T, fd int) (uint32, bool) {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -156,7 +156,7 @@ func epollEvents(t *testing.T, fd int) (uint32, bool) {
 				continue
 			}
 			ev, err := strconv.ParseUint(strings.TrimSpace(events), 16, 32)
-			if err == nil && ev&unix.EPOLLET == 0 {
+			if err == nil && ev&unix.EPOLLOUT == 0 {
 				f.Close()
 				return uint32(ev), true
 			}
@@ -212,7 +212,7 @@ func TestReadLoopReadsOnWhileTheActorGrantsTheNextReadAndTheBufferFills(t *testi
 	r.mu.Lock()
 	r.permit = true
 	r.mu.Unlock()
-	r.ready()
+	r.ready(unix.EPOLLIN)
 	if len(got) != chunks {
 		t.Fatalf("one readiness gave %d reads %v: want %d of %d bytes (reading on while the actor grants and the buffer fills)",
 			len(got), got, chunks, size)
@@ -227,5 +227,58 @@ func TestReadLoopReadsOnWhileTheActorGrantsTheNextReadAndTheBufferFills(t *testi
 	r.mu.Unlock()
 	if !permit {
 		t.Fatal("the permit granted after the last read was lost: want it kept for the next readiness")
+	}
+}
+
+// TestReadingGoesOnPastTCPUrgentData: bytes sent after urgent data
+// (MSG_OOB) are delivered, in both read modes. A read stops short at the
+// urgent mark with bytes left behind it, and an edge-triggered loop would
+// hear of them only when more came; the loop turns such a connection
+// level-triggered. The urgent byte itself is not part of the stream
+// (SO_OOBINLINE is off), as for any reader of the socket.
+func TestReadingGoesOnPastTCPUrgentData(t *testing.T) {
+	for _, mode := range []ReadMode{ReadLoop, ReadGoroutine} {
+		t.Run(mode.String(), func(t *testing.T) {
+			sys := testkit.NewSystem(t)
+			cc, sc := socketPair(t)
+			conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{ReadMode: mode})
+			if _, err := cc.Write([]byte("abc")); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := cc.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serr error
+			if err := raw.Write(func(cfd uintptr) bool {
+				serr = unix.Sendto(int(cfd), []byte("!"), unix.MSG_OOB, nil)
+				return true
+			}); err != nil || serr != nil {
+				t.Fatalf("send urgent data: %v, %v", err, serr)
+			}
+			if _, err := cc.Write([]byte("def")); err != nil {
+				t.Fatal(err)
+			}
+			// All of it is in the server's kernel before anything reads (the
+			// connection has no owner yet): the server acknowledged every byte.
+			deadline := time.Now().Add(connWait)
+			for unacked := -1; unacked != 0; {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d bytes not acknowledged by the server's socket: want 0", unacked)
+				}
+				time.Sleep(time.Millisecond)
+				_ = raw.Control(func(cfd uintptr) { unacked, _ = unix.IoctlGetInt(int(cfd), unix.SIOCOUTQ) })
+			}
+			in := newInbox(t, sys)
+			claim(t, sys, conn, in.pid, &messages.ClaimOptions{InitialCredit: 8})
+			var got []byte
+			for len(got) < 6 {
+				r := expectNext[*messages.Received](t, in)
+				got = append(got, r.Data...)
+			}
+			if string(got) != "abcdef" {
+				t.Fatalf("received %q, want abcdef (the urgent byte is not in the stream)", got)
+			}
+		})
 	}
 }
