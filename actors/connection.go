@@ -500,6 +500,12 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	c.credit = min(credit, maxCredit)
 	c.askedToLend(owner, m.GetOptions().GetDirectIo())
 	c.respond(ctx, &messages.Ack{})
+	if a := m.GetAnnounce(); a != nil {
+		// The server's assignment: told by the connection, so that it is
+		// the first thing the owner hears of it.
+		ctx.Send(owner, &messages.NewConnection{Server: a.Server, Connection: ctx.Self(),
+			Pending: a.Pending, Info: a.Info, Assigned: true})
+	}
 	if c.phase == waitingForOwner {
 		c.phase = open
 		c.serve()

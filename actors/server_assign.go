@@ -5,9 +5,10 @@ package actors
 // NewConnection event and a NextPendingConnection round trip per connection
 // — across nodes, three messages on the wire before the first byte is read.
 // An assigned connection costs one: the NewConnection that tells the owner
-// it owns the connection, sent before the SetOwner that starts the reading,
-// so that it is the first thing the owner hears of it (both leave this node
-// through the same endpoint writer, in that order).
+// it owns the connection, which the server hands the connection in its
+// SetOwner (announce) and the connection sends once it has taken the owner,
+// before anything else it sends: the owner hears of the connection first,
+// and whatever it sends back finds the connection already its own.
 
 import (
 	"github.com/asynkron/protoactor-go/actor"
@@ -73,13 +74,16 @@ func (s *ServerActor) assign(ctx actor.Context, pid *actor.PID, info *messages.C
 	if !ok {
 		return false
 	}
-	ctx.Send(a.pid, &messages.NewConnection{Server: ctx.Self(), Connection: pid, Pending: int32(len(s.pending)), Info: info, Assigned: true})
 	ev := &messages.NewConnection{Server: ctx.Self(), Connection: pid, Pending: int32(len(s.pending)), Info: info}
 	for _, sub := range s.subscribers {
 		if !sub.Equal(a.pid) {
 			ctx.Send(sub, ev)
 		}
 	}
-	ctx.Send(pid, &messages.SetOwner{Owner: a.pid, Options: a.opts})
+	// The connection tells the assignee (SetOwner.announce): the owner's
+	// first word of it comes from the connection itself, ahead of its bytes,
+	// and an owner that answers it with Close finds itself the owner already.
+	ctx.Send(pid, &messages.SetOwner{Owner: a.pid, Options: a.opts, Announce: &messages.NewConnection{
+		Server: ctx.Self(), Pending: int32(len(s.pending)), Info: info}})
 	return true
 }

@@ -3,7 +3,10 @@ package actors
 import (
 	"io"
 	"testing"
+	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
 )
 
@@ -80,4 +83,56 @@ func nextAssigned(t *testing.T, p *probe) *messages.NewConnection {
 	}
 	t.Fatal("no NewConnection assigning a connection among the last 8")
 	return nil
+}
+
+// TestAnAssigneeThatClosesAtOnceIsAlreadyTheOwner: an assignee that answers
+// NewConnection{assigned} with Close at once, on the goroutine that told it
+// (an owner on OwnerDispatcher), finds the connection its own and gets its
+// Disconnected. When the server sent the NewConnection itself, ahead of the
+// SetOwner, such a Close reached a connection with no owner yet: it closed,
+// refused the SetOwner, and the assignee never heard of the end.
+func TestAnAssigneeThatClosesAtOnceIsAlreadyTheOwner(t *testing.T) {
+	s := startServer(t, ServerOptions{})
+	addr := s.listen()
+	got := make(chan any, 16)
+	owner := s.sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *messages.NewConnection:
+			if m.Assigned {
+				ctx.Send(m.Connection, &messages.Close{})
+			}
+			got <- m
+		case *messages.Disconnected:
+			got <- m
+		}
+	}, actor.WithDispatcher(OwnerDispatcher())))
+	t.Cleanup(func() { _ = s.sys.Root.StopFuture(owner).Wait() })
+	expectNoError(t, "Subscribe", ask[*messages.Ack](s, &messages.Subscribe{Subscriber: owner, Assign: true}).Error)
+
+	c := dial(t, addr)
+	defer c.Close()
+	var assigned *messages.NewConnection
+	for assigned == nil {
+		select {
+		case m := <-got:
+			if ev, ok := m.(*messages.NewConnection); ok && ev.Assigned {
+				assigned = ev
+			} else if ok {
+				t.Fatalf("the assignee heard %v before its assignment", ev)
+			}
+		case <-time.After(testkit.ProbeTimeout):
+			t.Fatal("no NewConnection{assigned}")
+		}
+	}
+	select {
+	case m := <-got:
+		if d, ok := m.(*messages.Disconnected); !ok || !d.Connection.Equal(assigned.Connection) {
+			t.Fatalf("after its Close the assignee got %v, want Disconnected of %v", m, assigned.Connection)
+		}
+	case <-time.After(testkit.ProbeTimeout):
+		t.Fatal("the assignee closed its connection at once and never got Disconnected")
+	}
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("the client's connection ended with %v, want EOF", err)
+	}
 }

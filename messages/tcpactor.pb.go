@@ -2041,9 +2041,16 @@ func (x *HandshakeFailed) GetPeerPort() uint32 {
 // From another node: only from the node of the connection's current owner
 // (a hand-over); a pending connection is claimed through the server.
 type SetOwner struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Owner         *actor.PID             `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
-	Options       *ClaimOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Owner   *actor.PID             `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Options *ClaimOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	// The NewConnection{assigned} the connection sends its new owner before
+	// anything else, once it has taken the owner (the server's assignment,
+	// Subscribe.assign): sent by the connection rather than by the server, the
+	// owner hears of the connection before its first Received and cannot reach
+	// it with a Close or a Write before it is the owner. The connection sets
+	// its own PID in it and assigned = true. Absent: nothing is sent.
+	Announce      *NewConnection `protobuf:"bytes,3,opt,name=announce,proto3" json:"announce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2088,6 +2095,13 @@ func (x *SetOwner) GetOwner() *actor.PID {
 func (x *SetOwner) GetOptions() *ClaimOptions {
 	if x != nil {
 		return x.Options
+	}
+	return nil
+}
+
+func (x *SetOwner) GetAnnounce() *NewConnection {
+	if x != nil {
+		return x.Announce
 	}
 	return nil
 }
@@ -3058,11 +3072,12 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	".actor.PIDR\x06server\x12(\n" +
 	"\x05error\x18\x02 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\x12!\n" +
 	"\fpeer_address\x18\x03 \x01(\tR\vpeerAddress\x12\x1b\n" +
-	"\tpeer_port\x18\x04 \x01(\rR\bpeerPort\"a\n" +
+	"\tpeer_port\x18\x04 \x01(\rR\bpeerPort\"\x99\x01\n" +
 	"\bSetOwner\x12 \n" +
 	"\x05owner\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x05owner\x123\n" +
-	"\aoptions\x18\x02 \x01(\v2\x19.tcpactor.v1.ClaimOptionsR\aoptions\"\x16\n" +
+	"\aoptions\x18\x02 \x01(\v2\x19.tcpactor.v1.ClaimOptionsR\aoptions\x126\n" +
+	"\bannounce\x18\x03 \x01(\v2\x1a.tcpactor.v1.NewConnectionR\bannounce\"\x16\n" +
 	"\x06Demand\x12\f\n" +
 	"\x01n\x18\x01 \x01(\x05R\x01n\"b\n" +
 	"\x05Write\x12\x12\n" +
@@ -3291,24 +3306,25 @@ var file_tcpactor_v1_tcpactor_proto_depIdxs = []int32{
 	4,  // 28: tcpactor.v1.HandshakeFailed.error:type_name -> tcpactor.v1.Error
 	45, // 29: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
 	13, // 30: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
-	45, // 31: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
-	45, // 32: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
-	4,  // 33: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
-	1,  // 34: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
-	45, // 35: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
-	45, // 36: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
-	4,  // 37: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
-	45, // 38: tcpactor.v1.Received.connection:type_name -> actor.PID
-	45, // 39: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
-	4,  // 40: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
-	45, // 41: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
-	45, // 42: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
-	4,  // 43: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	28, // 31: tcpactor.v1.SetOwner.announce:type_name -> tcpactor.v1.NewConnection
+	45, // 32: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
+	45, // 33: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
+	4,  // 34: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
+	1,  // 35: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
+	45, // 36: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
+	45, // 37: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
+	4,  // 38: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
+	45, // 39: tcpactor.v1.Received.connection:type_name -> actor.PID
+	45, // 40: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
+	4,  // 41: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
+	45, // 42: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
+	45, // 43: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
+	4,  // 44: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_tcpactor_v1_tcpactor_proto_init() }
