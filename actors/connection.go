@@ -478,9 +478,22 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	case c.phase >= closing:
 		e = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION, "connection %d is closing", c.id)
 	}
+	claimant, reply := m.GetClaimant(), m.GetReply()
+	if claimant != nil && (reply == nil || fromAnotherNode(ctx)) {
+		claimant = nil // only the server of this node answers a claim through the connection
+	}
 	if e != nil {
 		c.respond(ctx, &messages.Ack{Error: e})
+		if claimant != nil {
+			// As before the connection answered claims: the claimant learns
+			// of the end as any watcher does.
+			ctx.Send(claimant, &messages.PendingConnection{Connection: ctx.Self(), Info: reply.Info})
+		}
 		return
+	}
+	if claimant != nil {
+		// Before anything the connection sends its new owner (NextPendingConnection).
+		ctx.Send(claimant, &messages.PendingConnection{Connection: ctx.Self(), Info: reply.Info})
 	}
 	if credit == 0 {
 		credit = c.cfg.InitialCredit

@@ -43,7 +43,16 @@ func answerDeadLetters(sys *actor.ActorSystem) {
 	root := sys.Root
 	sys.EventStream.Subscribe(func(evt any) {
 		dl, ok := evt.(*actor.DeadLetterEvent)
-		if !ok || dl.Sender == nil || strings.HasPrefix(dl.Sender.Id, "future") {
+		if !ok {
+			return
+		}
+		if so, ok := dl.Message.(*messages.SetOwner); ok && so.GetClaimant() != nil && so.GetReply() != nil {
+			// A claim the connection was to answer (NextPendingConnection):
+			// the claimant is answered, a future too, with the connection,
+			// whose end it learns as any watcher does (Terminated).
+			root.Send(so.Claimant, &messages.PendingConnection{Connection: dl.PID, Info: so.Reply.Info})
+		}
+		if dl.Sender == nil || strings.HasPrefix(dl.Sender.Id, "future") {
 			return
 		}
 		if reply := deadLetterReply(dl.PID, dl.Message); reply != nil {

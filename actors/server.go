@@ -146,7 +146,9 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 	case *messages.GetStatus:
 		ctx.Respond(s.statusOf(ctx, m))
 	case *messages.NextPendingConnection:
-		ctx.Respond(s.nextPending(ctx, m))
+		if r := s.nextPending(ctx, m); r != nil {
+			ctx.Respond(r)
+		}
 	case *messages.SetMaxPendingConnections:
 		ctx.Respond(s.setMaxPending(m))
 	case *messages.WaitForNewConnection:
@@ -581,11 +583,23 @@ func (s *ServerActor) nextPending(ctx actor.Context, m *messages.NextPendingConn
 	}
 	p := s.pending[0]
 	s.pending = s.pending[1:]
-	// SetOwner is queued at the connection before the caller can learn its
-	// PID, so it is the first thing the connection hears about its owner.
-	ctx.Send(p.pid, &messages.SetOwner{Owner: owner, Options: m.Options})
 	s.updateAllowance()
-	return &messages.PendingConnection{Connection: p.pid, Info: s.infoOf(ctx, p.pid)}
+	reply := &messages.PendingConnection{Connection: p.pid, Info: s.infoOf(ctx, p.pid)}
+	if claimant := ctx.Sender(); claimant != nil && IsLocalAddress(ctx.ActorSystem(), p.pid.Address) {
+		// The connection answers the claim once it has taken the owner, so
+		// the owner hears PendingConnection before the connection's first
+		// Received, and whatever the claimant sends the connection finds it
+		// owned. If the connection has stopped meanwhile, the dead letters
+		// answer (actors/deadletters.go).
+		ctx.Send(p.pid, &messages.SetOwner{Owner: owner, Options: m.Options, Claimant: claimant, Reply: reply})
+		return nil
+	}
+	// A connection of another node (AddPendingConnection), or a claim with
+	// no one to answer: SetOwner is queued at the connection before the
+	// caller can learn its PID, so it is the first thing the connection
+	// hears about its owner.
+	ctx.Send(p.pid, &messages.SetOwner{Owner: owner, Options: m.Options})
+	return reply
 }
 
 func (s *ServerActor) setMaxPending(m *messages.SetMaxPendingConnections) *messages.Ack {

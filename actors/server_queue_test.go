@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -734,5 +735,69 @@ func TestMaxConnectionsPausesAcceptingUntilAConnectionEnds(t *testing.T) {
 				return st.AcceptedTotal == 3 && st.Active == 2 && st.Pending == 2
 			})
 		})
+	}
+}
+
+// TestAClaimantThatOwnsHearsPendingConnectionBeforeTheFirstReceived: an
+// actor that claims a connection for itself (NextPendingConnection with no
+// owner, sent with ctx.Request) hears the claim's answer before the
+// connection's first Received, even when the client's bytes wait in the
+// kernel and the connection reads them the moment it has its owner. The
+// connection answers the claim itself (SetOwner.claimant), so both come from
+// it, in order; when the server answered, a read that won the race reached
+// the owner first (the fuzzer found it).
+func TestAClaimantThatOwnsHearsPendingConnectionBeforeTheFirstReceived(t *testing.T) {
+	s := startServer(t, ServerOptions{})
+	addr := s.listen()
+	sub := newProbe(t, s.sys)
+	subscribe(s, sub.pid)
+	got := make(chan any, 64)
+	claimant := s.sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *messages.NewConnection:
+			ctx.Request(s.pid, &messages.NextPendingConnection{})
+		case *messages.PendingConnection, *messages.Received:
+			got <- m
+		}
+	}))
+	t.Cleanup(func() { _ = s.sys.Root.StopFuture(claimant).Wait() })
+	for i := range 20 {
+		c := dial(t, addr)
+		if _, err := io.WriteString(c, "hello"); err != nil {
+			t.Fatal(err)
+		}
+		next[*messages.NewConnection](t, sub) // queued, its bytes in the kernel
+		s.sys.Root.Send(claimant, &messages.NewConnection{})
+		for _, want := range []string{"*messages.PendingConnection", "*messages.Received"} {
+			select {
+			case m := <-got:
+				if g := fmt.Sprintf("%T", m); g != want {
+					t.Fatalf("claim %d: the claimant heard %s first, want %s", i, g, want)
+				}
+			case <-time.After(testkit.ProbeTimeout):
+				t.Fatalf("claim %d: no %s", i, want)
+			}
+		}
+		c.Close()
+	}
+}
+
+// TestAClaimOfAConnectionThatEndedMeanwhileIsAnswered: a connection that
+// stopped after the server took it from the queue cannot answer the claim
+// it was handed (SetOwner.claimant); the dead letters answer it, with the
+// connection, whose end the claimant learns as any watcher does.
+func TestAClaimOfAConnectionThatEndedMeanwhileIsAnswered(t *testing.T) {
+	s := startServer(t, ServerOptions{})
+	addr := s.listen()
+	sub := newProbe(t, s.sys)
+	subscribe(s, sub.pid)
+	c := dial(t, addr)
+	defer c.Close()
+	next[*messages.NewConnection](t, sub) // a connection ran: the dead-letter answerer is in place
+	claimant := newProbe(t, s.sys)
+	gone := actor.NewPID(s.sys.Address(), "conn-ended-before-it-could-answer")
+	s.sys.Root.Send(gone, &messages.SetOwner{Owner: claimant.pid, Claimant: claimant.pid, Reply: &messages.PendingConnection{}})
+	if r := next[*messages.PendingConnection](t, claimant); !r.Connection.Equal(gone) {
+		t.Fatalf("the claim was answered %v, want the connection %v", r, gone)
 	}
 }

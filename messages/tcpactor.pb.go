@@ -2050,7 +2050,15 @@ type SetOwner struct {
 	// owner hears of the connection before its first Received and cannot reach
 	// it with a Close or a Write before it is the owner. The connection sets
 	// its own PID in it and assigned = true. Absent: nothing is sent.
-	Announce      *NewConnection `protobuf:"bytes,3,opt,name=announce,proto3" json:"announce,omitempty"`
+	Announce *NewConnection `protobuf:"bytes,3,opt,name=announce,proto3" json:"announce,omitempty"`
+	// The answer to a NextPendingConnection that the connection gives to
+	// claimant once it has taken the owner (or refused it, or had ended: then
+	// the dead letters answer), before anything else it sends: an owner that
+	// claimed a connection hears PendingConnection before its first Received.
+	// Honoured only from this node (the ServerActor); the connection sets
+	// itself in it.
+	Claimant      *actor.PID         `protobuf:"bytes,4,opt,name=claimant,proto3" json:"claimant,omitempty"`
+	Reply         *PendingConnection `protobuf:"bytes,5,opt,name=reply,proto3" json:"reply,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2102,6 +2110,20 @@ func (x *SetOwner) GetOptions() *ClaimOptions {
 func (x *SetOwner) GetAnnounce() *NewConnection {
 	if x != nil {
 		return x.Announce
+	}
+	return nil
+}
+
+func (x *SetOwner) GetClaimant() *actor.PID {
+	if x != nil {
+		return x.Claimant
+	}
+	return nil
+}
+
+func (x *SetOwner) GetReply() *PendingConnection {
+	if x != nil {
+		return x.Reply
 	}
 	return nil
 }
@@ -3072,12 +3094,15 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	".actor.PIDR\x06server\x12(\n" +
 	"\x05error\x18\x02 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\x12!\n" +
 	"\fpeer_address\x18\x03 \x01(\tR\vpeerAddress\x12\x1b\n" +
-	"\tpeer_port\x18\x04 \x01(\rR\bpeerPort\"\x99\x01\n" +
+	"\tpeer_port\x18\x04 \x01(\rR\bpeerPort\"\xf7\x01\n" +
 	"\bSetOwner\x12 \n" +
 	"\x05owner\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x05owner\x123\n" +
 	"\aoptions\x18\x02 \x01(\v2\x19.tcpactor.v1.ClaimOptionsR\aoptions\x126\n" +
-	"\bannounce\x18\x03 \x01(\v2\x1a.tcpactor.v1.NewConnectionR\bannounce\"\x16\n" +
+	"\bannounce\x18\x03 \x01(\v2\x1a.tcpactor.v1.NewConnectionR\bannounce\x12&\n" +
+	"\bclaimant\x18\x04 \x01(\v2\n" +
+	".actor.PIDR\bclaimant\x124\n" +
+	"\x05reply\x18\x05 \x01(\v2\x1e.tcpactor.v1.PendingConnectionR\x05reply\"\x16\n" +
 	"\x06Demand\x12\f\n" +
 	"\x01n\x18\x01 \x01(\x05R\x01n\"b\n" +
 	"\x05Write\x12\x12\n" +
@@ -3307,24 +3332,26 @@ var file_tcpactor_v1_tcpactor_proto_depIdxs = []int32{
 	45, // 29: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
 	13, // 30: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
 	28, // 31: tcpactor.v1.SetOwner.announce:type_name -> tcpactor.v1.NewConnection
-	45, // 32: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
-	45, // 33: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
-	4,  // 34: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
-	1,  // 35: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
-	45, // 36: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
-	45, // 37: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
-	4,  // 38: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
-	45, // 39: tcpactor.v1.Received.connection:type_name -> actor.PID
-	45, // 40: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
-	4,  // 41: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
-	45, // 42: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
-	45, // 43: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
-	4,  // 44: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	45, // 32: tcpactor.v1.SetOwner.claimant:type_name -> actor.PID
+	26, // 33: tcpactor.v1.SetOwner.reply:type_name -> tcpactor.v1.PendingConnection
+	45, // 34: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
+	45, // 35: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
+	4,  // 36: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
+	1,  // 37: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
+	45, // 38: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
+	45, // 39: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
+	4,  // 40: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
+	45, // 41: tcpactor.v1.Received.connection:type_name -> actor.PID
+	45, // 42: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
+	4,  // 43: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
+	45, // 44: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
+	45, // 45: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
+	4,  // 46: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_tcpactor_v1_tcpactor_proto_init() }
