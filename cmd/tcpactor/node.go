@@ -424,7 +424,7 @@ func (n *runningNode) stop() {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			n.cl.Shutdown(true)
+			remotenode.ShutdownCluster(n.cl, true)
 		}()
 		select {
 		case <-done:
@@ -432,7 +432,7 @@ func (n *runningNode) stop() {
 			n.sys.Logger().Warn("tcpactor node: the cluster did not shut down in time; exiting anyway", "after", clusterShutdownTimeout)
 		}
 	case n.rem != nil:
-		n.rem.Shutdown(true)
+		remotenode.Shutdown(n.rem, true)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/protocols"
+	"github.com/tcpactor/tcpactor/remotenode"
 	"github.com/tcpactor/tcpactor/server"
 )
 
@@ -260,8 +261,7 @@ func shutdownRemote(sys *actor.ActorSystem, r *remote.Remote) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer func() { _ = recover() }()
-		r.Shutdown(true)
+		remotenode.Shutdown(r, true)
 	}()
 	select {
 	case <-done:

@@ -127,7 +127,7 @@ func startNode(addr string) (*actor.ActorSystem, func(), error) {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(warnings))
 	r := remote.NewRemote(sys, remote.Configure(host, port))
 	r.Start()
-	return sys, func() { r.Shutdown(true); sys.Shutdown() }, nil
+	return sys, func() { remotenode.Shutdown(r, true); sys.Shutdown() }, nil
 }
 
 // startServer is node A: a ServerActor under name, listening on listen, with
