@@ -258,3 +258,51 @@ func TestStreamClusterMembersCarryTheirConnectionTrafficOnTheStream(t *testing.T
 		}
 	}
 }
+
+// A peer without streams puts a node's lane to it on the remote for as
+// long as it lives; once the remote reports it lost, the lane sets up
+// again, so a node that comes back at that address with --remote-stream
+// is served on the streams: the server's stream to it carries the
+// connections' traffic and the new owner's remote delivers none of it.
+func TestStreamSetsUpAgainForAPeerThatComesBackWithStreams(t *testing.T) {
+	bin := buildTCPActor(t)
+	srv, listen, remote := streamServer(t, bin, "server")
+	ownerRemote := hostport(freePort(t))
+	handler := func(name string, stream bool) *nodeProc {
+		p := startNode(t, bin, name, "--remote", ownerRemote, "--handler", "echo", "--server", remote+"/echo",
+			fmt.Sprintf("--remote-stream=%v", stream), "--debug-addr", "127.0.0.1:0", "--log-level", logLevel())
+		dline, _ := p.waitLine("debug on ", time.Time{}, 10*time.Second)
+		p.debug = addrAfter(dline, "debug on ")
+		p.waitLine("owner: subscribed to ", time.Time{}, 20*time.Second)
+		return p
+	}
+	old := handler("handler without streams", false)
+	defer func() {
+		if t.Failed() {
+			t.Logf("server output:\n%s", srv.output())
+		}
+	}()
+	for _, c := range echoingClients(t, listen, 2, "through the remote") {
+		c.Close()
+	}
+	if st := srv.status(); st["stream_sent"] != nil {
+		t.Fatalf("the server sent on a stream to a peer without streams: %v", st)
+	}
+	old.kill()
+
+	back := handler("handler with streams", true)
+	sentBefore, _ := srv.status()["stream_sent"].(float64)
+	remoteBefore, _ := back.status()["remote_protocol_messages"].(float64)
+	for _, c := range echoingClients(t, listen, 3, "on the stream") {
+		echoOn(t, c, "again")
+	}
+	sent, _ := srv.status()["stream_sent"].(float64)
+	remoteAfter, _ := back.status()["remote_protocol_messages"].(float64)
+	t.Logf("server's streams sent %v → %v; the new owner's remote delivered %v → %v protocol messages", sentBefore, sent, remoteBefore, remoteAfter)
+	if sent <= sentBefore {
+		t.Fatalf("the server's lane to %s stayed on the remote after its node came back with streams", ownerRemote)
+	}
+	if remoteAfter != remoteBefore {
+		t.Fatalf("the new owner's remote delivered %v messages of tcpactor's protocol: want none, the streams carry them", remoteAfter-remoteBefore)
+	}
+}
