@@ -36,7 +36,9 @@ import (
 //   - stream: messages are framed and written by the stream's writer;
 //   - fallback: the peer has no stream or the set-up failed: the waiting
 //     messages, in order, then every later one go through Proto.Actor's
-//     remote, for good;
+//     remote, until the remote reports the peer lost (a stream could
+//     overtake what the remote still holds for a live peer); then the next
+//     message sets up again;
 //   - broken: the stream failed (the peer went away): the next message
 //     starts connecting again.
 //
