@@ -204,3 +204,105 @@ func TestStreamFallsBackToTheRemoteForAPeerWithoutIt(t *testing.T) {
 		})
 	}
 }
+
+// In a cluster whose members run --remote-stream, the connection traffic
+// between two members is all on their streams once they are set up: an
+// owner on one member serves connections hosted on the other, and neither
+// member's remote delivers a single message of tcpactor's protocol while
+// the clients are served (every PID either member resolved, the ones it
+// resolved while it joined the cluster included, takes the stream).
+func TestStreamClusterMembersCarryTheirConnectionTrafficOnTheStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process cluster")
+	}
+	c := newTestCluster(t, 2)
+	srv := c.start("server", 0, append(c.serverRole(), "--remote-stream")...)
+	own := c.start("owner", 1, "--handler", "echo", "--server", "echo", "--remote-stream")
+	defer func() {
+		if t.Failed() {
+			t.Logf("server output:\n%s\nowner output:\n%s", srv.output(), own.output())
+		}
+	}()
+	probe, took := c.echoEventually("set up", 30*time.Second)
+	probe.Close()
+	t.Logf("cluster up: first echo after %v more", took)
+	own.settled(10 * time.Second)
+
+	counts := func(p *nodeProc) (remote, sent, received float64) {
+		st := p.status()
+		remote, _ = st["remote_protocol_messages"].(float64)
+		sent, _ = st["stream_sent"].(float64)
+		received, _ = st["stream_received"].(float64)
+		return remote, sent, received
+	}
+	srvRemote, srvSent, srvRecv := counts(srv)
+	ownRemote, ownSent, ownRecv := counts(own)
+	for _, conn := range c.openClients(4, "on the stream") {
+		echoOn(t, conn, "again")
+		conn.Close()
+	}
+	own.settled(10 * time.Second)
+	for _, n := range []struct {
+		p                   *nodeProc
+		remote, sent, recvd float64
+	}{{srv, srvRemote, srvSent, srvRecv}, {own, ownRemote, ownSent, ownRecv}} {
+		remote, sent, recvd := counts(n.p)
+		t.Logf("%s: remote delivered %v → %v protocol messages; streams sent %v → %v, received %v → %v",
+			n.p.name, n.remote, remote, n.sent, sent, n.recvd, recvd)
+		if sent == n.sent || recvd == n.recvd {
+			t.Errorf("%s: its streams carried nothing while the clients were served", n.p.name)
+		}
+		if remote != n.remote {
+			t.Errorf("%s: the remote delivered %v messages of tcpactor's protocol while the clients were served: want none, the streams carry them",
+				n.p.name, remote-n.remote)
+		}
+	}
+}
+
+// A peer without streams puts a node's lane to it on the remote for as
+// long as it lives; once the remote reports it lost, the lane sets up
+// again, so a node that comes back at that address with --remote-stream
+// is served on the streams: the server's stream to it carries the
+// connections' traffic and the new owner's remote delivers none of it.
+func TestStreamSetsUpAgainForAPeerThatComesBackWithStreams(t *testing.T) {
+	bin := buildTCPActor(t)
+	srv, listen, remote := streamServer(t, bin, "server")
+	ownerRemote := hostport(freePort(t))
+	handler := func(name string, stream bool) *nodeProc {
+		p := startNode(t, bin, name, "--remote", ownerRemote, "--handler", "echo", "--server", remote+"/echo",
+			fmt.Sprintf("--remote-stream=%v", stream), "--debug-addr", "127.0.0.1:0", "--log-level", logLevel())
+		dline, _ := p.waitLine("debug on ", time.Time{}, 10*time.Second)
+		p.debug = addrAfter(dline, "debug on ")
+		p.waitLine("owner: subscribed to ", time.Time{}, 20*time.Second)
+		return p
+	}
+	old := handler("handler without streams", false)
+	defer func() {
+		if t.Failed() {
+			t.Logf("server output:\n%s", srv.output())
+		}
+	}()
+	for _, c := range echoingClients(t, listen, 2, "through the remote") {
+		c.Close()
+	}
+	if st := srv.status(); st["stream_sent"] != nil {
+		t.Fatalf("the server sent on a stream to a peer without streams: %v", st)
+	}
+	old.kill()
+
+	back := handler("handler with streams", true)
+	sentBefore, _ := srv.status()["stream_sent"].(float64)
+	remoteBefore, _ := back.status()["remote_protocol_messages"].(float64)
+	for _, c := range echoingClients(t, listen, 3, "on the stream") {
+		echoOn(t, c, "again")
+	}
+	sent, _ := srv.status()["stream_sent"].(float64)
+	remoteAfter, _ := back.status()["remote_protocol_messages"].(float64)
+	t.Logf("server's streams sent %v → %v; the new owner's remote delivered %v → %v protocol messages", sentBefore, sent, remoteBefore, remoteAfter)
+	if sent <= sentBefore {
+		t.Fatalf("the server's lane to %s stayed on the remote after its node came back with streams", ownerRemote)
+	}
+	if remoteAfter != remoteBefore {
+		t.Fatalf("the new owner's remote delivered %v messages of tcpactor's protocol: want none, the streams carry them", remoteAfter-remoteBefore)
+	}
+}

@@ -49,6 +49,7 @@ type Guard struct {
 	refused   atomic.Uint64
 	dropped   atomic.Uint64
 	recovered atomic.Uint64
+	protocol  atomic.Uint64
 }
 
 // NewGuard makes a guard that logs to log (nil: slog.Default()).
@@ -101,6 +102,12 @@ func (g *Guard) Config(host string, port int, opts ...remote.ConfigOption) *remo
 // Dropped is how many envelopes the guard dropped because the remote could
 // not have read them.
 func (g *Guard) Dropped() uint64 { return g.dropped.Load() }
+
+// Protocol is how many messages of tcpactor's own protocol (package
+// tcpactor.v1: servers, connections, owners; the set-up of a Stream aside)
+// the remote delivered to this node. With a Stream on this node and its
+// peers it stays still once the streams are up: they carry all of it.
+func (g *Guard) Protocol() uint64 { return g.protocol.Load() }
 
 // Recovered is how many panics of gRPC handlers the guard recovered.
 func (g *Guard) Recovered() uint64 { return g.recovered.Load() }

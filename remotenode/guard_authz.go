@@ -4,12 +4,15 @@ import (
 	"crypto/x509"
 	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/actors"
+	"github.com/tcpactor/tcpactor/messages"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // What the guard lets a peer send (the rest of the rules are the actors';
@@ -133,11 +136,26 @@ func (g *Guard) authorize(p *streamPeer, b *remote.MessageBatch) {
 			h[actors.RemotePeerHeader] = p.addr
 			e.MessageHeader = &remote.MessageHeader{HeaderData: h}
 		}
+		if isProtocol(b.TypeNames[e.TypeId]) {
+			g.protocol.Add(1)
+		}
 		kept = append(kept, e)
 	}
 	clear(b.Envelopes[len(kept):])
 	b.Envelopes = kept
 }
+
+// isProtocol tells whether a message type is tcpactor's own protocol
+// (servers, connections, owners), the stream transport's set-up aside,
+// which always takes the remote.
+func isProtocol(name string) bool {
+	return strings.HasPrefix(name, "tcpactor.v1.") && name != streamHelloName && name != streamWelcomeName
+}
+
+var (
+	streamHelloName   = string(proto.MessageName(&messages.StreamHello{}))
+	streamWelcomeName = string(proto.MessageName(&messages.StreamWelcome{}))
+)
 
 // check says why e may not be delivered, or "".
 func (g *Guard) check(p *streamPeer, b *remote.MessageBatch, e *remote.MessageEnvelope) (actors.RefusalReason, string) {

@@ -36,7 +36,9 @@ import (
 //   - stream: messages are framed and written by the stream's writer;
 //   - fallback: the peer has no stream or the set-up failed: the waiting
 //     messages, in order, then every later one go through Proto.Actor's
-//     remote, for good;
+//     remote, until the remote reports the peer lost (a stream could
+//     overtake what the remote still holds for a live peer); then the next
+//     message sets up again;
 //   - broken: the stream failed (the peer went away): the next message
 //     starts connecting again.
 //
@@ -77,23 +79,26 @@ type Stream struct {
 // every node with a Stream.
 const StreamActorName = "tcpactor-stream"
 
-// StreamTransport is a started Stream. Stop it before or with the remote.
+// StreamTransport is an installed Stream. Stop it before or with the remote.
 type StreamTransport struct {
-	sys     *actor.ActorSystem
-	log     *slog.Logger
-	direct  []actor.AddressResolver // the remote's own resolvers, kept from RemoteHandlers
-	serverT *tls.Config             // nil: plaintext
-	clientT *tls.Config
-	timeout time.Duration
-	ln      net.Listener
-	addr    string // what peers dial: the node's host, the listener's port
-	actor   *actor.PID
-	tickets tickets
-	sub     *eventstream.Subscription
+	sys      *actor.ActorSystem
+	log      *slog.Logger
+	host     string      // Stream.Host
+	port     int         // Stream.Port
+	serverT  *tls.Config // nil: plaintext
+	clientT  *tls.Config
+	timeout  time.Duration
+	actor    *actor.PID
+	tickets  tickets
+	sub      *eventstream.Subscription
+	direct   atomic.Pointer[actor.AddressResolver] // the remote's own resolver, found once it has started
+	probePID actor.PID                             // what only the transport's resolver answers with its process
 
 	lanes   sync.Map // peer address → *lane
 	proc    process
 	mu      sync.Mutex
+	ln      net.Listener          // bound by Listen; nil until then
+	addr    string                // what peers dial: the node's host, the listener's port
 	conns   map[net.Conn]struct{} // every open stream and set-up, to close on Stop
 	stopped bool
 	wg      sync.WaitGroup
@@ -106,19 +111,26 @@ type StreamTransport struct {
 	unsentLog  sync.Map // type name → struct{}: each logged once
 }
 
-// Start starts the transport on sys, whose remote must have started (the
-// transport keeps the remote's resolvers for its fallback and puts its own
-// first); call it right after remote.Start (and Guard.Started), before any
-// message to another node: a PID resolved before keeps the remote's lane.
-func (s Stream) Start(sys *actor.ActorSystem) (*StreamTransport, error) {
-	handlers := sys.ProcessRegistry.RemoteHandlers
-	if len(handlers) == 0 {
-		return nil, errors.New("remotenode.Stream: the remote has not started")
+// Install puts the transport in place on sys: call it before the remote
+// starts (remote.Start, or cluster.StartMember, which starts it), and
+// Listen once it has. A PID caches the Process it first resolves to, so
+// the transport must be the first AddressResolver before anything
+// resolves a PID of another node (the cluster resolves its members' while
+// StartMember runs): installed first, it answers every PID of another node
+// from the remote's start on, and the remote's own resolver, registered
+// after it, is found when first needed (the fallback). The actor that
+// answers peers' StreamHello runs from here on, so a peer that reaches
+// this node's remote as soon as it is up finds it; the listener binds on
+// the first StreamHello if Listen has not bound it yet.
+func (s Stream) Install(sys *actor.ActorSystem) (*StreamTransport, error) {
+	if StreamOf(sys) != nil {
+		return nil, errors.New("remotenode.Stream: the actor system has one already")
 	}
 	t := &StreamTransport{
 		sys:     sys,
 		log:     s.Log,
-		direct:  append([]actor.AddressResolver(nil), handlers...),
+		host:    s.Host,
+		port:    s.Port,
 		timeout: s.SetupTimeout,
 		conns:   map[net.Conn]struct{}{},
 	}
@@ -135,24 +147,9 @@ func (s Stream) Start(sys *actor.ActorSystem) (*StreamTransport, error) {
 		}
 		t.serverT, t.clientT = srv, cli
 	}
-	node, _, err := net.SplitHostPort(sys.Address())
-	if err != nil {
-		return nil, fmt.Errorf("remotenode.Stream: node address %q: %w", sys.Address(), err)
-	}
-	host := s.Host
-	if host == "" {
-		host = node
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(s.Port)))
-	if err != nil {
-		return nil, fmt.Errorf("remotenode.Stream: %w", err)
-	}
-	t.ln = ln
-	t.addr = net.JoinHostPort(node, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	t.proc.t = t
 	pid, err := sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &helloActor{t: t} }), StreamActorName)
 	if err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("remotenode.Stream: %w", err)
 	}
 	t.actor = pid
@@ -162,10 +159,60 @@ func (s Stream) Start(sys *actor.ActorSystem) (*StreamTransport, error) {
 			t.peerLost(e.Address)
 		}
 	})
-	sys.ProcessRegistry.RemoteHandlers = append([]actor.AddressResolver{t.resolve}, handlers...)
-	t.wg.Add(1)
-	go t.acceptLoop()
+	reg := sys.ProcessRegistry
+	reg.RemoteHandlers = append([]actor.AddressResolver{t.resolve}, reg.RemoteHandlers...)
 	return t, nil
+}
+
+// Start is Install then Listen on sys, whose remote has started: for a
+// node that sends nothing to another before it (a PID resolved before
+// keeps the remote's lane). Prefer Install before the remote starts.
+func (s Stream) Start(sys *actor.ActorSystem) (*StreamTransport, error) {
+	if len(sys.ProcessRegistry.RemoteHandlers) == 0 {
+		return nil, errors.New("remotenode.Stream: the remote has not started")
+	}
+	t, err := s.Install(sys)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Listen(); err != nil {
+		t.Stop()
+		return nil, err
+	}
+	return t, nil
+}
+
+// Listen binds the listener peers dial for their streams to this node, if
+// it is not bound yet; the remote must have started (the listener's host
+// is the node's unless Stream.Host says otherwise). Call it right after
+// the remote starts, to learn of a failure at once: the first StreamHello
+// binds it otherwise, and a failure then leaves that peer on the remote.
+func (t *StreamTransport) Listen() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.stopped:
+		return errStopped
+	case t.ln != nil:
+		return nil
+	}
+	node, _, err := net.SplitHostPort(t.sys.Address())
+	if err != nil {
+		return fmt.Errorf("remotenode.Stream: the remote has not started (node address %q)", t.sys.Address())
+	}
+	host := t.host
+	if host == "" {
+		host = node
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(t.port)))
+	if err != nil {
+		return fmt.Errorf("remotenode.Stream: %w", err)
+	}
+	t.ln = ln
+	t.addr = net.JoinHostPort(node, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	t.wg.Add(1)
+	go t.acceptLoop(ln)
+	return nil
 }
 
 var streamExtension = extensions.NextExtensionID()
@@ -187,8 +234,13 @@ func (t *StreamTransport) Sent() uint64 { return t.sent.Load() }
 // carried in.
 func (t *StreamTransport) Received() uint64 { return t.received.Load() }
 
-// Address is what peers dial for a stream to this node.
-func (t *StreamTransport) Address() string { return t.addr }
+// Address is what peers dial for a stream to this node; "" until the
+// listener is bound (Listen).
+func (t *StreamTransport) Address() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.addr
+}
 
 // Unsendable is how many messages the transport refused to send because
 // they are not protobuf (or do not marshal).
@@ -213,7 +265,9 @@ func (t *StreamTransport) Stop() {
 		return
 	}
 	t.stopped = true
-	t.ln.Close()
+	if t.ln != nil {
+		t.ln.Close()
+	}
 	t.mu.Unlock()
 	t.sys.EventStream.Unsubscribe(t.sub)
 	var outs []*outStream
@@ -291,12 +345,35 @@ func (t *StreamTransport) isLocal(addr string) bool {
 // resolve is the transport's AddressResolver, first in RemoteHandlers. A
 // PID caches the Process it resolves to, so it answers every remote
 // address with the transport's process, always, and the lane is chosen
-// per message.
-func (t *StreamTransport) resolve(*actor.PID) (actor.Process, bool) { return &t.proc, true }
+// per message. Until the remote has started it answers nothing: such a
+// PID goes to dead letters and caches nothing, as without the transport.
+func (t *StreamTransport) resolve(pid *actor.PID) (actor.Process, bool) {
+	if pid != &t.probePID && t.remoteResolver() == nil {
+		return nil, false
+	}
+	return &t.proc, true
+}
+
+// remoteResolver is the remote's own AddressResolver, or nil before the
+// remote has started. It is found at the first need and kept: the first
+// resolver of the registry that is not the transport's (which alone
+// answers probePID with the transport's process).
+func (t *StreamTransport) remoteResolver() actor.AddressResolver {
+	if r := t.direct.Load(); r != nil {
+		return *r
+	}
+	for _, r := range t.sys.ProcessRegistry.RemoteHandlers {
+		if p, ok := r(&t.probePID); ok && p != actor.Process(&t.proc) {
+			t.direct.Store(&r)
+			return r
+		}
+	}
+	return nil
+}
 
 // directProcess is the remote's own process for pid.
 func (t *StreamTransport) directProcess(pid *actor.PID) actor.Process {
-	for _, r := range t.direct {
+	if r := t.remoteResolver(); r != nil {
 		if p, ok := r(pid); ok {
 			return p
 		}

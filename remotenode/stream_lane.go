@@ -186,10 +186,19 @@ func (l *lane) broken(out *outStream) {
 }
 
 // lost is the remote's report that the peer's endpoint terminated: the
-// node is gone, so the stream is too.
+// node is gone, so the stream is too. A lane on the remote (fallback) sets
+// up again at its next message: nothing sent to the lost node through the
+// remote is in flight any more (the endpoint and its queue are gone), so a
+// stream to a node that comes back at that address cannot overtake it.
+// While the peer lives the fallback stays: what the remote still holds for
+// it is not known, and a stream could overtake it.
 func (l *lane) lost() {
 	l.mu.Lock()
 	out := l.out
+	if l.state == laneFallback && !l.t.isStopped() {
+		l.state = laneIdle
+		l.fallback.Store(false)
+	}
 	l.mu.Unlock()
 	if out != nil {
 		out.close()

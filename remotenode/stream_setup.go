@@ -108,7 +108,15 @@ func (a *helloActor) Receive(ctx actor.Context) {
 			"a stream is for another node; %s is this node's", snd)})
 		return
 	}
-	w := &messages.StreamWelcome{Address: a.t.addr, Token: a.t.tickets.issue(peer)}
+	if err := a.t.Listen(); err != nil {
+		if err != errStopped {
+			a.t.log.Warn("tcpactor: the stream listener cannot listen; peers' messages come through the remote", "error", err)
+		}
+		a.t.directProcess(snd).SendUserMessage(snd, &messages.StreamWelcome{
+			Error: messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE, "no stream listener: %v", err)})
+		return
+	}
+	w := &messages.StreamWelcome{Address: a.t.Address(), Token: a.t.tickets.issue(peer)}
 	// Through the remote, not the lane to the asker: the asker may be
 	// setting its own stream up and this node its stream to the asker,
 	// each lane waiting for the other's answer.
@@ -200,11 +208,11 @@ func (t *StreamTransport) present(raw net.Conn, host string, token []byte) (net.
 
 // acceptLoop accepts the streams peers dial, as net/http's Serve: on a
 // temporary error it waits 5 ms doubling to 1 s; a closed listener ends it.
-func (t *StreamTransport) acceptLoop() {
+func (t *StreamTransport) acceptLoop(ln net.Listener) {
 	defer t.wg.Done()
 	var delay time.Duration
 	for {
-		c, err := t.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || t.isStopped() {
 				return

@@ -160,10 +160,14 @@ func startRemote(sys *actor.ActorSystem, host string, port int, rf *remoteFlags)
 	if err != nil {
 		return nil, err
 	}
+	if err := rf.installStream(sys); err != nil {
+		return nil, err
+	}
 	r := remote.NewRemote(sys, cfg)
 	r.Start()
 	guard.Started(sys) // what a remote peer may send: remotenode/guard_authz.go
-	if err := rf.startStream(sys); err != nil {
+	if err := listenStream(sys); err != nil {
+		stopStream(sys)
 		r.Shutdown(false)
 		return nil, err
 	}

@@ -202,6 +202,11 @@ func (n *runningNode) start() error {
 	if err != nil {
 		return err
 	}
+	// Before the remote starts: the cluster resolves its members' PIDs
+	// while the member joins, and a PID keeps what it first resolved to.
+	if err := n.cfg.sec.installStream(n.sys); err != nil {
+		return err
+	}
 	if n.cfg.clusterName != "" {
 		provider, err := n.provider()
 		if err != nil {
@@ -223,7 +228,7 @@ func (n *runningNode) start() error {
 		n.rem.Start()
 	}
 	n.guard.Started(n.sys)
-	if err := n.cfg.sec.startStream(n.sys); err != nil {
+	if err := listenStream(n.sys); err != nil {
 		return err
 	}
 	n.out.printf("remote on %s", n.sys.Address())
@@ -378,6 +383,9 @@ type nodeStatus struct {
 	Address        string `json:"address"`
 	DroppedRemote  uint64 `json:"dropped_remote_messages"`
 	RecoveredPanic uint64 `json:"recovered_remote_panics"`
+	// Messages of tcpactor's protocol the remote (gRPC) delivered; with
+	// --remote-stream on both nodes, the streams carry them instead.
+	RemoteProtocol uint64 `json:"remote_protocol_messages"`
 	// With --remote-stream: messages this node's streams sent and received.
 	StreamAddress  string `json:"stream_address,omitempty"`
 	StreamSent     uint64 `json:"stream_sent,omitempty"`
@@ -395,7 +403,7 @@ func (n *runningNode) startDebug() error {
 		w.Header().Set("Content-Type", "application/json")
 		st := nodeStatus{
 			Goroutines: runtime.NumGoroutine(), Address: n.sys.Address(),
-			DroppedRemote: n.guard.Dropped(), RecoveredPanic: n.guard.Recovered(),
+			DroppedRemote: n.guard.Dropped(), RecoveredPanic: n.guard.Recovered(), RemoteProtocol: n.guard.Protocol(),
 		}
 		if t := remotenode.StreamOf(n.sys); t != nil {
 			st.StreamAddress, st.StreamSent, st.StreamReceived = t.Address(), t.Sent(), t.Received()

@@ -81,9 +81,10 @@ func (f *remoteFlags) config(guard *remotenode.Guard, host string, port int) (*r
 	return cfg, nil
 }
 
-// startStream starts the stream transport on sys, whose remote has just
-// started, when --remote-stream asks for it.
-func (f *remoteFlags) startStream(sys *actor.ActorSystem) error {
+// installStream installs the stream transport on sys when --remote-stream
+// asks for it: before its remote starts (or its cluster member), so that
+// every PID of another node resolves to it (remotenode.Stream.Install).
+func (f *remoteFlags) installStream(sys *actor.ActorSystem) error {
 	if !f.stream {
 		return nil
 	}
@@ -91,8 +92,17 @@ func (f *remoteFlags) startStream(sys *actor.ActorSystem) error {
 	if f.tlsOn() {
 		s.TLS = &f.tls
 	}
-	_, err := s.Start(sys)
+	_, err := s.Install(sys)
 	return err
+}
+
+// listenStream binds the stream listener of sys, whose remote has just
+// started, if it has the transport.
+func listenStream(sys *actor.ActorSystem) error {
+	if t := remotenode.StreamOf(sys); t != nil {
+		return t.Listen()
+	}
+	return nil
 }
 
 // stopStream stops the stream transport of sys, if it has one: before the
