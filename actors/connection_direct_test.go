@@ -5,6 +5,7 @@ package actors
 import (
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -49,12 +50,7 @@ func waitRead(t *testing.T, ch <-chan readOutcome) readOutcome {
 func TestAnOwnerLentTheSocketReadsAndWritesItAndTheConnectionCountsTheBytes(t *testing.T) {
 	for _, mode := range []ReadMode{ReadLoop, ReadGoroutine} {
 		t.Run(mode.String(), func(t *testing.T) {
-			sys := testkit.NewSystem(t)
-			c, sc := socketPair(t)
-			conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{ReadMode: mode})
-			in := newInbox(t, sys)
-			claim(t, sys, conn, in.pid, &messages.ClaimOptions{DirectIo: true})
-			d := expectNext[*DirectIO](t, in)
+			sys, c, conn, in, d := lentSocket(t, ConnectionConfig{ReadMode: mode})
 
 			if _, err := c.Write([]byte("ping")); err != nil {
 				t.Fatal(err)
@@ -80,12 +76,7 @@ func TestAnOwnerLentTheSocketReadsAndWritesItAndTheConnectionCountsTheBytes(t *t
 // sends next is read and thrown away by the connection (a lingering
 // close), and the owner hears Disconnected as ever.
 func TestCloseTakesTheLentSocketBackFromAWaitingRead(t *testing.T) {
-	sys := testkit.NewSystem(t)
-	c, sc := socketPair(t)
-	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{})
-	in := newInbox(t, sys)
-	claim(t, sys, conn, in.pid, &messages.ClaimOptions{DirectIo: true})
-	d := expectNext[*DirectIO](t, in)
+	sys, c, conn, in, d := lentSocket(t, ConnectionConfig{})
 	pending := directRead(d, 64)
 	time.Sleep(20 * time.Millisecond) // let the Read wait in the socket, most likely (either way it must end)
 
@@ -151,12 +142,7 @@ func TestThePeersFINReadThroughTheLentSocketIsToldAsEver(t *testing.T) {
 // A Write message (from anyone) turns direct writing off until the
 // connection has written it: bytes never overtake each other.
 func TestAQueuedWriteTurnsDirectWritingOffUntilItIsWritten(t *testing.T) {
-	sys := testkit.NewSystem(t)
-	c, sc := socketPair(t)
-	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{})
-	in := newInbox(t, sys)
-	claim(t, sys, conn, in.pid, &messages.ClaimOptions{DirectIo: true})
-	d := expectNext[*DirectIO](t, in)
+	sys, c, conn, in, d := lentSocket(t, ConnectionConfig{})
 
 	big := bytes.Repeat([]byte("m"), 16<<20) // more than the kernel holds: it queues
 	sys.Root.RequestWithCustomSender(conn, &messages.Write{Data: big, AckId: 1}, in.pid)
@@ -181,12 +167,7 @@ func TestAQueuedWriteTurnsDirectWritingOffUntilItIsWritten(t *testing.T) {
 // A hand-over to another owner takes the lent socket back: the new owner
 // gets Received.
 func TestAHandOverTakesTheLentSocketBack(t *testing.T) {
-	sys := testkit.NewSystem(t)
-	c, sc := socketPair(t)
-	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{})
-	first := newInbox(t, sys)
-	claim(t, sys, conn, first.pid, &messages.ClaimOptions{DirectIo: true})
-	d := expectNext[*DirectIO](t, first)
+	sys, c, conn, first, d := lentSocket(t, ConnectionConfig{})
 	pending := directRead(d, 64)
 	time.Sleep(20 * time.Millisecond) // let the Read wait in the socket, most likely (either way it must end)
 
@@ -214,12 +195,7 @@ func TestAHandOverTakesTheLentSocketBack(t *testing.T) {
 // time-out; silence ends it as ever.
 func TestReadsThroughTheLentSocketCountForTheIdleTimeOut(t *testing.T) {
 	const idle = time.Second
-	sys := testkit.NewSystem(t)
-	c, sc := socketPair(t)
-	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{IdleTimeout: idle})
-	in := newInbox(t, sys)
-	claim(t, sys, conn, in.pid, &messages.ClaimOptions{DirectIo: true})
-	d := expectNext[*DirectIO](t, in)
+	_, c, _, in, d := lentSocket(t, ConnectionConfig{IdleTimeout: idle})
 
 	start := time.Now()
 	for time.Since(start) < 5*idle/2 {
@@ -243,12 +219,7 @@ func TestReadsThroughTheLentSocketCountForTheIdleTimeOut(t *testing.T) {
 // A read deadline wakes a direct Read with os.ErrDeadlineExceeded; the
 // socket stays lent.
 func TestADeadlineWakesADirectRead(t *testing.T) {
-	sys := testkit.NewSystem(t)
-	c, sc := socketPair(t)
-	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{})
-	in := newInbox(t, sys)
-	claim(t, sys, conn, in.pid, &messages.ClaimOptions{DirectIo: true})
-	d := expectNext[*DirectIO](t, in)
+	_, c, _, _, d := lentSocket(t, ConnectionConfig{})
 	pending := directRead(d, 8)
 	d.SetReadDeadline(time.Unix(1, 0))
 	if r := waitRead(t, pending); !errors.Is(r.err, os.ErrDeadlineExceeded) {
@@ -289,4 +260,17 @@ func TestDirectIOIsNotLentWhereItCannotBe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lentSocket starts a connection over a fresh socket pair with cfg and an
+// owner (in) that claims it asking for direct I/O, and returns the lent
+// socket (d) it got; c is the peer's end.
+func lentSocket(t *testing.T, cfg ConnectionConfig) (sys *actor.ActorSystem, c *net.TCPConn, conn *actor.PID, in *inbox, d *DirectIO) {
+	t.Helper()
+	sys = testkit.NewSystem(t)
+	c, sc := socketPair(t)
+	conn = startConn(t, sys, sc, 1, nil, cfg)
+	in = newInbox(t, sys)
+	claim(t, sys, conn, in.pid, &messages.ClaimOptions{DirectIo: true})
+	return sys, c, conn, in, expectNext[*DirectIO](t, in)
 }
