@@ -2,12 +2,11 @@ package owner_test
 
 import (
 	"bytes"
-	"io"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/servertest"
 	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/owner"
 	"github.com/tcpactor/tcpactor/server"
@@ -31,18 +30,7 @@ func TestEchoOwnerAnswersAHalfClosedRequestInFullLocallyAndFromAnotherNode(t *te
 			own := tc.ownerSys.Root.Spawn(owner.New(owner.Config{Server: view.PID(), Handler: owner.Echo()}))
 			t.Cleanup(func() { _ = owner.Stop(tc.ownerSys.Root, own, view.PID(), 2*time.Second) })
 			for _, size := range []int{1, 100, 64 << 10, 1 << 20} {
-				c := dial(t, addr)
-				req := bytes.Repeat([]byte{'q'}, size)
-				go func() {
-					_, _ = c.Write(req)
-					_ = c.(*net.TCPConn).CloseWrite()
-				}()
-				_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-				got, err := io.ReadAll(c)
-				if err != nil || !bytes.Equal(got, req) {
-					t.Fatalf("request of %d bytes then a half-close: echo of %d bytes, %v", size, len(got), err)
-				}
-				c.Close()
+				servertest.HalfClosedEcho(t, addr, bytes.Repeat([]byte{'q'}, size), 20*time.Second)
 			}
 		})
 	}

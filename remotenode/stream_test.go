@@ -2,8 +2,6 @@ package remotenode_test
 
 import (
 	"bytes"
-	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -47,21 +45,11 @@ func TestStreamCarriesAnEchoOwnerOnAnotherNode(t *testing.T) {
 	own := b.Root.Spawn(owner.New(owner.Config{Server: view.PID(), Handler: owner.Echo()}))
 	t.Cleanup(func() { _ = owner.Stop(b.Root, own, view.PID(), 5*time.Second) })
 	for _, size := range []int{1, 100, 64 << 10, 4 << 20} {
-		c := servertest.Dial(t, addr)
 		req := make([]byte, size)
 		for i := range req {
 			req[i] = byte(i * 7)
 		}
-		go func() {
-			_, _ = c.Write(req)
-			_ = c.(*net.TCPConn).CloseWrite()
-		}()
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		got, err := io.ReadAll(c)
-		if err != nil || !bytes.Equal(got, req) {
-			t.Fatalf("request of %d bytes then a half-close: echo of %d bytes, %v", size, len(got), err)
-		}
-		c.Close()
+		servertest.HalfClosedEcho(t, addr, req, 30*time.Second)
 	}
 	carried(t, ta, tb, sentA, sentB)
 }

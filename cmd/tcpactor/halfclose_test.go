@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
-	"io"
-	"net"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpactor/tcpactor/internal/servertest"
 )
 
 // halfClosedRequests sends requests of several sizes to addr, each followed
@@ -16,21 +16,7 @@ import (
 func halfClosedRequests(t *testing.T, addr string) {
 	t.Helper()
 	for _, size := range []int{1, 100, 64 << 10, 1 << 20} {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := bytes.Repeat([]byte{'r'}, size)
-		go func() {
-			_, _ = c.Write(req)
-			_ = c.(*net.TCPConn).CloseWrite()
-		}()
-		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		got, err := io.ReadAll(c)
-		c.Close()
-		if err != nil || !bytes.Equal(got, req) {
-			t.Fatalf("request of %d bytes then a half-close: the echo was %d bytes, %v", size, len(got), err)
-		}
+		servertest.HalfClosedEcho(t, addr, bytes.Repeat([]byte{'r'}, size), 20*time.Second)
 	}
 }
 

@@ -4,7 +4,9 @@
 package servertest
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"strconv"
 	"testing"
@@ -44,4 +46,22 @@ func Dial(t testing.TB, addr string) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// HalfClosedEcho sends req to an echo server at addr and then a half-close
+// (nc -N, HTTP/1.0), and fails t unless the whole of req comes back, then EOF,
+// within the time given.
+func HalfClosedEcho(t testing.TB, addr string, req []byte, within time.Duration) {
+	t.Helper()
+	c := Dial(t, addr)
+	defer c.Close()
+	go func() {
+		_, _ = c.Write(req)
+		_ = c.(*net.TCPConn).CloseWrite()
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(within))
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, req) {
+		t.Fatalf("request of %d bytes then a half-close: the echo was %d bytes, %v", len(req), len(got), err)
+	}
 }
