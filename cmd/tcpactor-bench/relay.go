@@ -17,12 +17,10 @@ package main
 // own, as the remote kinds' are the server node's.
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
 	"sync/atomic"
-	"time"
 )
 
 // kindRelay is the relay reference kind.
@@ -52,24 +50,8 @@ func startRelay(stderr io.Writer) (*relayServer, error) {
 		return nil, err
 	}
 	r := &relayServer{ln: ln, echo: echo}
-	go r.acceptLoop()
+	go acceptEach(r.ln, &r.accepted, &r.active, r.serve)
 	return r, nil
-}
-
-func (r *relayServer) acceptLoop() {
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			time.Sleep(5 * time.Millisecond) // EMFILE and friends
-			continue
-		}
-		r.accepted.Add(1)
-		r.active.Add(1)
-		go r.serve(c)
-	}
 }
 
 // serve relays one client to the echo server until either side ends; each

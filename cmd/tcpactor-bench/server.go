@@ -207,13 +207,16 @@ func startRawEcho() (*rawEcho, error) {
 		return nil, err
 	}
 	r := &rawEcho{ln: ln}
-	go r.acceptLoop()
+	go acceptEach(ln, &r.accepted, &r.active, r.serve)
 	return r, nil
 }
 
-func (r *rawEcho) acceptLoop() {
+// acceptEach accepts until ln is closed, counting each connection in
+// accepted and active, and serves each in a goroutine of its own (which
+// takes it off active when it ends): the reference servers' accept loop.
+func acceptEach(ln net.Listener, accepted, active *atomic.Int64, serve func(net.Conn)) {
 	for {
-		c, err := r.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -225,9 +228,9 @@ func (r *rawEcho) acceptLoop() {
 			time.Sleep(5 * time.Millisecond) // EMFILE and friends
 			continue
 		}
-		r.accepted.Add(1)
-		r.active.Add(1)
-		go r.serve(c)
+		accepted.Add(1)
+		active.Add(1)
+		go serve(c)
 	}
 }
 
