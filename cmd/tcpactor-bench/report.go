@@ -77,7 +77,6 @@ type benchResult struct {
 	Elapsed string          `json:"elapsed"`
 	Metrics []*metricResult `json:"metrics"`
 	Notes   []string        `json:"notes"`
-	defs    []metricDef
 	byKey   map[string]*metricResult
 }
 

@@ -357,7 +357,7 @@ func (c *claimer) Receive(ctx actor.Context) {
 // each write granting one more Received once it is on the wire
 // (Write.demand), so at most the initial credit's worth of chunks is in
 // flight.
-type echoOwner struct{ conn *actor.PID }
+type echoOwner struct{}
 
 func (o *echoOwner) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
