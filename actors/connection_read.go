@@ -62,6 +62,11 @@ func (c *connection) askRead() {
 
 func (c *connection) onRead(ctx actor.Context, r *readResult) {
 	c.reading = false
+	// The reader reuses r for its next read, and the next read may start
+	// while this one is handled: a Handler's Received that grants credit
+	// gives the reader its permit. What is needed of r after the delivery
+	// is taken now.
+	err := r.err
 	if c.phase >= ending {
 		putBuf(r.buf)
 		return
@@ -83,16 +88,16 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 			c.held = r
 		}
 	}
-	if r.err != nil {
+	if err != nil {
 		// The phase again: a Handler's Received may have closed or aborted.
 		switch {
 		case c.phase >= ending:
 		case c.phase == closing || c.phase == lingering:
-			c.closingReadEnded(r.err)
+			c.closingReadEnded(err)
 		case c.held != nil:
-			c.heldErr = r.err // the end of the input comes after the bytes held back
+			c.heldErr = err // the end of the input comes after the bytes held back
 		default:
-			c.readFailed(ctx, r.err)
+			c.readFailed(ctx, err)
 		}
 		return
 	}
