@@ -23,6 +23,7 @@ type serialHandler struct {
 	done     chan struct{}
 	want     int // bytes and messages expected in all
 	got      int
+	finished bool // done is closed
 }
 
 // seqMsg is the n-th message of one sender.
@@ -36,11 +37,11 @@ func (h *serialHandler) enter() {
 }
 
 func (h *serialHandler) leave() {
-	h.in.Store(false)
-	if h.got == h.want {
-		h.got++ // once
+	if h.got == h.want && !h.finished {
+		h.finished = true
 		close(h.done)
 	}
+	h.in.Store(false)
 }
 
 func (h *serialHandler) Received(s *Socket, data []byte) {
@@ -104,7 +105,7 @@ func TestAConnectionRunsOneCallAtATimeWhileReadsAndMessagesRace(t *testing.T) {
 			select {
 			case <-h.done:
 			case <-time.After(connWait):
-				t.Fatalf("handled %d of %d bytes and messages", h.got, h.want)
+				t.Fatalf("the %d bytes and messages were not all handled within %v", h.want, connWait)
 			}
 			if n := h.overlaps.Load(); n != 0 {
 				t.Fatalf("%d calls of the handler began while another ran", n)
