@@ -234,6 +234,7 @@ func (p *topicPublisher) run() {
 		}
 		var err error
 		for try := 0; try < publishTries; try++ {
+			forgetMisplaced(p.c, p.topic, cluster.TopicActorKind)
 			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 			_, err = p.c.Publisher().PublishBatch(ctx, p.topic, batch, cluster.WithTimeout(publishTimeout), cluster.WithRetryCount(2))
 			cancel()
@@ -266,6 +267,7 @@ func (p *topicPublisher) drop(n int, err error) {
 func KeepActivated(c *cluster.Cluster, identities []string, every time.Duration) (stop func()) {
 	return keepDoing(c, every, func() {
 		for _, id := range identities {
+			forgetMisplaced(c, id, Name)
 			_, _ = c.Request(id, Name, &messages.GetStatus{},
 				cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 		}
@@ -279,6 +281,7 @@ func KeepActivated(c *cluster.Cluster, identities []string, every time.Duration)
 func KeepSubscribed(c *cluster.Cluster, pid *actor.PID, topics []string, every time.Duration) (stop func()) {
 	return keepDoing(c, every, func() {
 		for _, t := range topics {
+			forgetMisplaced(c, t, cluster.TopicActorKind)
 			_, _ = c.SubscribeByPid(t, pid, cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 		}
 	})
@@ -343,6 +346,7 @@ func Get(c *cluster.Cluster, identity string) (*server.Server, error) {
 // activated again on another member. stop ends it.
 func KeepSubscribedToServer(c *cluster.Cluster, identity string, pid *actor.PID, every time.Duration) (stop func()) {
 	return keepDoing(c, every, func() {
+		forgetMisplaced(c, identity, Name)
 		_, _ = c.Request(identity, Name, &messages.Subscribe{Subscriber: pid},
 			cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 	})

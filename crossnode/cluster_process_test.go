@@ -39,14 +39,21 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 
 // start runs a member in slot i with the role flags given.
 func (c *testCluster) start(name string, i int, role ...string) *nodeProc {
+	return c.startSeeing(name, i, c.members, role...)
+}
+
+// startSeeing is start with the member's own --members list (the health
+// endpoints it polls).
+func (c *testCluster) startSeeing(name string, i int, members string, role ...string) *nodeProc {
 	m := c.slots[i]
 	args := append([]string{
-		"--remote", hostport(m.remote), "--cluster", "crossnode", "--members", c.members,
+		"--remote", hostport(m.remote), "--cluster", "crossnode", "--members", members,
 		"--health-port", fmt.Sprint(m.health), "--refresh", "300ms",
 		"--debug-addr", hostport(m.debug), "--log-level", "error",
 	}, role...)
 	p := startNode(c.t, c.bin, name, args...)
 	p.waitLine("member of crossnode", time.Time{}, 20*time.Second)
+	p.waitLine("debug on", time.Time{}, 5*time.Second) // its /status answers
 	return p
 }
 
