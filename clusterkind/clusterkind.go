@@ -43,6 +43,10 @@ type Config struct {
 	// retried: when an identity moves between members, the new activation may
 	// start before the old one has closed its listener. 0 means 10 s.
 	ListenRetry time.Duration
+	// Reannounce is how long connections may wait unclaimed, with no event
+	// published meanwhile, before the last NewConnection is published on the
+	// topic again. 0 means 1 s; negative, never. See Kind.
+	Reannounce time.Duration
 }
 
 // TopicOf is the default topic of a server identity: "tcpserver/IDENTITY".
@@ -79,6 +83,15 @@ func ListenTable(table map[string]string) func(identity string) (*messages.Liste
 // topic. When the member that hosts an identity is lost, the next request
 // for it activates it on another member, which listens again (see
 // KeepActivated).
+//
+// A NewConnection on the topic reaches the subscribers the topic has when it
+// is published: none before the first subscribes, none on a topic activated
+// anew (its member was lost, or the cluster's topology changed) until they
+// subscribe again. A claim drains a server's whole queue, so the event of
+// any later connection makes up for a lost one, but a connection that came
+// alone would wait for good. So while connections wait unclaimed and no
+// event went out for Config.Reannounce, the last NewConnection is published
+// again: on the topic, NewConnection is at least once.
 func Kind(cfg Config) *cluster.Kind {
 	return cluster.NewKind(Name, actor.PropsFromProducer(func() actor.Actor {
 		return &clusterServer{cfg: cfg}
@@ -86,7 +99,10 @@ func Kind(cfg Config) *cluster.Kind {
 }
 
 // Local messages of the grain.
-type retryListen struct{}
+type (
+	retryListen struct{}
+	reannounce  struct{} // time to check for connections waiting unclaimed
+)
 
 type clusterServer struct {
 	cfg      Config
@@ -95,6 +111,12 @@ type clusterServer struct {
 	listen   *messages.Listen
 	deadline time.Time
 	pub      *topicPublisher
+
+	// The last NewConnection published, when, and the timer of the next
+	// check for connections waiting unclaimed (Config.Reannounce).
+	last            *messages.NewConnection
+	lastAt          time.Time
+	reannounceTimer *time.Timer
 }
 
 func (g *clusterServer) Receive(ctx actor.Context) {
@@ -105,16 +127,28 @@ func (g *clusterServer) Receive(ctx actor.Context) {
 		ctx.Request(g.server, proto.Clone(g.listen))
 	case *messages.ListenResult: // the answer to the grain's own Listen
 		g.listened(ctx, m)
-	case *messages.NewConnection, *messages.AcceptError, *messages.HandshakeFailed: // the grain subscribed to its server
+	case *messages.NewConnection: // the grain subscribed to its server
+		if g.pub != nil {
+			g.last, g.lastAt = m, time.Now()
+			g.pub.publish(m)
+		}
+	case *messages.AcceptError, *messages.HandshakeFailed:
 		if g.pub != nil {
 			g.pub.publish(m.(proto.Message))
 		}
+	case *reannounce:
+		g.checkUnclaimed(ctx)
+	case *messages.ServerStatus: // the answer to checkUnclaimed's GetStatus
+		g.reannounced(ctx, m)
 	case *messages.Ack: // the server's answer to the grain's Subscribe
 	case *actor.Terminated:
 		if g.server != nil && m.Who.Equal(g.server) {
 			ctx.Stop(ctx.Self()) // the next request activates a fresh one
 		}
 	case *actor.Stopping:
+		if g.reannounceTimer != nil {
+			g.reannounceTimer.Stop()
+		}
 		if g.pub != nil {
 			g.pub.stop()
 		}
@@ -140,6 +174,7 @@ func (g *clusterServer) init(ctx actor.Context, m *cluster.ClusterInit) {
 	if topic != "" && m.Cluster != nil {
 		g.pub = newTopicPublisher(m.Cluster, topic)
 		ctx.Request(g.server, &messages.Subscribe{Subscriber: ctx.Self()})
+		g.armReannounce(ctx)
 	}
 	listen := ListenFromIdentity
 	if g.cfg.Listen != nil {
@@ -165,6 +200,48 @@ func (g *clusterServer) listened(ctx actor.Context, r *messages.ListenResult) {
 		return
 	}
 	g.report(r)
+}
+
+// reannounceEvery is Config.Reannounce with its default; 0: never.
+func (g *clusterServer) reannounceEvery() time.Duration {
+	switch d := g.cfg.Reannounce; {
+	case d < 0:
+		return 0
+	case d == 0:
+		return time.Second
+	default:
+		return d
+	}
+}
+
+func (g *clusterServer) armReannounce(ctx actor.Context) {
+	every := g.reannounceEvery()
+	if every == 0 {
+		return
+	}
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	g.reannounceTimer = time.AfterFunc(every, func() { root.Send(self, &reannounce{}) })
+}
+
+// checkUnclaimed asks the server whether connections wait, when an event
+// went out and none since for a whole period; the answer comes to
+// reannounced.
+func (g *clusterServer) checkUnclaimed(ctx actor.Context) {
+	if g.last != nil && time.Since(g.lastAt) >= g.reannounceEvery() {
+		ctx.Request(g.server, &messages.GetStatus{})
+		return
+	}
+	g.armReannounce(ctx)
+}
+
+// reannounced publishes the last NewConnection again while connections wait
+// unclaimed: the owners that hear it claim the whole queue.
+func (g *clusterServer) reannounced(ctx actor.Context, st *messages.ServerStatus) {
+	if st.Pending > 0 && g.last != nil {
+		g.lastAt = time.Now()
+		g.pub.publish(g.last)
+	}
+	g.armReannounce(ctx)
 }
 
 func (g *clusterServer) report(r *messages.ListenResult) {

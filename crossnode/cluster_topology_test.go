@@ -241,3 +241,41 @@ func TestATopicActivatedForAMemberThatSawTheClusterLateStillReachesTheSubscriber
 		t.Fatalf("the client that came while A's view was behind: read %q, %v; want its echo", got, err)
 	}
 }
+
+// TestAConnectionThatCameBeforeAnyHandlerSubscribedIsServedOnceOneDoes: a
+// client connects to a cluster's server while no member serves its topic
+// yet (the handler member is still starting), so its NewConnection reaches
+// no one. When the handler member has subscribed, that client must be
+// served without waiting for another client's connection to announce the
+// queue.
+func TestAConnectionThatCameBeforeAnyHandlerSubscribedIsServedOnceOneDoes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process cluster")
+	}
+	c := newTestCluster(t, 2)
+	a := c.start("A", 0, c.serverRole()...)
+	a.waitLine("listening on "+c.listen, time.Time{}, 20*time.Second)
+
+	early, err := net.DialTimeout("tcp", c.listen, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	if _, err := early.Write([]byte("early")); err != nil {
+		t.Fatal(err)
+	}
+	// The server has accepted it and published its NewConnection, to
+	// nobody: the topic's PID is in A's cache once A has looked it up.
+	a.waitView("the topic looked up", 20*time.Second, func(_ []string, cached map[string]string) bool {
+		return cached[cluster.TopicActorKind+"/"+clusterkind.TopicOf("echo")] != ""
+	})
+
+	h := c.start("C", 1, "--handler", "echo", "--server", "echo")
+	started := time.Now()
+	_ = early.SetReadDeadline(time.Now().Add(15 * time.Second))
+	got := make([]byte, len("early"))
+	if _, err := io.ReadFull(early, got); err != nil || string(got) != "early" {
+		t.Fatalf("the client that came before the handler: read %q, %v; want its echo; handler:\n%s", got, err, h.output())
+	}
+	t.Logf("the early client was served %v after the handler member started", time.Since(started))
+}
