@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -30,15 +31,40 @@ func buildTCPActor(t *testing.T) string {
 	return bin
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port that was free a moment ago, from below
+// the kernel's ephemeral range: a port of that range, once this function
+// has released it, may be any process's next outgoing connection (the
+// members' health polls, remotes and clients open many) before the child
+// meant to listen on it has started, which failed cluster tests under load
+// with "address already in use".
 func freePort(t *testing.T) int {
 	t.Helper()
+	low := ephemeralLow()
+	for range 100 {
+		port := low - 1 - rand.IntN(min(low-1025, 10000))
+		if l, err := net.Listen("tcp", hostport(port)); err == nil {
+			l.Close()
+			return port
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		if n, err := strconv.Atoi(f[0]); err == nil && n > 2048 {
+			return n
+		}
+	}
+	return 32768
 }
 
 // nodeProc is a `tcpactor node` child process whose stdout lines the test
