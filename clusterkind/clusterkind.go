@@ -112,8 +112,9 @@ type clusterServer struct {
 	deadline time.Time
 	pub      *topicPublisher
 
-	// The last NewConnection published, when, and the timer of the next
-	// check for connections waiting unclaimed (Config.Reannounce).
+	// The last NewConnection published (nil once none waits), when, and
+	// the timer of the next check for connections waiting unclaimed
+	// (Config.Reannounce), set while one is due.
 	last            *messages.NewConnection
 	lastAt          time.Time
 	reannounceTimer *time.Timer
@@ -131,6 +132,9 @@ func (g *clusterServer) Receive(ctx actor.Context) {
 		if g.pub != nil {
 			g.last, g.lastAt = m, time.Now()
 			g.pub.publish(m)
+			if every := g.reannounceEvery(); every > 0 && g.reannounceTimer == nil {
+				g.armReannounce(ctx, every)
+			}
 		}
 	case *messages.AcceptError, *messages.HandshakeFailed:
 		if g.pub != nil {
@@ -174,7 +178,6 @@ func (g *clusterServer) init(ctx actor.Context, m *cluster.ClusterInit) {
 	if topic != "" && m.Cluster != nil {
 		g.pub = newTopicPublisher(m.Cluster, topic)
 		ctx.Request(g.server, &messages.Subscribe{Subscriber: ctx.Self()})
-		g.armReannounce(ctx)
 	}
 	listen := ListenFromIdentity
 	if g.cfg.Listen != nil {
@@ -214,34 +217,42 @@ func (g *clusterServer) reannounceEvery() time.Duration {
 	}
 }
 
-func (g *clusterServer) armReannounce(ctx actor.Context) {
-	every := g.reannounceEvery()
-	if every == 0 {
-		return
-	}
+// armReannounce sets the next check for connections waiting unclaimed,
+// after d.
+func (g *clusterServer) armReannounce(ctx actor.Context, d time.Duration) {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	g.reannounceTimer = time.AfterFunc(every, func() { root.Send(self, &reannounce{}) })
+	g.reannounceTimer = time.AfterFunc(d, func() { root.Send(self, &reannounce{}) })
 }
 
-// checkUnclaimed asks the server whether connections wait, when an event
-// went out and none since for a whole period; the answer comes to
+// checkUnclaimed asks the server whether connections wait once a whole
+// period has passed since the last event went out; the answer comes to
 // reannounced.
 func (g *clusterServer) checkUnclaimed(ctx actor.Context) {
-	if g.last != nil && time.Since(g.lastAt) >= g.reannounceEvery() {
-		ctx.Request(g.server, &messages.GetStatus{})
+	g.reannounceTimer = nil
+	if g.last == nil {
 		return
 	}
-	g.armReannounce(ctx)
+	if wait := g.reannounceEvery() - time.Since(g.lastAt); wait > 0 {
+		g.armReannounce(ctx, wait)
+		return
+	}
+	ctx.Request(g.server, &messages.GetStatus{})
 }
 
 // reannounced publishes the last NewConnection again while connections wait
-// unclaimed: the owners that hear it claim the whole queue.
+// unclaimed: the owners that hear it claim the whole queue. With none
+// waiting, the next NewConnection sets the next check.
 func (g *clusterServer) reannounced(ctx actor.Context, st *messages.ServerStatus) {
-	if st.Pending > 0 && g.last != nil {
-		g.lastAt = time.Now()
-		g.pub.publish(g.last)
+	if g.last == nil || g.reannounceTimer != nil {
+		return // a NewConnection since the request has set the next check
 	}
-	g.armReannounce(ctx)
+	if st.Pending == 0 {
+		g.last = nil
+		return
+	}
+	g.lastAt = time.Now()
+	g.pub.publish(g.last)
+	g.armReannounce(ctx, g.reannounceEvery())
 }
 
 func (g *clusterServer) report(r *messages.ListenResult) {
