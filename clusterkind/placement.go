@@ -26,7 +26,9 @@ func forgetMisplaced(c *cluster.Cluster, identity, kind string) {
 		return
 	}
 	// The member list the provider last gave this member: the one its
-	// disthash lookup places identities by.
+	// disthash lookup places identities by. MemberList.Members takes no
+	// lock (the list is replaced whole, never changed in place), as
+	// Proto.Actor's own topic actor reads it.
 	r := cluster.NewRendezvous()
 	r.UpdateMembers(c.MemberList.Members().Members())
 	if owner := r.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kind)); owner != "" && owner != pid.Address {
