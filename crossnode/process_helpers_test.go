@@ -39,11 +39,8 @@ func buildTCPActor(t *testing.T) string {
 // with "address already in use".
 func freePort(t *testing.T) int {
 	t.Helper()
-	low := ephemeralLow()
 	for range 100 {
-		port := low - 1 - rand.IntN(min(low-1025, 10000))
-		if l, err := net.Listen("tcp", hostport(port)); err == nil {
-			l.Close()
+		if port := candidatePort(); isFree(port) {
 			return port
 		}
 	}
@@ -53,6 +50,22 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// candidatePort is a random port from the 10000 below the ephemeral range.
+func candidatePort() int {
+	low := ephemeralLow()
+	return low - 1 - rand.IntN(min(low-1025, 10000))
+}
+
+// isFree says whether a loopback listener could bind port just now.
+func isFree(port int) bool {
+	l, err := net.Listen("tcp", hostport(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (Linux's
