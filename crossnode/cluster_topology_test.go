@@ -20,12 +20,14 @@ import (
 // load); open, it forwards to the endpoint. It makes one member see another
 // later than the rest do, which is what a loaded machine does by chance.
 type healthGate struct {
-	ln     net.Listener
-	target string
-	open   atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
+	ln        net.Listener
+	target    string
+	open      atomic.Bool
+	refused   atomic.Int64 // connections closed at once, shut
+	forwarded atomic.Int64 // connections forwarded, open
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
+	wg        sync.WaitGroup
 }
 
 func newHealthGate(t *testing.T, target string) *healthGate {
@@ -43,6 +45,18 @@ func newHealthGate(t *testing.T, target string) *healthGate {
 
 func (g *healthGate) addr() string { return g.ln.Addr().String() }
 
+// shut shuts the gate, and ends the connections it forwards (the poller
+// keeps its connection alive between polls).
+func (g *healthGate) shut() {
+	g.open.Store(false)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for c := range g.conns {
+		c.Close()
+		delete(g.conns, c)
+	}
+}
+
 func (g *healthGate) accept() {
 	defer g.wg.Done()
 	for {
@@ -52,6 +66,7 @@ func (g *healthGate) accept() {
 		}
 		if !g.open.Load() {
 			c.Close()
+			g.refused.Add(1)
 			continue
 		}
 		up, err := net.DialTimeout("tcp", g.target, time.Second)
@@ -62,6 +77,7 @@ func (g *healthGate) accept() {
 		if !g.track(c, up) {
 			return
 		}
+		g.forwarded.Add(1)
 		g.wg.Add(2)
 		go g.pipe(c, up)
 		go g.pipe(up, c)
@@ -282,4 +298,64 @@ func TestAConnectionThatCameBeforeAnyHandlerSubscribedIsServedOnceOneDoes(t *tes
 		t.Fatalf("the client that came before the handler: read %q, %v; want its echo; handler:\n%s", got, err, h.output())
 	}
 	t.Logf("the early client was served %v after the handler member started", time.Since(started))
+}
+
+// TestAMemberThatMissesAHealthCheckStaysInTheCluster: a member whose health
+// check fails once (an answer later than the check's time-out, on a loaded
+// machine) but whose endpoint still accepts connections stays in the
+// pollers' view: Proto.Actor blocks for good a member that once leaves the
+// topology, so taking it out at one failed check would put a live member out
+// of one member's view for good while the others keep it.
+func TestAMemberThatMissesAHealthCheckStaysInTheCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process cluster")
+	}
+	c := newTestCluster(t, 3)
+	gate := newHealthGate(t, hostport(c.slots[2].health))
+	gate.open.Store(true)
+	aSees := strings.Join([]string{hostport(c.slots[0].health), hostport(c.slots[1].health), gate.addr()}, ",")
+	a := c.startSeeing("A", 0, aSees, c.serverRole()...)
+	c.start("B", 1, c.serverRole()...)
+	cm := c.start("C", 2, "--handler", "echo", "--server", "echo")
+	cAddr := hostport(c.slots[2].remote)
+	seesC := func(ms []string, _ map[string]string) bool {
+		for _, m := range ms {
+			if strings.HasPrefix(m, cAddr+" ") {
+				return true
+			}
+		}
+		return false
+	}
+	a.waitView("C seen", 20*time.Second, seesC)
+
+	// One failed check of C: A's next poll finds the gate shut.
+	gate.shut()
+	deadline := time.Now().Add(20 * time.Second)
+	for gate.refused.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("A did not poll C's health endpoint within 20 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	forwarded := gate.forwarded.Load()
+	gate.open.Store(true)
+	// A poll after the failed one has begun: the failed one is over and
+	// A's view has taken its outcome in.
+	for gate.forwarded.Load() == forwarded {
+		if time.Now().After(deadline) {
+			t.Fatal("A did not poll C's health endpoint again within 20 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	members, _ := a.clusterView()
+	cl, _ := a.status()["cluster"].(map[string]any)
+	id, _ := cm.status()["cluster"].(map[string]any)["id"].(string)
+	for _, b := range asSlice(cl["blocked"]) {
+		if b == id {
+			t.Fatalf("A blocked C (%s) after one failed health check; A sees %q", id, members)
+		}
+	}
+	if !seesC(members, nil) {
+		t.Fatalf("A took C out after one failed health check: it sees %q", members)
+	}
 }
