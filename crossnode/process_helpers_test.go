@@ -52,10 +52,12 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// candidatePort is a random port from the 10000 below the ephemeral range.
+// candidatePort is a random port from 10000 up to the ephemeral range (as
+// wide as can be: concurrent test processes pick from it too, and keep what
+// they picked unbound until their children start).
 func candidatePort() int {
 	low := ephemeralLow()
-	return low - 1 - rand.IntN(min(low-1025, 10000))
+	return low - 1 - rand.IntN(max(low-10000, 1000))
 }
 
 // isFree says whether a loopback listener could bind port just now.
