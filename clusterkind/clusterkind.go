@@ -43,6 +43,10 @@ type Config struct {
 	// retried: when an identity moves between members, the new activation may
 	// start before the old one has closed its listener. 0 means 10 s.
 	ListenRetry time.Duration
+	// Reannounce is how long connections may wait unclaimed, with no event
+	// published meanwhile, before the last NewConnection is published on the
+	// topic again. 0 means 1 s; negative, never. See Kind.
+	Reannounce time.Duration
 }
 
 // TopicOf is the default topic of a server identity: "tcpserver/IDENTITY".
@@ -79,6 +83,15 @@ func ListenTable(table map[string]string) func(identity string) (*messages.Liste
 // topic. When the member that hosts an identity is lost, the next request
 // for it activates it on another member, which listens again (see
 // KeepActivated).
+//
+// A NewConnection on the topic reaches the subscribers the topic has when it
+// is published: none before the first subscribes, none on a topic activated
+// anew (its member was lost, or the cluster's topology changed) until they
+// subscribe again. A claim drains a server's whole queue, so the event of
+// any later connection makes up for a lost one, but a connection that came
+// alone would wait for good. So while connections wait unclaimed and no
+// event went out for Config.Reannounce, the last NewConnection is published
+// again: on the topic, NewConnection is at least once.
 func Kind(cfg Config) *cluster.Kind {
 	return cluster.NewKind(Name, actor.PropsFromProducer(func() actor.Actor {
 		return &clusterServer{cfg: cfg}
@@ -86,7 +99,10 @@ func Kind(cfg Config) *cluster.Kind {
 }
 
 // Local messages of the grain.
-type retryListen struct{}
+type (
+	retryListen struct{}
+	reannounce  struct{} // time to check for connections waiting unclaimed
+)
 
 type clusterServer struct {
 	cfg      Config
@@ -95,6 +111,13 @@ type clusterServer struct {
 	listen   *messages.Listen
 	deadline time.Time
 	pub      *topicPublisher
+
+	// The last NewConnection published (nil once none waits), when, and
+	// the timer of the next check for connections waiting unclaimed
+	// (Config.Reannounce), set while one is due.
+	last            *messages.NewConnection
+	lastAt          time.Time
+	reannounceTimer *time.Timer
 }
 
 func (g *clusterServer) Receive(ctx actor.Context) {
@@ -105,16 +128,31 @@ func (g *clusterServer) Receive(ctx actor.Context) {
 		ctx.Request(g.server, proto.Clone(g.listen))
 	case *messages.ListenResult: // the answer to the grain's own Listen
 		g.listened(ctx, m)
-	case *messages.NewConnection, *messages.AcceptError, *messages.HandshakeFailed: // the grain subscribed to its server
+	case *messages.NewConnection: // the grain subscribed to its server
+		if g.pub != nil {
+			g.last, g.lastAt = m, time.Now()
+			g.pub.publish(m)
+			if every := g.reannounceEvery(); every > 0 && g.reannounceTimer == nil {
+				g.armReannounce(ctx, every)
+			}
+		}
+	case *messages.AcceptError, *messages.HandshakeFailed:
 		if g.pub != nil {
 			g.pub.publish(m.(proto.Message))
 		}
+	case *reannounce:
+		g.checkUnclaimed(ctx)
+	case *messages.ServerStatus: // the answer to checkUnclaimed's GetStatus
+		g.reannounced(ctx, m)
 	case *messages.Ack: // the server's answer to the grain's Subscribe
 	case *actor.Terminated:
 		if g.server != nil && m.Who.Equal(g.server) {
 			ctx.Stop(ctx.Self()) // the next request activates a fresh one
 		}
 	case *actor.Stopping:
+		if g.reannounceTimer != nil {
+			g.reannounceTimer.Stop()
+		}
 		if g.pub != nil {
 			g.pub.stop()
 		}
@@ -165,6 +203,56 @@ func (g *clusterServer) listened(ctx actor.Context, r *messages.ListenResult) {
 		return
 	}
 	g.report(r)
+}
+
+// reannounceEvery is Config.Reannounce with its default; 0: never.
+func (g *clusterServer) reannounceEvery() time.Duration {
+	switch d := g.cfg.Reannounce; {
+	case d < 0:
+		return 0
+	case d == 0:
+		return time.Second
+	default:
+		return d
+	}
+}
+
+// armReannounce sets the next check for connections waiting unclaimed,
+// after d.
+func (g *clusterServer) armReannounce(ctx actor.Context, d time.Duration) {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	g.reannounceTimer = time.AfterFunc(d, func() { root.Send(self, &reannounce{}) })
+}
+
+// checkUnclaimed asks the server whether connections wait once a whole
+// period has passed since the last event went out; the answer comes to
+// reannounced.
+func (g *clusterServer) checkUnclaimed(ctx actor.Context) {
+	g.reannounceTimer = nil
+	if g.last == nil {
+		return
+	}
+	if wait := g.reannounceEvery() - time.Since(g.lastAt); wait > 0 {
+		g.armReannounce(ctx, wait)
+		return
+	}
+	ctx.Request(g.server, &messages.GetStatus{})
+}
+
+// reannounced publishes the last NewConnection again while connections wait
+// unclaimed: the owners that hear it claim the whole queue. With none
+// waiting, the next NewConnection sets the next check.
+func (g *clusterServer) reannounced(ctx actor.Context, st *messages.ServerStatus) {
+	if g.last == nil || g.reannounceTimer != nil {
+		return // a NewConnection since the request has set the next check
+	}
+	if st.Pending == 0 {
+		g.last = nil
+		return
+	}
+	g.lastAt = time.Now()
+	g.pub.publish(g.last)
+	g.armReannounce(ctx, g.reannounceEvery())
 }
 
 func (g *clusterServer) report(r *messages.ListenResult) {
@@ -234,6 +322,7 @@ func (p *topicPublisher) run() {
 		}
 		var err error
 		for try := 0; try < publishTries; try++ {
+			forgetMisplaced(p.c, p.topic, cluster.TopicActorKind)
 			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 			_, err = p.c.Publisher().PublishBatch(ctx, p.topic, batch, cluster.WithTimeout(publishTimeout), cluster.WithRetryCount(2))
 			cancel()
@@ -266,6 +355,7 @@ func (p *topicPublisher) drop(n int, err error) {
 func KeepActivated(c *cluster.Cluster, identities []string, every time.Duration) (stop func()) {
 	return keepDoing(c, every, func() {
 		for _, id := range identities {
+			forgetMisplaced(c, id, Name)
 			_, _ = c.Request(id, Name, &messages.GetStatus{},
 				cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 		}
@@ -279,6 +369,7 @@ func KeepActivated(c *cluster.Cluster, identities []string, every time.Duration)
 func KeepSubscribed(c *cluster.Cluster, pid *actor.PID, topics []string, every time.Duration) (stop func()) {
 	return keepDoing(c, every, func() {
 		for _, t := range topics {
+			forgetMisplaced(c, t, cluster.TopicActorKind)
 			_, _ = c.SubscribeByPid(t, pid, cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 		}
 	})
@@ -343,6 +434,7 @@ func Get(c *cluster.Cluster, identity string) (*server.Server, error) {
 // activated again on another member. stop ends it.
 func KeepSubscribedToServer(c *cluster.Cluster, identity string, pid *actor.PID, every time.Duration) (stop func()) {
 	return keepDoing(c, every, func() {
+		forgetMisplaced(c, identity, Name)
 		_, _ = c.Request(identity, Name, &messages.Subscribe{Subscriber: pid},
 			cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 	})

@@ -12,7 +12,8 @@ import (
 )
 
 // member is one slot of the test cluster: fixed ports, so that a member
-// started again in a slot takes the place of the one killed there.
+// started again in a slot takes the place of the one killed there (see
+// restart).
 type member struct {
 	remote, health, debug int
 }
@@ -39,14 +40,39 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 
 // start runs a member in slot i with the role flags given.
 func (c *testCluster) start(name string, i int, role ...string) *nodeProc {
+	return c.startSeeing(name, i, c.members, role...)
+}
+
+// restart runs a member in slot i, where one was killed, on the slot's
+// health endpoint (the one the other members poll) but new remote and debug
+// ports (a port released by the killed member is one another test process
+// may have picked meanwhile).
+// Proto.Actor's endpoint writer to the killed member's address may still be
+// retrying its dial (it does so for ~10 s inside Started, after its endpoint
+// was already replaced): once the address answers again it connects, is
+// stopped at last, and reports that address's endpoint terminated, which
+// ends the live endpoint to the new member there and fires every watch of
+// its actors (seen here: a connection on the server's host closed as if its
+// owner's node were lost, its owner never told). That is a hazard of a
+// member restarted on the same address, not of the losses this test is
+// about.
+func (c *testCluster) restart(name string, i int, role ...string) *nodeProc {
+	c.slots[i].remote, c.slots[i].debug = freePort(c.t), freePort(c.t)
+	return c.start(name, i, role...)
+}
+
+// startSeeing is start with the member's own --members list (the health
+// endpoints it polls).
+func (c *testCluster) startSeeing(name string, i int, members string, role ...string) *nodeProc {
 	m := c.slots[i]
 	args := append([]string{
-		"--remote", hostport(m.remote), "--cluster", "crossnode", "--members", c.members,
+		"--remote", hostport(m.remote), "--cluster", "crossnode", "--members", members,
 		"--health-port", fmt.Sprint(m.health), "--refresh", "300ms",
 		"--debug-addr", hostport(m.debug), "--log-level", "error",
 	}, role...)
 	p := startNode(c.t, c.bin, name, args...)
 	p.waitLine("member of crossnode", time.Time{}, 20*time.Second)
+	p.waitLine("debug on", time.Time{}, 5*time.Second) // its /status answers
 	return p
 }
 
@@ -201,7 +227,7 @@ func TestClusterSurvivesLosingTheOwnerTheServerHostAndASubscriber(t *testing.T) 
 	t.Logf("DETECTION owner lost: clients saw their connections end within %v", clientsSeeTheEnd(t, clients, killed))
 	t.Logf("DETECTION owner lost: host back to baseline (descriptors, goroutines) after %v", host.backToBaseline(base, 3, 30*time.Second))
 
-	owner = c.start("C2", 2, "--handler", "echo", "--server", "echo")
+	owner = c.restart("C2", 2, "--handler", "echo", "--server", "echo")
 	probe, took = c.echoEventually("new owner", 20*time.Second)
 	probe.Close()
 	t.Logf("a new handler member serves after %v", took)
@@ -238,7 +264,7 @@ func TestClusterSurvivesLosingTheOwnerTheServerHostAndASubscriber(t *testing.T) 
 
 	// 3. A subscriber's member is lost: the server drops the subscriber and
 	// goes on serving; the survivors return to their baseline.
-	watcher := c.start("D", hostIdx, "--watch", "echo")
+	watcher := c.restart("D", hostIdx, "--watch", "echo")
 	watcher.waitLine("watching echo", time.Time{}, 10*time.Second)
 	since := time.Now()
 	for watcher.count("watch: new connection", since) == 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -30,15 +31,55 @@ func buildTCPActor(t *testing.T) string {
 	return bin
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port that was free a moment ago, from below
+// the kernel's ephemeral range: a port of that range, once this function
+// has released it, may be any process's next outgoing connection (the
+// members' health polls, remotes and clients open many) before the child
+// meant to listen on it has started, which failed cluster tests under load
+// with "address already in use".
 func freePort(t *testing.T) int {
 	t.Helper()
+	for range 100 {
+		if port := candidatePort(); isFree(port) {
+			return port
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// candidatePort is a random port from 10000 up to the ephemeral range (as
+// wide as can be: concurrent test processes pick from it too, and keep what
+// they picked unbound until their children start).
+func candidatePort() int {
+	low := ephemeralLow()
+	return low - 1 - rand.IntN(max(low-10000, 1000))
+}
+
+// isFree says whether a loopback listener could bind port just now.
+func isFree(port int) bool {
+	l, err := net.Listen("tcp", hostport(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		if n, err := strconv.Atoi(f[0]); err == nil && n > 2048 {
+			return n
+		}
+	}
+	return 32768
 }
 
 // nodeProc is a `tcpactor node` child process whose stdout lines the test
@@ -53,6 +94,9 @@ type nodeProc struct {
 	exit   chan struct{}
 	debug  string // --debug-addr, when given
 	stderr lockedBuffer
+	// started is when the child was started: the dump of a failed test
+	// gives each line's time since.
+	started time.Time
 }
 
 type timedLine struct {
@@ -71,10 +115,16 @@ func startNode(t *testing.T, bin, name string, args ...string) *nodeProc {
 // until it is stopped: node, serve, handle) as startNode does.
 func startCommand(t *testing.T, bin, name, command string, args ...string) *nodeProc {
 	t.Helper()
-	p := &nodeProc{t: t, name: name, wake: make(chan struct{}, 1), exit: make(chan struct{})}
+	p := &nodeProc{t: t, name: name, wake: make(chan struct{}, 1), exit: make(chan struct{}), started: time.Now()}
+	args = append([]string(nil), args...)
 	for i, a := range args {
 		if a == "--debug-addr" && i+1 < len(args) {
 			p.debug = args[i+1]
+		}
+		// CROSSNODE_LOG_LEVEL=info (or debug) makes the children log more,
+		// for the dump of a failed test.
+		if lvl := os.Getenv("CROSSNODE_LOG_LEVEL"); a == "--log-level" && i+1 < len(args) && lvl != "" {
+			args[i+1] = lvl
 		}
 	}
 	p.cmd = exec.Command(bin, append([]string{command}, args...)...)
@@ -101,7 +151,59 @@ func startCommand(t *testing.T, bin, name, command string, args ...string) *node
 		close(p.exit)
 	}()
 	t.Cleanup(p.kill)
+	t.Cleanup(p.dumpIfFailed) // before the kill: a live child can still answer /status
 	return p
+}
+
+// dumpIfFailed logs, when the test has failed, what the child printed (each
+// line with its time since the child started), its stderr, and while it
+// runs its /status (its view of the cluster included); with
+// CROSSNODE_DUMP_DIR set, its goroutines go to a file there. A failure
+// under load is rare: its evidence must come with it.
+func (p *nodeProc) dumpIfFailed() {
+	if !p.t.Failed() {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "=== %s (pid %d, started %s", p.name, p.pid(), p.started.Format("15:04:05.000"))
+	if !p.alive() {
+		fmt.Fprintf(&b, ", exited: %v", p.cmd.ProcessState)
+	}
+	b.WriteString(") stdout:\n")
+	p.mu.Lock()
+	for _, l := range p.lines {
+		fmt.Fprintf(&b, "  +%8.3fs %s\n", l.at.Sub(p.started).Seconds(), l.text)
+	}
+	p.mu.Unlock()
+	fmt.Fprintf(&b, "--- %s stderr:\n%s", p.name, p.stderr.String())
+	if p.debug != "" && p.alive() {
+		fmt.Fprintf(&b, "--- %s /status: %s\n", p.name, p.get("/status"))
+		if dir := os.Getenv("CROSSNODE_DUMP_DIR"); dir != "" {
+			test := strings.ReplaceAll(p.t.Name(), "/", "_")
+			f := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.goroutines", test, p.name, p.pid()))
+			if err := os.WriteFile(f, []byte(p.get("/debug/pprof/goroutine?debug=1")), 0o644); err != nil {
+				fmt.Fprintf(&b, "--- %s goroutines: %v\n", p.name, err)
+			} else {
+				fmt.Fprintf(&b, "--- %s goroutines: %s\n", p.name, f)
+			}
+		}
+	}
+	p.t.Log(b.String())
+}
+
+// get fetches a path of the child's --debug-addr, or says why it could not.
+func (p *nodeProc) get(path string) string {
+	c := &http.Client{Timeout: 5 * time.Second}
+	res, err := c.Get("http://" + p.debug + path)
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
+	if err != nil {
+		return err.Error()
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // kill sends SIGKILL (kill -9) and waits for the process to be reaped.
@@ -248,6 +350,25 @@ type lockedBuffer struct {
 	b  strings.Builder
 }
 
+// stderrKept bounds what lockedBuffer.keep holds of a child's stderr.
+const stderrKept = 256 << 10
+
+// keep appends b and, past stderrKept, drops the oldest half: the end of a
+// child's log is what explains a failure.
+func (l *lockedBuffer) keep(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Write(b)
+	if s := l.b.String(); len(s) > stderrKept {
+		s = s[len(s)-stderrKept/2:]
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			s = s[i+1:]
+		}
+		l.b.Reset()
+		l.b.WriteString("[... earlier lines dropped]\n" + s)
+	}
+}
+
 func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -258,11 +379,7 @@ func (l *lockedBuffer) String() string {
 // log every failed health check of a killed member.
 func (w *prefixWriter) Write(b []byte) (int, error) {
 	if w.keep != nil {
-		w.keep.mu.Lock()
-		if w.keep.b.Len() < 64<<10 {
-			w.keep.b.Write(b)
-		}
-		w.keep.mu.Unlock()
+		w.keep.keep(b)
 	}
 	if testing.Verbose() && os.Getenv("CROSSNODE_STDERR") != "" {
 		w.t.Log(w.prefix + strings.TrimRight(string(b), "\n"))
@@ -282,13 +399,4 @@ func addrAfter(line, prefix string) string {
 }
 
 // goroutineDump is the node's goroutine profile, grouped by stack.
-func (p *nodeProc) goroutineDump() string {
-	c := &http.Client{Timeout: 5 * time.Second}
-	res, err := c.Get("http://" + p.debug + "/debug/pprof/goroutine?debug=1")
-	if err != nil {
-		return err.Error()
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return string(b)
-}
+func (p *nodeProc) goroutineDump() string { return p.get("/debug/pprof/goroutine?debug=1") }

@@ -188,6 +188,9 @@ type runningNode struct {
 	cl    *cluster.Cluster
 	stops []func()
 	debug *http.Server
+
+	topoMu sync.Mutex
+	topo   *cluster.ClusterTopology // the last topology the member published
 }
 
 func (n *runningNode) start() error {
@@ -218,6 +221,13 @@ func (n *runningNode) start() error {
 		}
 		n.cl = cluster.New(n.sys, cluster.Configure(n.cfg.clusterName, provider, disthash.New(), rcfg,
 			cluster.WithKinds(kinds...)))
+		n.sys.EventStream.Subscribe(func(ev any) {
+			if t, ok := ev.(*cluster.ClusterTopology); ok {
+				n.topoMu.Lock()
+				n.topo = t
+				n.topoMu.Unlock()
+			}
+		})
 		if err := startMember(n.cl); err != nil {
 			n.cl = nil // half started: its graceful shutdown would only fail again
 			return err
@@ -390,6 +400,45 @@ type nodeStatus struct {
 	StreamAddress  string `json:"stream_address,omitempty"`
 	StreamSent     uint64 `json:"stream_sent,omitempty"`
 	StreamReceived uint64 `json:"stream_received,omitempty"`
+	// In a cluster: this member's view of it (for diagnosis).
+	Cluster *clusterStatus `json:"cluster,omitempty"`
+}
+
+// clusterStatus is a member's view of its cluster: the members it counts,
+// the member ids it has blocked, and where it believes the identities it
+// uses live (its PID cache). Two members that disagree on an identity's
+// PID send to different activations.
+type clusterStatus struct {
+	ID      string            `json:"id"`
+	Members []string          `json:"members"`
+	Blocked []string          `json:"blocked,omitempty"`
+	Cached  map[string]string `json:"cached,omitempty"`
+}
+
+func (n *runningNode) clusterStatus() *clusterStatus {
+	if n.cl == nil {
+		return nil
+	}
+	st := &clusterStatus{ID: n.sys.ID, Cached: map[string]string{}}
+	n.topoMu.Lock()
+	if n.topo != nil {
+		for _, m := range n.topo.Members {
+			st.Members = append(st.Members, fmt.Sprintf("%s %s %v", m.Address(), m.Id, m.Kinds))
+		}
+	}
+	n.topoMu.Unlock()
+	st.Blocked = n.cl.GetBlockedMembers().ToSlice()
+	for _, id := range []string{n.cfg.name, n.cfg.target, n.cfg.watch} {
+		if id == "" || strings.Contains(id, "/") {
+			continue
+		}
+		for _, ik := range [][2]string{{id, clusterkind.Name}, {clusterkind.TopicOf(id), cluster.TopicActorKind}} {
+			if pid, ok := n.cl.PidCache.Get(ik[0], ik[1]); ok {
+				st.Cached[ik[1]+"/"+ik[0]] = pid.Address + "/" + pid.Id
+			}
+		}
+	}
+	return st
 }
 
 func (n *runningNode) startDebug() error {
@@ -408,6 +457,7 @@ func (n *runningNode) startDebug() error {
 		if t := remotenode.StreamOf(n.sys); t != nil {
 			st.StreamAddress, st.StreamSent, st.StreamReceived = t.Address(), t.Sent(), t.Received()
 		}
+		st.Cluster = n.clusterStatus()
 		_ = json.NewEncoder(w).Encode(st)
 	})
 	n.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -56,12 +56,12 @@ func (n *runningNode) provider() (cluster.ClusterProvider, error) {
 	return n.automanaged()
 }
 
-// automanaged is Proto.Actor's automanaged provider with its health
-// endpoint bound to --health-host (the provider itself binds 0.0.0.0, every
-// interface). The provider's testing constructor takes a ready echo server;
-// StartServer serves on the echo's Listener when one is set, so the
-// listener bound here is the one it serves on. The /_health answer is the
-// provider's own (automanaged.NewNode of this member).
+// automanaged is Proto.Actor's automanaged provider, as pollingProvider
+// polls it, with its health endpoint bound to --health-host (the provider
+// itself binds 0.0.0.0, every interface). Echo's StartServer serves on the
+// echo's Listener when one is set, so the listener bound here is the one it
+// serves on. The /_health answer is the provider's own (automanaged.NewNode
+// of this member), so members of both kinds poll each other.
 func (n *runningNode) automanaged() (cluster.ClusterProvider, error) {
 	addr := net.JoinHostPort(n.cfg.healthHost, strconv.Itoa(n.cfg.healthPort))
 	ln, err := net.Listen("tcp", addr)
@@ -82,7 +82,7 @@ func (n *runningNode) automanaged() (cluster.ClusterProvider, error) {
 			n.cfg.healthPort, n.cl.GetClusterKinds()))
 	})
 	n.stops = append(n.stops, func() { _ = e.Close() })
-	return automanaged.NewWithTesting(n.cfg.refresh, n.cfg.healthPort, e, n.cfg.members...), nil
+	return newPollingProvider(n.cfg.refresh, func() error { return e.Start("") }, n.cfg.members...), nil
 }
 
 // startMember is cluster.StartMember, whose provider errors are panics.
