@@ -498,11 +498,9 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	if credit == 0 {
 		credit = c.cfg.InitialCredit
 	}
-	if c.owner != nil && !pidEqual(c.owner, owner) {
-		ctx.Unwatch(c.owner)
-	}
 	if c.owner == nil || !pidEqual(c.owner, owner) {
-		ctx.Watch(owner)
+		c.unwatchOwner() // a former owner, before a hand-over
+		c.watchOwner(owner)
 	}
 	c.owner = owner
 	c.keepOpen = m.GetOptions().GetKeepOpenOnPeerClose()
