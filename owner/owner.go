@@ -59,6 +59,7 @@ type Owned struct {
 	info    *messages.ConnectionInfo
 	h       Handler
 	nextAck uint64
+	watched bool // watched itself: no server of its node is (see conn)
 }
 
 // PID is the ConnectionActor's PID.
@@ -158,6 +159,9 @@ func (o *ownerActor) Receive(ctx actor.Context) {
 		}
 	case *messages.NewConnection:
 		if m.Assigned { // ours already: nothing to claim
+			if m.Server != nil {
+				o.watchServer(ctx, m.Server)
+			}
 			o.conn(ctx, m.Connection, m.Info)
 			return
 		}
@@ -199,7 +203,9 @@ func (o *ownerActor) Receive(ctx actor.Context) {
 // seconds).
 func (o *ownerActor) unwatchAll(ctx actor.Context) {
 	for _, c := range o.conns {
-		ctx.Unwatch(c.pid)
+		if c.watched {
+			ctx.Unwatch(c.pid)
+		}
 	}
 	for key, pid := range o.servers {
 		delete(o.servers, key)
@@ -281,6 +287,14 @@ func (o *ownerActor) claim(ctx actor.Context, srv *actor.PID) {
 // conn finds or starts serving a connection. The claim's reply and the
 // connection's first Received come from different actors, so either may
 // arrive first.
+//
+// The owner watches a connection only when it watches no server on the
+// connection's node. What the watch would tell is that node's loss: an
+// ended connection says so itself (Disconnected, its last message, also
+// when it is stopped), and the loss of its node reaches the owner as the
+// server's Terminated (AddressTerminated), which ends every connection
+// there (terminated). Across nodes that spares each connection a Watch, an
+// Unwatch and a Terminated on the wire.
 func (o *ownerActor) conn(ctx actor.Context, pid *actor.PID, info *messages.ConnectionInfo) *Owned {
 	if pid == nil {
 		return nil
@@ -295,7 +309,10 @@ func (o *ownerActor) conn(ctx actor.Context, pid *actor.PID, info *messages.Conn
 	}
 	c := &Owned{pid: pid, ctx: ctx, info: info, h: o.cfg.Handler()}
 	o.conns[key] = c
-	ctx.Watch(pid)
+	if !o.serverAt(pid.Address) {
+		c.watched = true
+		ctx.Watch(pid)
+	}
 	o.notify("claimed %s", pid)
 	c.h.Connected(c)
 	return c
@@ -320,7 +337,9 @@ func (o *ownerActor) ended(ctx actor.Context, pid *actor.PID, err *messages.Erro
 		return
 	}
 	delete(o.conns, pidKey(pid))
-	ctx.Unwatch(pid)
+	if c.watched {
+		ctx.Unwatch(pid)
+	}
 	c.ctx = ctx
 	if err.Failed() {
 		o.notify("ended %s: %s", pid, err.GetMessage())
@@ -340,6 +359,7 @@ func (o *ownerActor) terminated(ctx actor.Context, m *actor.Terminated) {
 	if _, ok := o.servers[key]; ok {
 		delete(o.servers, key)
 		o.notify("lost server %s: %s", m.Who, m.Why)
+		o.serverGone(ctx, m)
 		if m.Why == actor.TerminatedReason_NotFound {
 			o.onServer(m.Who, noServer(m.Who))
 		} else {
@@ -357,6 +377,45 @@ func (o *ownerActor) terminated(ctx actor.Context, m *actor.Terminated) {
 		return
 	}
 	o.lost(ctx, m.Who, m.Why)
+}
+
+// serverGone carries the watch a lost server held for the connections of
+// its node (see conn): when the node is lost, every connection there is;
+// when only the server stopped, each connection there that no other server
+// covers is watched from now on.
+func (o *ownerActor) serverGone(ctx actor.Context, m *actor.Terminated) {
+	addr := m.Who.Address
+	if m.Why == actor.TerminatedReason_AddressTerminated {
+		// The connections' node is lost: it holds no watch of theirs any
+		// more, nor of its owner watcher's (actors.OwnerWatcher).
+		forgetWatcher(ctx, actors.OwnerWatcher(addr))
+		for _, c := range o.conns {
+			if c.pid.Address == addr {
+				forgetWatcher(ctx, c.pid)
+				o.lost(ctx, c.pid, m.Why)
+			}
+		}
+		return
+	}
+	if o.serverAt(addr) {
+		return
+	}
+	for _, c := range o.conns {
+		if c.pid.Address == addr && !c.watched {
+			c.watched = true
+			ctx.Watch(c.pid)
+		}
+	}
+}
+
+// serverAt tells whether the owner watches a server at address.
+func (o *ownerActor) serverAt(address string) bool {
+	for _, s := range o.servers {
+		if s.Address == address {
+			return true
+		}
+	}
+	return false
 }
 
 // forgetWatcher removes who, an actor of a lost node, from the watchers of
