@@ -12,6 +12,7 @@ import (
 	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
+	"google.golang.org/protobuf/proto"
 )
 
 // Handler serves connections from an owner actor: Akka's model, the way
@@ -114,7 +115,9 @@ type Config struct {
 	Server *actor.PID
 	// Handler makes the handler of each claimed connection.
 	Handler HandlerFactory
-	// Claim travels with each claim: initial credit, half-close.
+	// Claim travels with each claim: initial credit, half-close. The owner
+	// adds peer_close_without_error: a Handler never sees ErrorOccurred, so
+	// the connection need not send the one at the peer's FIN.
 	Claim *messages.ClaimOptions
 	// Assign makes the subscription to Server take connections: the server
 	// assigns each new one to this owner (or in turn among the owners that
@@ -137,18 +140,24 @@ type Config struct {
 // topic), watches each, and serves them with cfg.Handler. When a connection
 // or its node is lost the handler gets Disconnected.
 func New(cfg Config) *actor.Props {
+	claim := &messages.ClaimOptions{}
+	if cfg.Claim != nil {
+		claim = proto.Clone(cfg.Claim).(*messages.ClaimOptions)
+	}
+	claim.PeerCloseWithoutError = true
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &ownerActor{cfg: cfg, conns: map[string]*Owned{}, servers: map[string]*actor.PID{},
+		return &ownerActor{cfg: cfg, claimOpts: claim, conns: map[string]*Owned{}, servers: map[string]*actor.PID{},
 			claiming: map[string]bool{}, again: map[string]bool{}}
 	}, actor.WithDispatcher(actors.OwnerDispatcher())) // on its senders' goroutines: see OwnerDispatcher
 }
 
 type ownerActor struct {
-	cfg      Config
-	conns    map[string]*Owned
-	servers  map[string]*actor.PID // watched servers
-	claiming map[string]bool       // servers with a claim in flight
-	again    map[string]bool       // servers that announced more during it
+	cfg       Config
+	claimOpts *messages.ClaimOptions // cfg.Claim with peer_close_without_error
+	conns     map[string]*Owned
+	servers   map[string]*actor.PID // watched servers
+	claiming  map[string]bool       // servers with a claim in flight
+	again     map[string]bool       // servers that announced more during it
 }
 
 func (o *ownerActor) Receive(ctx actor.Context) {
@@ -190,8 +199,8 @@ func (o *ownerActor) Receive(ctx actor.Context) {
 			o.peerClosed(c)
 		}
 	case *messages.ErrorOccurred:
-		// Disconnected follows, with the error; a FIN's RemoteHostClosed
-		// comes before PeerClosed.
+		// Disconnected follows, with the error (a FIN's RemoteHostClosed
+		// is not sent: peer_close_without_error).
 	case *actor.Stopping:
 		o.unwatchAll(ctx)
 	}
@@ -217,7 +226,7 @@ func (o *ownerActor) unwatchAll(ctx actor.Context) {
 // claims what was queued before (announced to nobody).
 func (o *ownerActor) subscribe(ctx actor.Context, srv *actor.PID) {
 	o.watchServer(ctx, srv)
-	f := ctx.RequestFuture(srv, &messages.Subscribe{Subscriber: ctx.Self(), Assign: o.cfg.Assign, Options: o.cfg.Claim}, server.DefaultTimeout)
+	f := ctx.RequestFuture(srv, &messages.Subscribe{Subscriber: ctx.Self(), Assign: o.cfg.Assign, Options: o.claimOpts}, server.DefaultTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		ack, _ := res.(*messages.Ack)
 		switch {
@@ -258,7 +267,7 @@ func (o *ownerActor) claim(ctx actor.Context, srv *actor.PID) {
 	}
 	o.watchServer(ctx, srv)
 	o.claiming[key] = true
-	f := ctx.RequestFuture(srv, &messages.NextPendingConnection{Owner: ctx.Self(), Options: o.cfg.Claim}, server.DefaultTimeout)
+	f := ctx.RequestFuture(srv, &messages.NextPendingConnection{Owner: ctx.Self(), Options: o.claimOpts}, server.DefaultTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		delete(o.claiming, key)
 		again := o.again[key]
