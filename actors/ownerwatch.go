@@ -51,10 +51,11 @@ type ownerWatch struct {
 }
 
 // watchedOwner is one remote owner and the connections of this system it
-// owns.
+// owns, by actor id (not by pointer: the book, in a process-wide map, must
+// not hold their system).
 type watchedOwner struct {
 	pid   *actor.PID
-	conns map[*connection]struct{}
+	conns map[string]struct{}
 	idle  time.Duration // monoNow() when its last connection left
 }
 
@@ -113,11 +114,11 @@ func (w *ownerWatch) add(owner *actor.PID, c *connection) {
 	key := pidKey(owner)
 	o, ok := w.owners[key]
 	if !ok {
-		o = &watchedOwner{pid: owner, conns: map[*connection]struct{}{}}
+		o = &watchedOwner{pid: owner, conns: map[string]struct{}{}}
 		w.owners[key] = o
 		w.send(&watchOwner{pid: owner})
 	}
-	o.conns[c] = struct{}{}
+	o.conns[c.self.Id] = struct{}{}
 }
 
 // remove forgets c as one of owner's connections; the watch stays for
@@ -129,7 +130,7 @@ func (w *ownerWatch) remove(owner *actor.PID, c *connection) {
 	if !ok {
 		return
 	}
-	delete(o.conns, c)
+	delete(o.conns, c.self.Id)
 	if len(o.conns) > 0 {
 		return
 	}
@@ -189,11 +190,14 @@ func (w *ownerWatch) terminated(m *actor.Terminated) {
 	o, ok := w.owners[pidKey(m.Who)]
 	delete(w.owners, pidKey(m.Who))
 	w.mu.Unlock()
-	if !ok {
+	sys := w.sys.Value()
+	if !ok || sys == nil {
 		return
 	}
-	for c := range o.conns {
-		c.me.SendSystemMessage(c.self, &actor.Terminated{Who: m.Who, Why: m.Why})
+	for id := range o.conns {
+		if p, ok := sys.ProcessRegistry.GetLocal(id); ok {
+			p.SendSystemMessage(actor.NewPID(sys.Address(), id), &actor.Terminated{Who: m.Who, Why: m.Why})
+		}
 	}
 }
 
