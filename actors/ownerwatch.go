@@ -168,7 +168,7 @@ func (w *ownerWatch) sweep() []*actor.PID {
 	now, waiting := monoNow(), false
 	for key, o := range w.owners {
 		switch {
-		case len(o.conns) > 0: // its connections' watch
+		case len(o.conns) > 0: // still in use
 		case now-o.idle >= ownerWatchLinger:
 			delete(w.owners, key)
 			gone = append(gone, o.pid)

@@ -137,8 +137,9 @@ type Config struct {
 
 // New returns the props of an owner actor: it claims the connections
 // that servers announce to it (NewConnection, directly or through a cluster
-// topic), watches each, and serves them with cfg.Handler. When a connection
-// or its node is lost the handler gets Disconnected.
+// topic), watches their servers (and a connection itself where it watches
+// no server of the connection's node), and serves them with cfg.Handler.
+// When a connection or its node is lost the handler gets Disconnected.
 func New(cfg Config) *actor.Props {
 	claim := &messages.ClaimOptions{}
 	if cfg.Claim != nil {
