@@ -221,7 +221,7 @@ func (s *ServerActor) authorize(ctx actor.Context) bool {
 		if sub.GetId() == "" {
 			sub = ctx.Sender()
 		}
-		if sub != nil && s.subscribers[sub.String()] == nil && s.subscribersOn(peer) >= s.limits.SubscribersPerNode {
+		if sub != nil && s.subscribers[pidKey(sub)] == nil && s.subscribersOn(peer) >= s.limits.SubscribersPerNode {
 			return refuse(RefusedLimit, accessDenied("a remote node (%s) may have at most %d subscribers", peer, s.limits.SubscribersPerNode))
 		}
 	case *messages.Unsubscribe:

@@ -243,6 +243,7 @@ type connection struct {
 	ownerGone  bool     // the owner stopped, or had Disconnected: nothing more goes to it
 	announced  bool     // Disconnected and the Close replies are sent (announce)
 	keepOpen   bool     // the claim's keep_open_on_peer_close
+	finQuiet   bool     // the claim's peer_close_without_error: no ErrorOccurred at the peer's FIN
 	reading    bool     // the reader holds a read permit
 	endHow     closeHow // how the socket is closed at the end
 	soLinger   bool     // SO_LINGER > 0 was set: close(2) may block
@@ -498,14 +499,13 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	if credit == 0 {
 		credit = c.cfg.InitialCredit
 	}
-	if c.owner != nil && !pidEqual(c.owner, owner) {
-		ctx.Unwatch(c.owner)
-	}
 	if c.owner == nil || !pidEqual(c.owner, owner) {
-		ctx.Watch(owner)
+		c.unwatchOwner() // a former owner, before a hand-over
+		c.watchOwner(owner)
 	}
 	c.owner = owner
 	c.keepOpen = m.GetOptions().GetKeepOpenOnPeerClose()
+	c.finQuiet = m.GetOptions().GetPeerCloseWithoutError()
 	c.peerCloseTimeout = c.cfg.PeerCloseTimeout
 	if ms := m.GetOptions().GetPeerCloseTimeoutMs(); ms > 0 {
 		c.peerCloseTimeout = time.Duration(ms) * time.Millisecond

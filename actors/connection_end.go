@@ -192,7 +192,7 @@ func (c *connection) announce() {
 	}
 	if c.owner != nil && !c.ownerGone {
 		c.ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: c.endErr})
-		c.ctx.Unwatch(c.owner)
+		c.unwatchOwner()
 		c.ownerGone = true // told its last message: nothing more goes to it
 	}
 }

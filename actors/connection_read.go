@@ -167,7 +167,9 @@ func (c *connection) onPeerClosed(ctx actor.Context) {
 	if c.handler != nil {
 		keepOpen = c.handler.PeerClosed(c.sock)
 	} else if c.canTell(c.owner) {
-		ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: c.lastErr})
+		if !c.finQuiet {
+			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: c.lastErr})
+		}
 		ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self})
 	}
 	switch {

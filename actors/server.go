@@ -548,7 +548,7 @@ func (s *ServerActor) onAcceptFailed(ctx actor.Context, m *acceptFailed) {
 // onTerminated forgets a connection or a subscriber that stopped, wherever it
 // ran (a lost node reports its actors as terminated too).
 func (s *ServerActor) onTerminated(ctx actor.Context, who *actor.PID) {
-	delete(s.subscribers, who.String())
+	delete(s.subscribers, pidKey(who))
 	s.assignees.remove(who)
 	if !s.isLive(ctx, who) {
 		return
@@ -736,8 +736,8 @@ func (s *ServerActor) subscribe(ctx actor.Context, sub *actor.PID) *messages.Ack
 	if e := refuseFuture(sub, "a subscriber", "receive events"); e != nil {
 		return &messages.Ack{Error: e}
 	}
-	if _, ok := s.subscribers[sub.String()]; !ok {
-		s.subscribers[sub.String()] = sub
+	if _, ok := s.subscribers[pidKey(sub)]; !ok {
+		s.subscribers[pidKey(sub)] = sub
 		ctx.Watch(sub)
 	}
 	return &messages.Ack{}
@@ -750,8 +750,8 @@ func (s *ServerActor) unsubscribe(ctx actor.Context, sub *actor.PID) *messages.A
 	if sub == nil || sub.Id == "" {
 		return &messages.Ack{Error: invalid("no subscriber: name one or send the request with a sender")}
 	}
-	if _, ok := s.subscribers[sub.String()]; ok {
-		delete(s.subscribers, sub.String())
+	if _, ok := s.subscribers[pidKey(sub)]; ok {
+		delete(s.subscribers, pidKey(sub))
 		s.assignees.remove(sub)
 		if !s.isLive(ctx, sub) || !s.live[sub.Id].added { // only added connections are watched for their end
 			ctx.Unwatch(sub)

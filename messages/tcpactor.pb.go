@@ -865,13 +865,14 @@ func (x *GetStatus) GetConnections() bool {
 // when the owner sends Close, CloseWrite or Abort, or, when the owner does
 // nothing, gracefully (queued writes flushed, FIN) after the owner time-out.
 type ClaimOptions struct {
-	state               protoimpl.MessageState `protogen:"open.v1"`
-	InitialCredit       int32                  `protobuf:"varint,1,opt,name=initial_credit,json=initialCredit,proto3" json:"initial_credit,omitempty"`                         // Received messages the owner accepts before its first Demand; 0 = default (4); negative is an error
-	KeepOpenOnPeerClose bool                   `protobuf:"varint,2,opt,name=keep_open_on_peer_close,json=keepOpenOnPeerClose,proto3" json:"keep_open_on_peer_close,omitempty"` // after PeerClosed wait for the owner's Close without a time-out
-	PeerCloseTimeoutMs  int32                  `protobuf:"varint,3,opt,name=peer_close_timeout_ms,json=peerCloseTimeoutMs,proto3" json:"peer_close_timeout_ms,omitempty"`      // after PeerClosed close by itself after this long; 0 = the connection's default (10 s); negative is an error
-	DirectIo            bool                   `protobuf:"varint,4,opt,name=direct_io,json=directIo,proto3" json:"direct_io,omitempty"`                                        // lend the socket to an owner on the connection's node: it gets a Go *actors.DirectIO (server.Conn reads and writes on its own goroutine); ignored for an owner on another node
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	InitialCredit         int32                  `protobuf:"varint,1,opt,name=initial_credit,json=initialCredit,proto3" json:"initial_credit,omitempty"`                             // Received messages the owner accepts before its first Demand; 0 = default (4); negative is an error
+	KeepOpenOnPeerClose   bool                   `protobuf:"varint,2,opt,name=keep_open_on_peer_close,json=keepOpenOnPeerClose,proto3" json:"keep_open_on_peer_close,omitempty"`     // after PeerClosed wait for the owner's Close without a time-out
+	PeerCloseTimeoutMs    int32                  `protobuf:"varint,3,opt,name=peer_close_timeout_ms,json=peerCloseTimeoutMs,proto3" json:"peer_close_timeout_ms,omitempty"`          // after PeerClosed close by itself after this long; 0 = the connection's default (10 s); negative is an error
+	DirectIo              bool                   `protobuf:"varint,4,opt,name=direct_io,json=directIo,proto3" json:"direct_io,omitempty"`                                            // lend the socket to an owner on the connection's node: it gets a Go *actors.DirectIO (server.Conn reads and writes on its own goroutine); ignored for an owner on another node
+	PeerCloseWithoutError bool                   `protobuf:"varint,5,opt,name=peer_close_without_error,json=peerCloseWithoutError,proto3" json:"peer_close_without_error,omitempty"` // the peer's FIN comes as PeerClosed alone, without the ErrorOccurred{RemoteHostClosedError} before it: one message less per connection for an owner that ignores it (owner.New); a reset is still reported
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *ClaimOptions) Reset() {
@@ -928,6 +929,13 @@ func (x *ClaimOptions) GetPeerCloseTimeoutMs() int32 {
 func (x *ClaimOptions) GetDirectIo() bool {
 	if x != nil {
 		return x.DirectIo
+	}
+	return false
+}
+
+func (x *ClaimOptions) GetPeerCloseWithoutError() bool {
+	if x != nil {
+		return x.PeerCloseWithoutError
 	}
 	return false
 }
@@ -2863,7 +2871,8 @@ func (x *ErrorOccurred) GetError() *Error {
 }
 
 // PeerClosed tells the owner the peer sent FIN (Qt's readChannelFinished),
-// after an ErrorOccurred with RemoteHostClosedError, as Qt. The write side
+// after an ErrorOccurred with RemoteHostClosedError, as Qt (unless the claim
+// asked for ClaimOptions.peer_close_without_error). The write side
 // stays open: the owner answers, then closes (see ClaimOptions for the
 // time-out). After a reset PeerClosed comes between ErrorOccurred and
 // Disconnected.
@@ -2998,12 +3007,13 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x11socket_descriptor\x18\x01 \x01(\x03R\x10socketDescriptor\"\a\n" +
 	"\x05Close\"-\n" +
 	"\tGetStatus\x12 \n" +
-	"\vconnections\x18\x01 \x01(\bR\vconnections\"\xbb\x01\n" +
+	"\vconnections\x18\x01 \x01(\bR\vconnections\"\xf4\x01\n" +
 	"\fClaimOptions\x12%\n" +
 	"\x0einitial_credit\x18\x01 \x01(\x05R\rinitialCredit\x124\n" +
 	"\x17keep_open_on_peer_close\x18\x02 \x01(\bR\x13keepOpenOnPeerClose\x121\n" +
 	"\x15peer_close_timeout_ms\x18\x03 \x01(\x05R\x12peerCloseTimeoutMs\x12\x1b\n" +
-	"\tdirect_io\x18\x04 \x01(\bR\bdirectIo\"n\n" +
+	"\tdirect_io\x18\x04 \x01(\bR\bdirectIo\x127\n" +
+	"\x18peer_close_without_error\x18\x05 \x01(\bR\x15peerCloseWithoutError\"n\n" +
 	"\x15NextPendingConnection\x12 \n" +
 	"\x05owner\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x05owner\x123\n" +

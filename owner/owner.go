@@ -12,6 +12,7 @@ import (
 	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
+	"google.golang.org/protobuf/proto"
 )
 
 // Handler serves connections from an owner actor: Akka's model, the way
@@ -59,6 +60,7 @@ type Owned struct {
 	info    *messages.ConnectionInfo
 	h       Handler
 	nextAck uint64
+	watched bool // watched itself: no server of its node is (see conn)
 }
 
 // PID is the ConnectionActor's PID.
@@ -113,7 +115,9 @@ type Config struct {
 	Server *actor.PID
 	// Handler makes the handler of each claimed connection.
 	Handler HandlerFactory
-	// Claim travels with each claim: initial credit, half-close.
+	// Claim travels with each claim: initial credit, half-close. The owner
+	// adds peer_close_without_error: a Handler never sees ErrorOccurred, so
+	// the connection need not send the one at the peer's FIN.
 	Claim *messages.ClaimOptions
 	// Assign makes the subscription to Server take connections: the server
 	// assigns each new one to this owner (or in turn among the owners that
@@ -133,21 +137,28 @@ type Config struct {
 
 // New returns the props of an owner actor: it claims the connections
 // that servers announce to it (NewConnection, directly or through a cluster
-// topic), watches each, and serves them with cfg.Handler. When a connection
-// or its node is lost the handler gets Disconnected.
+// topic), watches their servers (and a connection itself where it watches
+// no server of the connection's node), and serves them with cfg.Handler.
+// When a connection or its node is lost the handler gets Disconnected.
 func New(cfg Config) *actor.Props {
+	claim := &messages.ClaimOptions{}
+	if cfg.Claim != nil {
+		claim = proto.Clone(cfg.Claim).(*messages.ClaimOptions)
+	}
+	claim.PeerCloseWithoutError = true
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &ownerActor{cfg: cfg, conns: map[string]*Owned{}, servers: map[string]*actor.PID{},
+		return &ownerActor{cfg: cfg, claimOpts: claim, conns: map[string]*Owned{}, servers: map[string]*actor.PID{},
 			claiming: map[string]bool{}, again: map[string]bool{}}
 	}, actor.WithDispatcher(actors.OwnerDispatcher())) // on its senders' goroutines: see OwnerDispatcher
 }
 
 type ownerActor struct {
-	cfg      Config
-	conns    map[string]*Owned
-	servers  map[string]*actor.PID // watched servers
-	claiming map[string]bool       // servers with a claim in flight
-	again    map[string]bool       // servers that announced more during it
+	cfg       Config
+	claimOpts *messages.ClaimOptions // cfg.Claim with peer_close_without_error
+	conns     map[string]*Owned
+	servers   map[string]*actor.PID // watched servers
+	claiming  map[string]bool       // servers with a claim in flight
+	again     map[string]bool       // servers that announced more during it
 }
 
 func (o *ownerActor) Receive(ctx actor.Context) {
@@ -158,6 +169,9 @@ func (o *ownerActor) Receive(ctx actor.Context) {
 		}
 	case *messages.NewConnection:
 		if m.Assigned { // ours already: nothing to claim
+			if m.Server != nil {
+				o.watchServer(ctx, m.Server)
+			}
 			o.conn(ctx, m.Connection, m.Info)
 			return
 		}
@@ -186,8 +200,8 @@ func (o *ownerActor) Receive(ctx actor.Context) {
 			o.peerClosed(c)
 		}
 	case *messages.ErrorOccurred:
-		// Disconnected follows, with the error; a FIN's RemoteHostClosed
-		// comes before PeerClosed.
+		// Disconnected follows, with the error (a FIN's RemoteHostClosed
+		// is not sent: peer_close_without_error).
 	case *actor.Stopping:
 		o.unwatchAll(ctx)
 	}
@@ -199,7 +213,9 @@ func (o *ownerActor) Receive(ctx actor.Context) {
 // seconds).
 func (o *ownerActor) unwatchAll(ctx actor.Context) {
 	for _, c := range o.conns {
-		ctx.Unwatch(c.pid)
+		if c.watched {
+			ctx.Unwatch(c.pid)
+		}
 	}
 	for key, pid := range o.servers {
 		delete(o.servers, key)
@@ -211,7 +227,7 @@ func (o *ownerActor) unwatchAll(ctx actor.Context) {
 // claims what was queued before (announced to nobody).
 func (o *ownerActor) subscribe(ctx actor.Context, srv *actor.PID) {
 	o.watchServer(ctx, srv)
-	f := ctx.RequestFuture(srv, &messages.Subscribe{Subscriber: ctx.Self(), Assign: o.cfg.Assign, Options: o.cfg.Claim}, server.DefaultTimeout)
+	f := ctx.RequestFuture(srv, &messages.Subscribe{Subscriber: ctx.Self(), Assign: o.cfg.Assign, Options: o.claimOpts}, server.DefaultTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		ack, _ := res.(*messages.Ack)
 		switch {
@@ -252,7 +268,7 @@ func (o *ownerActor) claim(ctx actor.Context, srv *actor.PID) {
 	}
 	o.watchServer(ctx, srv)
 	o.claiming[key] = true
-	f := ctx.RequestFuture(srv, &messages.NextPendingConnection{Owner: ctx.Self(), Options: o.cfg.Claim}, server.DefaultTimeout)
+	f := ctx.RequestFuture(srv, &messages.NextPendingConnection{Owner: ctx.Self(), Options: o.claimOpts}, server.DefaultTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		delete(o.claiming, key)
 		again := o.again[key]
@@ -281,6 +297,14 @@ func (o *ownerActor) claim(ctx actor.Context, srv *actor.PID) {
 // conn finds or starts serving a connection. The claim's reply and the
 // connection's first Received come from different actors, so either may
 // arrive first.
+//
+// The owner watches a connection only when it watches no server on the
+// connection's node. What the watch would tell is that node's loss: an
+// ended connection says so itself (Disconnected, its last message, also
+// when it is stopped), and the loss of its node reaches the owner as the
+// server's Terminated (AddressTerminated), which ends every connection
+// there (terminated). Across nodes that spares each connection a Watch, an
+// Unwatch and a Terminated on the wire.
 func (o *ownerActor) conn(ctx actor.Context, pid *actor.PID, info *messages.ConnectionInfo) *Owned {
 	if pid == nil {
 		return nil
@@ -295,7 +319,10 @@ func (o *ownerActor) conn(ctx actor.Context, pid *actor.PID, info *messages.Conn
 	}
 	c := &Owned{pid: pid, ctx: ctx, info: info, h: o.cfg.Handler()}
 	o.conns[key] = c
-	ctx.Watch(pid)
+	if !o.serverAt(pid.Address) {
+		c.watched = true
+		ctx.Watch(pid)
+	}
 	o.notify("claimed %s", pid)
 	c.h.Connected(c)
 	return c
@@ -320,7 +347,9 @@ func (o *ownerActor) ended(ctx actor.Context, pid *actor.PID, err *messages.Erro
 		return
 	}
 	delete(o.conns, pidKey(pid))
-	ctx.Unwatch(pid)
+	if c.watched {
+		ctx.Unwatch(pid)
+	}
 	c.ctx = ctx
 	if err.Failed() {
 		o.notify("ended %s: %s", pid, err.GetMessage())
@@ -340,6 +369,7 @@ func (o *ownerActor) terminated(ctx actor.Context, m *actor.Terminated) {
 	if _, ok := o.servers[key]; ok {
 		delete(o.servers, key)
 		o.notify("lost server %s: %s", m.Who, m.Why)
+		o.serverGone(ctx, m)
 		if m.Why == actor.TerminatedReason_NotFound {
 			o.onServer(m.Who, noServer(m.Who))
 		} else {
@@ -357,6 +387,45 @@ func (o *ownerActor) terminated(ctx actor.Context, m *actor.Terminated) {
 		return
 	}
 	o.lost(ctx, m.Who, m.Why)
+}
+
+// serverGone carries the watch a lost server held for the connections of
+// its node (see conn): when the node is lost, every connection there is;
+// when only the server stopped, each connection there that no other server
+// covers is watched from now on.
+func (o *ownerActor) serverGone(ctx actor.Context, m *actor.Terminated) {
+	addr := m.Who.Address
+	if m.Why == actor.TerminatedReason_AddressTerminated {
+		// The connections' node is lost: it holds no watch of theirs any
+		// more, nor of its owner watcher's (actors.OwnerWatcher).
+		forgetWatcher(ctx, actors.OwnerWatcher(addr))
+		for _, c := range o.conns {
+			if c.pid.Address == addr {
+				forgetWatcher(ctx, c.pid)
+				o.lost(ctx, c.pid, m.Why)
+			}
+		}
+		return
+	}
+	if o.serverAt(addr) {
+		return
+	}
+	for _, c := range o.conns {
+		if c.pid.Address == addr && !c.watched {
+			c.watched = true
+			ctx.Watch(c.pid)
+		}
+	}
+}
+
+// serverAt tells whether the owner watches a server at address.
+func (o *ownerActor) serverAt(address string) bool {
+	for _, s := range o.servers {
+		if s.Address == address {
+			return true
+		}
+	}
+	return false
 }
 
 // forgetWatcher removes who, an actor of a lost node, from the watchers of

@@ -73,7 +73,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "also write the Markdown table to `FILE`")
 	svg := fs.String("svg", "", "also write a bar chart of the ratios to `FILE` (SVG)")
 	backlog := cliflag.Int(fs, "backlog", -1, -1, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; -1: the one net.Listen gives raw (net.core.somaxconn); 0: tcpactor's default (50)")
-	profile := fs.String("profile", "", "write CPU profiles of the servers during ping-pong, bulk and http, and heap profiles (every allocation sampled) of them holding the idle connections, into `DIR`")
+	profile := fs.String("profile", "", "write CPU profiles of the servers during accept, ping-pong, bulk and http (a remote kind's owner node too: NAME-owner.pprof), and heap profiles (every allocation sampled) of them holding the idle connections, into `DIR`")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func runBench(self string, cfg benchConfig, progress io.Writer) (*benchResult, e
 // measureOne runs one load against one fresh child and records its figures.
 func measureOne(self string, cfg benchConfig, res *benchResult, round int, load, kind string, stderr io.Writer) (err error) {
 	var prof string
-	if cfg.profileDir != "" && (load == loadPingPong || load == loadBulk || load == loadHTTP) {
+	if cfg.profileDir != "" && (load == loadAccept || load == loadPingPong || load == loadBulk || load == loadHTTP) {
 		prof = filepath.Join(cfg.profileDir, fmt.Sprintf("%s-%s-r%d.pprof", load, kind, round+1))
 	}
 	var extra []string

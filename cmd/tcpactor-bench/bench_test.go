@@ -238,3 +238,17 @@ func TestBenchMeasuresTheRemoteHandlerOverStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchProfileWritesCPUProfilesOfBothNodesUnderTheAcceptLoad checks
+// that --profile profiles the accept load too, and for a remote kind both
+// of its nodes: the server node and the owner node (NAME-owner.pprof).
+func TestBenchProfileWritesCPUProfilesOfBothNodesUnderTheAcceptLoad(t *testing.T) {
+	dir := t.TempDir()
+	var res any
+	runTinyBench(t, &res, "--kinds", "remote", "--metrics", "accept", "--profile", dir)
+	for _, name := range []string{"accept-raw-r1.pprof", "accept-remote-r1.pprof", "accept-remote-r1-owner.pprof"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
+			t.Errorf("no CPU profile %s: %v", name, err)
+		}
+	}
+}
