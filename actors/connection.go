@@ -190,7 +190,7 @@ type (
 // cost a size class.
 type connection struct {
 	conn   net.Conn
-	raw    syscall.RawConn // set only for a plain *net.TCPConn: the fast paths
+	raw    syscall.RawConn // set only for a plain TCP socket (tcpSocket): the fast paths
 	id     uint64
 	server *actor.PID
 	cfg    *ConnectionConfig // with the defaults applied; shared by a server's connections, never written
@@ -276,8 +276,8 @@ func (cfg ConnectionConfig) withDefaults() *ConnectionConfig {
 // newConnection makes the actor; cfg comes from withDefaults.
 func newConnection(conn net.Conn, id uint64, server *actor.PID, cfg *ConnectionConfig) *connection {
 	c := &connection{conn: conn, id: id, server: server, cfg: cfg}
-	if tc, ok := conn.(*net.TCPConn); ok && fastPaths {
-		if raw, err := tc.SyscallConn(); err == nil {
+	if plainTCP(conn) && fastPaths { // a *net.TCPConn, or a raw socket (rawsock_linux.go)
+		if raw, err := conn.(tcpSocket).SyscallConn(); err == nil {
 			c.raw = raw
 		}
 	}
@@ -381,6 +381,10 @@ func (c *connection) serve() {
 		c.loop = newLoopReader(c.raw, c.cfg.ReadChunkSize, c.cfg.ReadTimeout, c.sendSelf)
 	}
 	if c.loop == nil {
+		if err := c.promote(); err != nil { // a goroutine reads: it needs a net.Conn
+			c.failWith(messages.FromError(err), closePlain)
+			return
+		}
 		c.permit = make(chan struct{}, 1)
 		c.done = make(chan struct{})
 		c.startReader(c.cfg.ReadTimeout)

@@ -218,7 +218,7 @@ const (
 type loopReader struct {
 	loop  *eventLoop
 	token uint64
-	raw   syscall.RawConn
+	raw   syscall.RawConn // under mu (rebind changes it)
 	size  int
 	send  func(any)
 
@@ -344,8 +344,9 @@ func (r *loopReader) readOnce() bool {
 		return false
 	}
 	r.permit, r.reading = false, true
+	raw := r.raw // under mu: a promotion moves the connection (rebind)
 	r.mu.Unlock()
-	buf, n, err := r.loop.rd.do(r.raw, r.size, false)
+	buf, n, err := r.loop.rd.do(raw, r.size, false)
 	r.mu.Lock()
 	expired := r.expired
 	r.reading, r.expired = false, false
