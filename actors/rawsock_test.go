@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/messages"
 	"golang.org/x/sys/unix"
 )
@@ -156,8 +157,8 @@ func TestABlockedWriteOnARawSocketPromotesItWithItsReadArmedAndOptionsKept(t *te
 	}
 	defer c.Close()
 	in := newInbox(t, s.sys)
-	pc := claimNext(s, in.pid)
-	conn := pc.Connection
+	s.waitStatus("the client pending", pendingIs(1))
+	conn := claimNext(s, in.pid).Connection
 	fd := oneServerSide(t, c, "a claimed connection")
 	if rt, _ := epollSets(t, fd); rt != 0 {
 		t.Fatalf("before any write the server's socket is in %d runtime epoll sets: want it raw, in none", rt)
@@ -327,5 +328,107 @@ func TestARawSocketClosesRightAwayWithNoCallInIt(t *testing.T) {
 	}
 	if rs.LocalAddr() != nil || rs.RemoteAddr() != nil {
 		t.Fatal("a closed raw socket reports addresses")
+	}
+}
+
+// TestABlockedWriteThatCannotPromoteForWantOfDescriptorsEndsTheConnection:
+// out of descriptors, a write that would block on a raw socket cannot get
+// the net.TCPConn a writer goroutine needs (its duplicate fails with
+// EMFILE). Nothing is lost silently: every write is answered once, in
+// order (WriteAck for what reached the kernel, WriteFailed with
+// SocketResourceError for the rest), and the owner gets ErrorOccurred and
+// Disconnected with that error. It runs alone in a child process, since it
+// takes every descriptor the process may open.
+func TestABlockedWriteThatCannotPromoteForWantOfDescriptorsEndsTheConnection(t *testing.T) {
+	if os.Getenv(aloneEnv) == "" {
+		runAlone(t)
+		return
+	}
+	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
+	addr := s.listen()
+	d := net.Dialer{Timeout: replyTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	in := newInbox(t, s.sys)
+	s.waitStatus("the client pending", pendingIs(1))
+	conn := claimNext(s, in.pid).Connection
+	sndbuf := int32(4096)
+	if a := call[*messages.Ack](t, s.sys, conn, &messages.SetSocketOption{SendBufferSize: &sndbuf}); a.Error.Failed() {
+		t.Fatalf("SetSocketOption: %v", a.Error)
+	}
+
+	// Every descriptor number the process may use is taken.
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	saved := rl
+	rl.Cur = uint64(openFDs(t) + 64)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	var fillers []int
+	restore := func() {
+		for _, f := range fillers {
+			_ = unix.Close(f)
+		}
+		fillers = nil
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &saved)
+	}
+	defer restore()
+	for range rl.Cur {
+		f, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		fillers = append(fillers, f)
+	}
+
+	const writes, size = 16, 64 << 10
+	for i := range writes {
+		// With the owner as sender: a Write that reaches the connection
+		// after it stopped is answered to its sender.
+		s.sys.Root.RequestWithCustomSender(conn, &messages.Write{Data: bytes.Repeat([]byte{'x'}, size), AckId: uint64(i + 1)}, in.pid)
+	}
+	answered, failed, disconnected := 0, 0, false
+	var occurred *messages.Error
+	// The writes still queued in the mailbox when the connection stopped
+	// are answered from the dead letters, after Disconnected.
+	for answered < writes || !disconnected {
+		switch m := in.next(t).(type) {
+		case *messages.WriteAck:
+			answered++
+			if failed > 0 || m.AckId != uint64(answered) {
+				t.Fatalf("WriteAck %d as answer %d, after %d failed", m.AckId, answered, failed)
+			}
+		case *messages.WriteFailed:
+			answered++
+			failed++
+			if m.AckId != uint64(answered) {
+				t.Fatalf("WriteFailed %d as answer %d", m.AckId, answered)
+			}
+			if !disconnected && m.Error.GetCode() != messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE {
+				t.Fatalf("WriteFailed with %v, want SocketResourceError", m.Error)
+			}
+		case *messages.ErrorOccurred:
+			occurred = m.Error
+		case *messages.Disconnected:
+			restore()
+			disconnected = true
+			if failed == 0 {
+				t.Fatalf("Disconnected after %d of %d writes answered, none failed", answered, writes)
+			}
+			if occurred.GetCode() != messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE || m.Error.GetCode() != occurred.GetCode() {
+				t.Fatalf("ErrorOccurred %v, Disconnected %v: want SocketResourceError", occurred, m.Error)
+			}
+		case *actor.DeadLetterResponse: // Proto.Actor's, beside the WriteFailed
+		default:
+			t.Fatalf("owner got %s", describe(m))
+		}
 	}
 }
