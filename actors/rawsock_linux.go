@@ -11,10 +11,10 @@ package actors
 // RawConn keeps the accept goroutine parked in Go's poller for the
 // listener alone.
 //
-// The connection reads and writes the descriptor through rawSock, which is
-// a syscall.RawConn that never waits (the loop knows readiness, and a
-// write that would block goes to a writer goroutine), so the read path,
-// the fast write path and the loop's epoll_ctl calls are those of a
+// The connection reads and writes the descriptor through rawSock's
+// syscall.RawConn (rawConn), which never waits (the loop knows readiness,
+// and a write that would block goes to a writer goroutine), so the read
+// path, the fast write path and the loop's epoll_ctl calls are those of a
 // net.TCPConn. Whatever needs a real net.Conn — a writer goroutine for a
 // write that would block, the socket lent to the owner (direct_io), the
 // goroutine reader when no loop can be had — promotes the socket once
@@ -41,10 +41,13 @@ import (
 )
 
 // rawSock is an accepted, non-blocking TCP socket that Go's runtime poller
-// does not know. It is a net.Conn for the code that passes connections
-// around (the accept gate's handover, the server's records), a
-// syscall.RawConn that never waits for the connection's fast paths, and
-// has the socket options of a *net.TCPConn (tcpSocket).
+// does not know: 16 bytes where a net.TCPConn holds 288 and a pollDesc. It
+// is a net.Conn for the code that passes connections around (the accept
+// gate's handover, the server's records), has a syscall.RawConn that never
+// waits for the connection's fast paths, and the socket options of a
+// *net.TCPConn (tcpSocket). Its addresses are asked of the socket when
+// wanted (getsockname, getpeername): after a reset or a close there are
+// none to report.
 type rawSock struct {
 	state atomic.Uint32 // calls in progress (low bits), rawClosed, rawLinger
 	fd    int32

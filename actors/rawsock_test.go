@@ -432,3 +432,43 @@ func TestABlockedWriteThatCannotPromoteForWantOfDescriptorsEndsTheConnection(t *
 		}
 	}
 }
+
+// TestLendingARawSocketPromotesItAndTheOwnerReadsAndWritesIt: direct_io
+// lends the owner a net.TCPConn to read with Go's poller, so a raw socket
+// is promoted when it is lent — here with the connection's read armed in
+// the loop (claimed first without direct_io, then claimed again with it).
+// The owner reads what the client sent and writes the answer on the new
+// socket; the raw descriptor is gone.
+func TestLendingARawSocketPromotesItAndTheOwnerReadsAndWritesIt(t *testing.T) {
+	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
+	c := dial(t, s.listen())
+	in := newInbox(t, s.sys)
+	s.waitStatus("the client pending", pendingIs(1))
+	conn := claimNext(s, in.pid).Connection
+	fd := oneServerSide(t, c, "a claimed connection")
+	waitInterest(t, fd, true, "a claimed connection with credit")
+	if rt, _ := epollSets(t, fd); rt != 0 {
+		t.Fatalf("a claimed connection is in %d runtime epoll sets: want it raw, in none", rt)
+	}
+	claim(t, s.sys, conn, in.pid, &messages.ClaimOptions{DirectIo: true})
+	d := expectNext[*DirectIO](t, in)
+	promoted := oneServerSide(t, c, "a lent connection")
+	if rt, _ := epollSets(t, promoted); promoted == fd || rt == 0 {
+		t.Fatalf("the lent socket is descriptor %d (raw %d), in %d runtime epoll sets: want a new one in Go's poller", promoted, fd, rt)
+	}
+	if _, err := c.Write([]byte("question")); err != nil {
+		t.Fatal(err)
+	}
+	d.SetReadDeadline(time.Now().Add(connWait))
+	buf := make([]byte, 64)
+	n, err := d.Read(buf)
+	if err != nil || string(buf[:n]) != "question" {
+		t.Fatalf("DirectIO.Read: %q, %v; want question", buf[:n], err)
+	}
+	if n := d.Write([]byte("answer")); n != len("answer") {
+		t.Fatalf("DirectIO.Write wrote %d bytes", n)
+	}
+	if got := readN(t, c, len("answer")); string(got) != "answer" {
+		t.Fatalf("the client read %q, want answer", got)
+	}
+}
