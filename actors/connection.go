@@ -198,7 +198,6 @@ type connection struct {
 	ctx  actor.Context // current context, for Socket and the send helpers
 	self *actor.PID    // ctx.Self(), put in the messages the actor sends
 	me   actor.Process // its own process, for sends to itself (see knowSelf)
-	sys  *actor.ActorSystem
 
 	// Who is served.
 	owner   *actor.PID
@@ -357,7 +356,7 @@ func (c *connection) Receive(ctx actor.Context) {
 
 func (c *connection) started(ctx actor.Context) {
 	c.knowSelf(ctx)
-	answerDeadLetters(c.sys)
+	answerDeadLetters(ctx.ActorSystem())
 	if c.cfg.Handler == nil {
 		return // wait for SetOwner: until then the kernel holds the bytes
 	}
@@ -405,11 +404,12 @@ func (c *connection) serve() {
 // here, once. (A private copy of the PID did the same for 96 bytes more
 // per connection.)
 func (c *connection) knowSelf(ctx actor.Context) {
-	c.self, c.sys = ctx.Self(), ctx.ActorSystem()
-	if p, ok := c.sys.ProcessRegistry.GetLocal(c.self.Id); ok {
+	sys := ctx.ActorSystem() // not kept: c.ctx has it (8 bytes kept the struct a size class up)
+	c.self = ctx.Self()
+	if p, ok := sys.ProcessRegistry.GetLocal(c.self.Id); ok {
 		c.me = p
 	} else {
-		c.me = c.sys.DeadLetter // cannot happen while the actor runs
+		c.me = sys.DeadLetter // cannot happen while the actor runs
 	}
 }
 
@@ -426,10 +426,10 @@ func (c *connection) sendSelf(msg any) {
 // a watcher set in the actor's context — about 600 bytes per idle
 // connection — for the one watcher every connection has.
 func (c *connection) onStopped() {
-	if !c.tellServer || c.server == nil || c.sys == nil {
+	if !c.tellServer || c.server == nil || c.self == nil || c.ctx == nil {
 		return
 	}
-	if p, ok := c.sys.ProcessRegistry.Get(c.server); ok {
+	if p, ok := c.ctx.ActorSystem().ProcessRegistry.Get(c.server); ok {
 		p.SendSystemMessage(c.server, &actor.Terminated{Who: c.self})
 	}
 }
