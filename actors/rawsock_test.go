@@ -472,3 +472,52 @@ func TestLendingARawSocketPromotesItAndTheOwnerReadsAndWritesIt(t *testing.T) {
 		t.Fatalf("the client read %q, want answer", got)
 	}
 }
+
+// rawClaimed is a connection a loop-mode server accepted raw, claimed by an
+// inbox, with its client.
+func rawClaimed(t *testing.T) (s *testServer, c net.Conn, conn *actor.PID, in *inbox) {
+	t.Helper()
+	s = startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
+	c = dial(t, s.listen())
+	in = newInbox(t, s.sys)
+	s.waitStatus("the client pending", pendingIs(1))
+	conn = claimNext(s, in.pid).Connection
+	if rt, _ := epollSets(t, oneServerSide(t, c, "a claimed connection")); rt != 0 {
+		t.Fatalf("a claimed connection is in %d runtime epoll sets: want it raw, in none", rt)
+	}
+	return s, c, conn, in
+}
+
+// TestARawSocketHalfClosesReportsItsAddressesAndResetsAsATCPConnDoes: what
+// a net.TCPConn did for a connection, a raw socket does with system calls:
+// ConnectionInfo's addresses (getsockname, getpeername), CloseWrite
+// (shutdown: the client reads EOF and can still send), and, on another
+// connection, Abort (SO_LINGER 0: the client is reset).
+func TestARawSocketHalfClosesReportsItsAddressesAndResetsAsATCPConnDoes(t *testing.T) {
+	s, c, conn, in := rawClaimed(t)
+	i := info(t, s.sys, conn)
+	local, remote := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
+	if i.PeerAddress != "127.0.0.1" || i.PeerPort != uint32(local.Port) || i.LocalAddress != "127.0.0.1" || i.LocalPort != uint32(remote.Port) {
+		t.Fatalf("ConnectionInfo %s:%d ← %s:%d, want %v ← %v", i.LocalAddress, i.LocalPort, i.PeerAddress, i.PeerPort, remote, local)
+	}
+	if a := call[*messages.Ack](t, s.sys, conn, &messages.CloseWrite{}); a.Error.Failed() {
+		t.Fatalf("CloseWrite: %v", a.Error)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(connWait))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after CloseWrite the client read %d, %v; want EOF", n, err)
+	}
+	if _, err := c.Write([]byte("still")); err != nil {
+		t.Fatal(err)
+	}
+	if r := expectNext[*messages.Received](t, in); string(r.Data) != "still" {
+		t.Fatalf("Received %q, want still", r.Data)
+	}
+	s2, c2, conn2, _ := rawClaimed(t)
+	if a := call[*messages.Ack](t, s2.sys, conn2, &messages.Abort{}); a.Error.Failed() {
+		t.Fatalf("Abort: %v", a.Error)
+	}
+	if _, err := readAll(t, c2); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after Abort the client read %v, want connection reset", err)
+	}
+}
