@@ -190,7 +190,7 @@ type (
 // cost a size class.
 type connection struct {
 	conn   net.Conn
-	raw    syscall.RawConn // set only for a plain *net.TCPConn: the fast paths
+	raw    syscall.RawConn // set only for a plain TCP socket (tcpSocket): the fast paths
 	id     uint64
 	server *actor.PID
 	cfg    *ConnectionConfig // with the defaults applied; shared by a server's connections, never written
@@ -198,7 +198,6 @@ type connection struct {
 	ctx  actor.Context // current context, for Socket and the send helpers
 	self *actor.PID    // ctx.Self(), put in the messages the actor sends
 	me   actor.Process // its own process, for sends to itself (see knowSelf)
-	sys  *actor.ActorSystem
 
 	// Who is served.
 	owner   *actor.PID
@@ -277,8 +276,8 @@ func (cfg ConnectionConfig) withDefaults() *ConnectionConfig {
 // newConnection makes the actor; cfg comes from withDefaults.
 func newConnection(conn net.Conn, id uint64, server *actor.PID, cfg *ConnectionConfig) *connection {
 	c := &connection{conn: conn, id: id, server: server, cfg: cfg}
-	if tc, ok := conn.(*net.TCPConn); ok && fastPaths {
-		if raw, err := tc.SyscallConn(); err == nil {
+	if plainTCP(conn) && fastPaths { // a *net.TCPConn, or a raw socket (rawsock_linux.go)
+		if raw, err := conn.(tcpSocket).SyscallConn(); err == nil {
 			c.raw = raw
 		}
 	}
@@ -358,7 +357,7 @@ func (c *connection) Receive(ctx actor.Context) {
 
 func (c *connection) started(ctx actor.Context) {
 	c.knowSelf(ctx)
-	answerDeadLetters(c.sys)
+	answerDeadLetters(ctx.ActorSystem())
 	if c.cfg.Handler == nil {
 		return // wait for SetOwner: until then the kernel holds the bytes
 	}
@@ -382,6 +381,10 @@ func (c *connection) serve() {
 		c.loop = newLoopReader(c.raw, c.cfg.ReadChunkSize, c.cfg.ReadTimeout, c.sendSelf)
 	}
 	if c.loop == nil {
+		if err := c.promote(); err != nil { // a goroutine reads: it needs a net.Conn
+			c.failWith(messages.FromError(err), closePlain)
+			return
+		}
 		c.permit = make(chan struct{}, 1)
 		c.done = make(chan struct{})
 		c.startReader(c.cfg.ReadTimeout)
@@ -402,11 +405,12 @@ func (c *connection) serve() {
 // here, once. (A private copy of the PID did the same for 96 bytes more
 // per connection.)
 func (c *connection) knowSelf(ctx actor.Context) {
-	c.self, c.sys = ctx.Self(), ctx.ActorSystem()
-	if p, ok := c.sys.ProcessRegistry.GetLocal(c.self.Id); ok {
+	sys := ctx.ActorSystem() // not kept: c.ctx has it (8 bytes kept the struct a size class up)
+	c.self = ctx.Self()
+	if p, ok := sys.ProcessRegistry.GetLocal(c.self.Id); ok {
 		c.me = p
 	} else {
-		c.me = c.sys.DeadLetter // cannot happen while the actor runs
+		c.me = sys.DeadLetter // cannot happen while the actor runs
 	}
 }
 
@@ -423,10 +427,10 @@ func (c *connection) sendSelf(msg any) {
 // a watcher set in the actor's context — about 600 bytes per idle
 // connection — for the one watcher every connection has.
 func (c *connection) onStopped() {
-	if !c.tellServer || c.server == nil || c.sys == nil {
+	if !c.tellServer || c.server == nil || c.self == nil || c.ctx == nil {
 		return
 	}
-	if p, ok := c.sys.ProcessRegistry.Get(c.server); ok {
+	if p, ok := c.ctx.ActorSystem().ProcessRegistry.Get(c.server); ok {
 		p.SendSystemMessage(c.server, &actor.Terminated{Who: c.self})
 	}
 }

@@ -239,7 +239,7 @@ func (c *connection) lendRead() bool {
 		l.lease = nil
 		return false
 	}
-	if !c.canLend() {
+	if !c.canLend() || c.promote() != nil { // the owner reads with Go's poller
 		return false
 	}
 	if c.reading {
@@ -248,7 +248,7 @@ func (c *connection) lendRead() bool {
 		}
 		c.reading = false
 	}
-	tc := c.conn.(*net.TCPConn) // c.raw is set only for one
+	tc := c.conn.(*net.TCPConn) // c.raw is set only for a plain socket, promoted now
 	d := &DirectIO{tc: tc, raw: c.raw, send: c.sendSelf, stats: c.cfg.Stats, since: time.Now(),
 		idle: c.cfg.IdleTimeout > 0, lent: true}
 	d.write = d.writeFd

@@ -18,13 +18,14 @@ const idleConns = 1000
 
 // idleHeapBound is the most live heap one idle connection in loop mode may
 // hold, its server's share included: the ConnectionActor (its state,
-// Proto.Actor's context, mailbox, PID and registry entry), the socket's
-// netFD and addresses, the event loop's registration, the server's record
-// and the process registry of connections. Measured about 1,700 bytes
-// (3,546 before issue 14's shave); the bound leaves room for noise and the
-// growth of a map, not for a watch, a Props or a record per connection to
-// come back.
-const idleHeapBound = 2560
+// Proto.Actor's context, mailbox, PID and registry entry), the raw socket
+// (rawsock_linux.go: no netFD, TCPConn or addresses), the event loop's
+// registration, the server's record and the process registry of
+// connections. Measured about 1,500 bytes (3,546 before issue 14's shave,
+// about 1,780 with a net.TCPConn per socket); the bound leaves room for
+// noise, not for a net.TCPConn, a watch, a Props or a record per connection
+// to come back.
+const idleHeapBound = 1700
 
 // liveHeap is the live heap after a full collection.
 func liveHeap() int64 {

@@ -5,6 +5,7 @@ package actors
 
 import (
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -56,9 +57,23 @@ func (c *connection) info() *messages.ConnectionInfo {
 	return info
 }
 
+// tcpSocket is a plain TCP socket: a *net.TCPConn, or a raw socket that
+// Go's poller does not know (rawSock, event-loop mode on Linux).
+type tcpSocket interface {
+	net.Conn
+	CloseWrite() error
+	SetNoDelay(bool) error
+	SetKeepAlive(bool) error
+	SetKeepAlivePeriod(time.Duration) error
+	SetReadBuffer(int) error
+	SetWriteBuffer(int) error
+	SetLinger(int) error
+	SyscallConn() (syscall.RawConn, error)
+}
+
 // tcpConnOf finds the TCP socket under conn, through wrappers that expose it
 // with NetConn (crypto/tls does).
-func tcpConnOf(conn net.Conn) *net.TCPConn {
+func tcpConnOf(conn net.Conn) tcpSocket {
 	for range 8 {
 		switch v := conn.(type) {
 		case *net.TCPConn:
@@ -66,10 +81,20 @@ func tcpConnOf(conn net.Conn) *net.TCPConn {
 		case interface{ NetConn() net.Conn }:
 			conn = v.NetConn()
 		default:
+			if isRawSock(conn) {
+				return conn.(tcpSocket)
+			}
 			return nil
 		}
 	}
 	return nil
+}
+
+// plainTCP tells a plain TCP socket, not wrapped: its addresses can be
+// asked whenever needed.
+func plainTCP(conn net.Conn) bool {
+	_, ok := conn.(*net.TCPConn)
+	return ok || isRawSock(conn)
 }
 
 // setSocketOption is setSocketOption(): every field is checked before any

@@ -101,6 +101,10 @@ func (c *connection) written(n int) {
 // startJob hands the queued writes to a writer goroutine, which writes them
 // (blocking in the poller) with one writev where it can.
 func (c *connection) startJob() {
+	if err := c.promote(); err != nil { // a raw socket cannot wait: a net.Conn does
+		c.writeFailed(err)
+		return
+	}
 	j := &writeJob{bufs: c.wq.buffers()}
 	c.job = j
 	conn := c.conn

@@ -9,9 +9,10 @@ package actors
 // a connection without one is taken out of EPOLLIN at its next readiness,
 // so it costs the loop nothing and the kernel holds the peer's bytes.
 //
-// The socket stays in its net.TCPConn, registered with Go's runtime poller
-// as well (for the writer goroutine, Close, CloseWrite, the socket
-// options). Our epoll only ever sees the descriptor through the
+// A socket a server accepted in this mode is raw, known to our epoll alone
+// (rawsock_linux.go); any other stays in its net.TCPConn, registered with
+// Go's runtime poller as well (for the writer goroutine, Close, CloseWrite,
+// the socket options). Our epoll only ever sees the descriptor through the
 // connection's syscall.RawConn (Read, Control), which holds a reference to
 // the descriptor for the length of the call: a close from anywhere waits
 // for it, so a number closed and reused by another socket is never read or
@@ -218,7 +219,7 @@ const (
 type loopReader struct {
 	loop  *eventLoop
 	token uint64
-	raw   syscall.RawConn
+	raw   syscall.RawConn // under mu (rebind changes it)
 	size  int
 	send  func(any)
 
@@ -344,8 +345,9 @@ func (r *loopReader) readOnce() bool {
 		return false
 	}
 	r.permit, r.reading = false, true
+	raw := r.raw // under mu: a promotion moves the connection (rebind)
 	r.mu.Unlock()
-	buf, n, err := r.loop.rd.do(r.raw, r.size, false)
+	buf, n, err := r.loop.rd.do(raw, r.size, false)
 	r.mu.Lock()
 	expired := r.expired
 	r.reading, r.expired = false, false

@@ -208,8 +208,8 @@ func pidKey(pid *actor.PID) string { return pid.Address + "/" + pid.Id }
 // watchOwner watches a connection's new owner: one on another node through
 // the system's owner watcher, one here directly.
 func (c *connection) watchOwner(owner *actor.PID) {
-	if !IsLocalAddress(c.sys, owner.Address) {
-		if w := ownerWatchOf(c.sys); w != nil {
+	if !IsLocalAddress(c.ctx.ActorSystem(), owner.Address) {
+		if w := ownerWatchOf(c.ctx.ActorSystem()); w != nil {
 			w.add(owner, c)
 			return
 		}
@@ -222,8 +222,8 @@ func (c *connection) unwatchOwner() {
 	if c.owner == nil {
 		return
 	}
-	if !IsLocalAddress(c.sys, c.owner.Address) {
-		if w := ownerWatchOf(c.sys); w != nil {
+	if !IsLocalAddress(c.ctx.ActorSystem(), c.owner.Address) {
+		if w := ownerWatchOf(c.ctx.ActorSystem()); w != nil {
 			w.remove(c.owner, c)
 			return
 		}

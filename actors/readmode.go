@@ -18,7 +18,10 @@ const (
 	ReadGoroutine
 	// ReadLoop reads through a few shared epoll loops (two per GOMAXPROCS):
 	// an idle connection holds no goroutine, and a local Handler runs on the
-	// loop. Linux only, and only for a plain *net.TCPConn; other connections
+	// loop. A server in this mode (without an IncomingConnection hook, TLS
+	// or PROXY protocol) accepts its sockets raw, out of Go's runtime
+	// poller, and makes a net.TCPConn of one only when it must (a write
+	// that would block, direct_io). Linux only, and only for a plain *net.TCPConn; other connections
 	// (TLS, PROXY protocol, a hook's wrapper, other platforms) are read by a
 	// goroutine whatever the mode says.
 	ReadLoop

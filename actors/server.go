@@ -275,7 +275,7 @@ func (s *ServerActor) listen(ctx actor.Context, m *messages.Listen) *messages.Li
 		return s.listenFailed(messages.FromError(err))
 	}
 	s.tls = tlsL
-	r := s.startListening(ctx, ln, backlog, maxConns)
+	r := s.startListening(ctx, ln, backlog, maxConns, true)
 	if addr.Host == "" { // as Qt: the dual-stack Any reports itself as 0.0.0.0, protocol AnyIP
 		s.address, r.Address = "0.0.0.0", "0.0.0.0"
 		s.protocol, r.Protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP, messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_ANY_IP
@@ -320,7 +320,7 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	}
 	s.tls = tlsL
 	backlog, maxConns, _ := s.listenOptions(nil)
-	r := s.startListening(ctx, ln, backlog, maxConns)
+	r := s.startListening(ctx, ln, backlog, maxConns, false)
 	s.fd = m.SocketDescriptor // as Qt: the descriptor given, not the server's duplicate
 	if dualStackAny(ln) {     // as Qt: a dual-stack [::] socket is Any
 		s.address, r.Address = "0.0.0.0", "0.0.0.0"
@@ -329,16 +329,26 @@ func (s *ServerActor) setSocketDescriptor(ctx actor.Context, m *messages.SetSock
 	return r
 }
 
-func (s *ServerActor) startListening(ctx actor.Context, ln listener, backlog, maxConns int) *messages.ListenResult {
+// startListening starts accepting from ln; owned: the server made the
+// listening socket (not adopted with setSocketDescriptor), so it may set its
+// options.
+func (s *ServerActor) startListening(ctx actor.Context, ln listener, backlog, maxConns int, owned bool) *messages.ListenResult {
 	s.ln, s.backlog, s.maxConns = ln, backlog, maxConns
 	s.address, s.port = messages.HostPort(ln.Addr())
 	s.protocol = messages.ProtocolOf(s.address)
 	s.fd = listenerFD(ln)
 	s.gen++
 	s.acceptDone = false
-	s.gate = newAcceptGate(ln)
+	acc := ln
+	if s.incoming() == nil && s.opts.Connection.readMode() == ReadLoop {
+		// Plain sockets read by the event loops: accepted raw, out of Go's
+		// poller (rawsock_linux.go).
+		acc = rawAccepting(ln, owned)
+		s.ln = acc // its Close closes what it added
+	}
+	s.gate = newAcceptGate(acc)
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	go acceptLoop(ln, s.gate, s.gen, func(msg any) { root.Send(self, msg) })
+	go acceptLoop(acc, s.gate, s.gen, func(msg any) { root.Send(self, msg) })
 	s.updateAllowance()
 	return &messages.ListenResult{Ok: true, Address: s.address, Port: s.port, Protocol: s.protocol}
 }
@@ -624,7 +634,7 @@ func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnec
 	}
 	ctx.Watch(pid)
 	info := &messages.ConnectionInfo{Server: ctx.Self()}
-	s.live[pid.Id] = liveConn{info: info, added: true}
+	s.live[pid.Id] = liveConn{src: info, added: true}
 	s.pending = append(s.pending, pendingConn{pid: pid, added: true, addedBy: peerOf(ctx)})
 	s.updateAllowance()
 	s.announce(ctx, pid, info)

@@ -17,32 +17,33 @@ import (
 
 // liveConn is the server's record of a live connection, from which
 // GetStatus{connections} reports it as it was at accept. A plain TCP
-// connection keeps only its socket, whose addresses Go caches: its info is
-// built again when asked (asking the socket nothing). Any other (TLS, a
-// hook's wrapper, one added with AddPendingConnection) keeps the info made
-// at accept.
+// connection keeps only its socket (a *net.TCPConn, whose addresses Go
+// caches, or a raw socket, asked when needed): its info is built again when
+// asked. Any other (TLS, a hook's wrapper, one added with
+// AddPendingConnection) keeps the info made at accept. One field holds
+// either, so the record stays 32 bytes (issue 14).
 type liveConn struct {
-	tcp   *net.TCPConn
-	id    uint64                   // with tcp
-	info  *messages.ConnectionInfo // when tcp is nil
-	added bool                     // by AddPendingConnection: watched for its end
+	src   any    // the plain socket (net.Conn), or the *messages.ConnectionInfo
+	id    uint64 // with a socket
+	added bool   // by AddPendingConnection: watched for its end
 }
 
 func newLiveConn(conn net.Conn, info *messages.ConnectionInfo) liveConn {
-	if tc, ok := conn.(*net.TCPConn); ok {
-		return liveConn{tcp: tc, id: info.Id}
+	if plainTCP(conn) {
+		return liveConn{src: conn, id: info.Id}
 	}
-	return liveConn{info: info}
+	return liveConn{src: info}
 }
 
 // infoAt is the connection's info as at accept, a fresh message: the kept
 // one also travelled in NewConnection, perhaps to a local actor that still
 // holds it.
 func (l liveConn) infoAt(server *actor.PID) *messages.ConnectionInfo {
-	if l.tcp == nil {
-		return proto.Clone(l.info).(*messages.ConnectionInfo)
+	conn, ok := l.src.(net.Conn)
+	if !ok {
+		return proto.Clone(l.src.(*messages.ConnectionInfo)).(*messages.ConnectionInfo)
 	}
-	info := ConnectionInfoOf(l.tcp, l.id)
+	info := ConnectionInfoOf(conn, l.id)
 	info.Server = server
 	return info
 }

@@ -408,7 +408,7 @@ func (s *ServerActor) listenThroughSocks(ctx actor.Context, backlog, maxConns in
 			self, gen := ctx.Self(), s.gen+1
 			b.l.onRebind = func(a *net.TCPAddr) { root.Send(self, &socksRebound{gen: gen, addr: a}) }
 			s.tls = tlsL
-			ctx.Respond(s.startListening(ctx, b.l, backlog, maxConns))
+			ctx.Respond(s.startListening(ctx, b.l, backlog, maxConns, false))
 		}
 	})
 	return nil

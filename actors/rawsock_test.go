@@ -1,0 +1,523 @@
+//go:build linux
+
+package actors
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/messages"
+	"golang.org/x/sys/unix"
+)
+
+// serverSideFDs are the descriptors of this process that are the server's
+// end of client c: local address c's remote, peer address c's local.
+func serverSideFDs(t *testing.T, c net.Conn) []int {
+	t.Helper()
+	local, remote := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); !strings.HasPrefix(link, "socket:") {
+			continue
+		}
+		la, err1 := unix.Getsockname(fd)
+		pa, err2 := unix.Getpeername(fd)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		l4, ok1 := la.(*unix.SockaddrInet4)
+		p4, ok2 := pa.(*unix.SockaddrInet4)
+		if ok1 && ok2 && l4.Port == remote.Port && p4.Port == local.Port {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
+}
+
+// epollSets counts the epoll sets of this process that hold descriptor fd:
+// the Go runtime's poller (which registers a socket for EPOLLOUT too) and
+// ours, the event loops (which never do).
+func epollSets(t *testing.T, fd int) (runtimes, loops int) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		f, err := os.Open("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var tfd int
+			var events string
+			if _, err := fmt.Sscanf(sc.Text(), "tfd: %d events: %s", &tfd, &events); err != nil || tfd != fd {
+				continue
+			}
+			if ev, err := strconv.ParseUint(strings.TrimSpace(events), 16, 32); err == nil && ev&unix.EPOLLOUT != 0 {
+				runtimes++
+			} else {
+				loops++
+			}
+		}
+		f.Close()
+	}
+	return runtimes, loops
+}
+
+// oneServerSide waits (bounded) until client c has exactly one server-side
+// descriptor and returns it.
+func oneServerSide(t *testing.T, c net.Conn, what string) int {
+	t.Helper()
+	deadline := time.Now().Add(connWait)
+	for {
+		fds := serverSideFDs(t, c)
+		if len(fds) == 1 {
+			return fds[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: server-side descriptors %v, want one", what, fds)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestALoopModeServerKeepsItsSocketsOutOfGosPoller: a connection that a
+// server in loop mode accepted is one descriptor in one epoll set, the
+// event loop's — not also in the Go runtime's poller, whose pollDesc and
+// timers were a third of an idle connection's memory (issue 14). It is
+// served (echo), and its addresses are reported, asked of the socket.
+func TestALoopModeServerKeepsItsSocketsOutOfGosPoller(t *testing.T) {
+	s := startServer(t, ServerOptions{Connection: ConnectionConfig{Handler: EchoHandler(), ReadMode: ReadLoop}})
+	c := dial(t, s.listen())
+	echoOnce(t, c, "raw")
+	fd := oneServerSide(t, c, "an echoed connection")
+	if rt, loops := epollSets(t, fd); rt != 0 || loops != 1 {
+		t.Fatalf("the server's socket is in %d runtime and %d loop epoll sets: want 0 and 1", rt, loops)
+	}
+	for _, o := range [...]struct {
+		level, opt, want int
+	}{{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1}, {unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1}, {unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15}} {
+		if v, err := unix.GetsockoptInt(fd, o.level, o.opt); err != nil || v != o.want {
+			t.Errorf("option %d/%d of the accepted socket: %d (%v), want %d as Go's Accept sets", o.level, o.opt, v, err, o.want)
+		}
+	}
+	st := ask[*messages.ServerStatus](s, &messages.GetStatus{Connections: true})
+	if len(st.Connections) != 1 {
+		t.Fatalf("%d connections reported, want 1", len(st.Connections))
+	}
+	ci := st.Connections[0]
+	local := c.LocalAddr().(*net.TCPAddr)
+	if ci.PeerAddress != "127.0.0.1" || ci.PeerPort != uint32(local.Port) || ci.LocalPort != uint32(c.RemoteAddr().(*net.TCPAddr).Port) {
+		t.Fatalf("reported %s:%d → %s:%d, want the client %v", ci.PeerAddress, ci.PeerPort, ci.LocalAddress, ci.LocalPort, local)
+	}
+}
+
+// TestABlockedWriteOnARawSocketPromotesItWithItsReadArmedAndOptionsKept:
+// an owner writes more than a client that does not read can take, while
+// the connection has a read armed in the loop. The write that would block
+// promotes the raw socket (a writer goroutine needs a net.Conn): it joins
+// Go's poller under a new descriptor and the raw one is closed. The read
+// stays armed through the move (the client's bytes arrive), every write is
+// acknowledged in order once the client reads, the bytes are whole, and
+// the options the owner set are those of the new socket. Once the
+// connection has ended no descriptor of it is left.
+func TestABlockedWriteOnARawSocketPromotesItWithItsReadArmedAndOptionsKept(t *testing.T) {
+	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
+	addr := s.listen()
+	d := net.Dialer{Timeout: replyTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	in := newInbox(t, s.sys)
+	s.waitStatus("the client pending", pendingIs(1))
+	conn := claimNext(s, in.pid).Connection
+	fd := oneServerSide(t, c, "a claimed connection")
+	if rt, _ := epollSets(t, fd); rt != 0 {
+		t.Fatalf("before any write the server's socket is in %d runtime epoll sets: want it raw, in none", rt)
+	}
+	off, sndbuf := false, int32(4096)
+	if a := call[*messages.Ack](t, s.sys, conn, &messages.SetSocketOption{NoDelay: &off, SendBufferSize: &sndbuf}); a.Error.Failed() {
+		t.Fatalf("SetSocketOption: %v", a.Error)
+	}
+
+	const writes, size = 16, 64 << 10
+	want := make([]byte, 0, writes*size)
+	for i := range writes {
+		chunk := bytes.Repeat([]byte{byte('a' + i)}, size)
+		want = append(want, chunk...)
+		s.sys.Root.Send(conn, &messages.Write{Data: chunk, AckId: uint64(i + 1)})
+	}
+	// The promotion: a new descriptor in Go's poller, the raw one closed.
+	deadline := time.Now().Add(connWait)
+	var promoted int
+	for promoted == 0 {
+		for _, f := range serverSideFDs(t, c) {
+			if rt, _ := epollSets(t, f); rt > 0 && f != fd {
+				promoted = f
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the blocked write did not promote the socket: server-side descriptors %v", serverSideFDs(t, c))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if v, err := unix.GetsockoptInt(promoted, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || v != 0 {
+		t.Errorf("TCP_NODELAY of the promoted socket: %d (%v), want 0 as the owner set it", v, err)
+	}
+	if fds := serverSideFDs(t, c); len(fds) != 1 {
+		t.Errorf("server-side descriptors after the promotion: %v, want the promoted one alone", fds)
+	}
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		_ = c.SetReadDeadline(time.Now().Add(connWait))
+		b := make([]byte, len(want))
+		n, _ := io.ReadFull(c, b)
+		got <- b[:n]
+	}()
+	acks, received := 0, ""
+	for acks < writes || received != "ping" {
+		switch m := in.next(t).(type) {
+		case *messages.WriteAck:
+			acks++
+			if m.AckId != uint64(acks) {
+				t.Fatalf("WriteAck %d came as the %dth", m.AckId, acks)
+			}
+		case *messages.Received:
+			received += string(m.Data)
+			s.sys.Root.Send(conn, &messages.Demand{N: 1})
+		default:
+			t.Fatalf("owner got %s", describe(m))
+		}
+	}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the client read %d bytes, not the %d written in order", len(b), len(want))
+	}
+	end := watchEnd(t, s.sys, conn)
+	if a := call[*messages.Ack](t, s.sys, conn, &messages.Close{}); a.Error.Failed() {
+		t.Fatalf("Close: %v", a.Error)
+	}
+	c.Close()
+	waitClosed(t, end, "the end of the connection")
+	for {
+		fds := serverSideFDs(t, c)
+		if len(fds) == 0 {
+			break
+		}
+		if time.Now().After(deadline.Add(connWait)) {
+			t.Fatalf("descriptors %v of an ended connection left open", fds)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rawPair accepts a raw socket from a real listener and returns it with
+// its client.
+func rawPair(t *testing.T) (*rawSock, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := rawAccepting(ln.(*net.TCPListener), true)
+	defer rl.Close()
+	c := dial(t, ln.Addr().String())
+	sc, err := rl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := sc.(*rawSock)
+	t.Cleanup(func() { _ = rs.Close() })
+	return rs, c
+}
+
+// fdLink is what descriptor fd is ("socket:[inode]"), "" when closed.
+func fdLink(fd int32) string {
+	link, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fd)))
+	return link
+}
+
+// TestARawSocketIsClosedOnlyOnceTheCallInItEnds: a raw socket's number is
+// closed by Close only when no call holds it (the loop reading, an
+// epoll_ctl), so that the number, which the kernel reuses at once, is never
+// read or re-armed as another socket's. A call that holds it across a
+// Close sees the same socket throughout; the last call out closes it; no
+// call starts after Close.
+func TestARawSocketIsClosedOnlyOnceTheCallInItEnds(t *testing.T) {
+	rs, c := rawPair(t)
+	ino := fdLink(rs.fd)
+	raw, _ := rs.SyscallConn()
+	inCall, leave, left := make(chan struct{}), make(chan struct{}), make(chan string, 1)
+	go func() {
+		_ = raw.Read(func(fd uintptr) bool {
+			close(inCall)
+			<-leave
+			left <- fdLink(int32(fd))
+			return true
+		})
+	}()
+	<-inCall
+	if err := rs.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Descriptors opened now would take a closed number.
+	probe, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	if got := fdLink(rs.fd); got != ino {
+		t.Fatalf("descriptor %d is %q while a call holds it, want the socket %q", rs.fd, got, ino)
+	}
+	close(leave)
+	if got := <-left; got != ino {
+		t.Fatalf("the call saw %q, want %q", got, ino)
+	}
+	if err := raw.Control(func(uintptr) { t.Error("a call started after Close") }); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("a call after Close: %v, want net.ErrClosed", err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(connWait))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the client read %v after the last call closed the socket, want EOF", err)
+	}
+}
+
+// TestARawSocketClosesRightAwayWithNoCallInIt: without a call in, Close
+// closes the number at once, and a second Close fails as a net.Conn's.
+func TestARawSocketClosesRightAwayWithNoCallInIt(t *testing.T) {
+	rs, c := rawPair(t)
+	if err := rs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(connWait))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read %v, want EOF", err)
+	}
+	if err := rs.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second Close: %v, want net.ErrClosed", err)
+	}
+	if rs.LocalAddr() != nil || rs.RemoteAddr() != nil {
+		t.Fatal("a closed raw socket reports addresses")
+	}
+}
+
+// TestABlockedWriteThatCannotPromoteForWantOfDescriptorsEndsTheConnection:
+// out of descriptors, a write that would block on a raw socket cannot get
+// the net.TCPConn a writer goroutine needs (its duplicate fails with
+// EMFILE). Nothing is lost silently: every write is answered once, in
+// order (WriteAck for what reached the kernel, WriteFailed with
+// SocketResourceError for the rest), and the owner gets ErrorOccurred and
+// Disconnected with that error. It runs alone in a child process, since it
+// takes every descriptor the process may open.
+func TestABlockedWriteThatCannotPromoteForWantOfDescriptorsEndsTheConnection(t *testing.T) {
+	if os.Getenv(aloneEnv) == "" {
+		runAlone(t)
+		return
+	}
+	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
+	addr := s.listen()
+	d := net.Dialer{Timeout: replyTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	in := newInbox(t, s.sys)
+	s.waitStatus("the client pending", pendingIs(1))
+	conn := claimNext(s, in.pid).Connection
+	sndbuf := int32(4096)
+	if a := call[*messages.Ack](t, s.sys, conn, &messages.SetSocketOption{SendBufferSize: &sndbuf}); a.Error.Failed() {
+		t.Fatalf("SetSocketOption: %v", a.Error)
+	}
+
+	// Every descriptor number the process may use is taken.
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	saved := rl
+	rl.Cur = uint64(openFDs(t) + 64)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	var fillers []int
+	restore := func() {
+		for _, f := range fillers {
+			_ = unix.Close(f)
+		}
+		fillers = nil
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &saved)
+	}
+	defer restore()
+	for range rl.Cur {
+		f, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		fillers = append(fillers, f)
+	}
+
+	const writes, size = 16, 64 << 10
+	for i := range writes {
+		// With the owner as sender: a Write that reaches the connection
+		// after it stopped is answered to its sender.
+		s.sys.Root.RequestWithCustomSender(conn, &messages.Write{Data: bytes.Repeat([]byte{'x'}, size), AckId: uint64(i + 1)}, in.pid)
+	}
+	answered, failed, disconnected := 0, 0, false
+	var occurred *messages.Error
+	// The writes still queued in the mailbox when the connection stopped
+	// are answered from the dead letters, after Disconnected.
+	for answered < writes || !disconnected {
+		switch m := in.next(t).(type) {
+		case *messages.WriteAck:
+			answered++
+			if failed > 0 || m.AckId != uint64(answered) {
+				t.Fatalf("WriteAck %d as answer %d, after %d failed", m.AckId, answered, failed)
+			}
+		case *messages.WriteFailed:
+			answered++
+			failed++
+			if m.AckId != uint64(answered) {
+				t.Fatalf("WriteFailed %d as answer %d", m.AckId, answered)
+			}
+			if !disconnected && m.Error.GetCode() != messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE {
+				t.Fatalf("WriteFailed with %v, want SocketResourceError", m.Error)
+			}
+		case *messages.ErrorOccurred:
+			occurred = m.Error
+		case *messages.Disconnected:
+			restore()
+			disconnected = true
+			if failed == 0 {
+				t.Fatalf("Disconnected after %d of %d writes answered, none failed", answered, writes)
+			}
+			if occurred.GetCode() != messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE || m.Error.GetCode() != occurred.GetCode() {
+				t.Fatalf("ErrorOccurred %v, Disconnected %v: want SocketResourceError", occurred, m.Error)
+			}
+		case *actor.DeadLetterResponse: // Proto.Actor's, beside the WriteFailed
+		default:
+			t.Fatalf("owner got %s", describe(m))
+		}
+	}
+}
+
+// TestLendingARawSocketPromotesItAndTheOwnerReadsAndWritesIt: direct_io
+// lends the owner a net.TCPConn to read with Go's poller, so a raw socket
+// is promoted when it is lent — here with the connection's read armed in
+// the loop (claimed first without direct_io, then claimed again with it).
+// The owner reads what the client sent and writes the answer on the new
+// socket; the raw descriptor is gone.
+func TestLendingARawSocketPromotesItAndTheOwnerReadsAndWritesIt(t *testing.T) {
+	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
+	c := dial(t, s.listen())
+	in := newInbox(t, s.sys)
+	s.waitStatus("the client pending", pendingIs(1))
+	conn := claimNext(s, in.pid).Connection
+	fd := oneServerSide(t, c, "a claimed connection")
+	waitInterest(t, fd, true, "a claimed connection with credit")
+	if rt, _ := epollSets(t, fd); rt != 0 {
+		t.Fatalf("a claimed connection is in %d runtime epoll sets: want it raw, in none", rt)
+	}
+	claim(t, s.sys, conn, in.pid, &messages.ClaimOptions{DirectIo: true})
+	d := expectNext[*DirectIO](t, in)
+	promoted := oneServerSide(t, c, "a lent connection")
+	if rt, _ := epollSets(t, promoted); promoted == fd || rt == 0 {
+		t.Fatalf("the lent socket is descriptor %d (raw %d), in %d runtime epoll sets: want a new one in Go's poller", promoted, fd, rt)
+	}
+	if _, err := c.Write([]byte("question")); err != nil {
+		t.Fatal(err)
+	}
+	d.SetReadDeadline(time.Now().Add(connWait))
+	buf := make([]byte, 64)
+	n, err := d.Read(buf)
+	if err != nil || string(buf[:n]) != "question" {
+		t.Fatalf("DirectIO.Read: %q, %v; want question", buf[:n], err)
+	}
+	if n := d.Write([]byte("answer")); n != len("answer") {
+		t.Fatalf("DirectIO.Write wrote %d bytes", n)
+	}
+	if got := readN(t, c, len("answer")); string(got) != "answer" {
+		t.Fatalf("the client read %q, want answer", got)
+	}
+}
+
+// rawClaimed is a connection a loop-mode server accepted raw, claimed by an
+// inbox, with its client.
+func rawClaimed(t *testing.T) (s *testServer, c net.Conn, conn *actor.PID, in *inbox) {
+	t.Helper()
+	s = startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
+	c = dial(t, s.listen())
+	in = newInbox(t, s.sys)
+	s.waitStatus("the client pending", pendingIs(1))
+	conn = claimNext(s, in.pid).Connection
+	if rt, _ := epollSets(t, oneServerSide(t, c, "a claimed connection")); rt != 0 {
+		t.Fatalf("a claimed connection is in %d runtime epoll sets: want it raw, in none", rt)
+	}
+	return s, c, conn, in
+}
+
+// TestARawSocketHalfClosesReportsItsAddressesAndResetsAsATCPConnDoes: what
+// a net.TCPConn did for a connection, a raw socket does with system calls:
+// ConnectionInfo's addresses (getsockname, getpeername), CloseWrite
+// (shutdown: the client reads EOF and can still send), and, on another
+// connection, Abort (SO_LINGER 0: the client is reset).
+func TestARawSocketHalfClosesReportsItsAddressesAndResetsAsATCPConnDoes(t *testing.T) {
+	s, c, conn, in := rawClaimed(t)
+	i := info(t, s.sys, conn)
+	local, remote := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
+	if i.PeerAddress != "127.0.0.1" || i.PeerPort != uint32(local.Port) || i.LocalAddress != "127.0.0.1" || i.LocalPort != uint32(remote.Port) {
+		t.Fatalf("ConnectionInfo %s:%d ← %s:%d, want %v ← %v", i.LocalAddress, i.LocalPort, i.PeerAddress, i.PeerPort, remote, local)
+	}
+	if a := call[*messages.Ack](t, s.sys, conn, &messages.CloseWrite{}); a.Error.Failed() {
+		t.Fatalf("CloseWrite: %v", a.Error)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(connWait))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after CloseWrite the client read %d, %v; want EOF", n, err)
+	}
+	if _, err := c.Write([]byte("still")); err != nil {
+		t.Fatal(err)
+	}
+	if r := expectNext[*messages.Received](t, in); string(r.Data) != "still" {
+		t.Fatalf("Received %q, want still", r.Data)
+	}
+	s2, c2, conn2, _ := rawClaimed(t)
+	if a := call[*messages.Ack](t, s2.sys, conn2, &messages.Abort{}); a.Error.Failed() {
+		t.Fatalf("Abort: %v", a.Error)
+	}
+	if _, err := readAll(t, c2); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after Abort the client read %v, want connection reset", err)
+	}
+}
