@@ -28,6 +28,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/owner"
 	"github.com/tcpactor/tcpactor/remotenode"
@@ -82,7 +83,7 @@ func benchRemoteConfig(sys *actor.ActorSystem, tlsDir string) (*remote.Config, e
 // figures and errors the bench reports come from the load itself.
 func benchSystem() *actor.ActorSystem {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	return actors.CompactRegistry(actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger })))
 }
 
 // remoteEcho is the server node of the remote kind.

@@ -271,7 +271,7 @@ type actorEcho struct {
 
 func startActorEcho(owners bool, mode actors.ReadMode, backlog int) (*actorEcho, error) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	sys := actors.CompactRegistry(actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger })))
 	var opts server.Options
 	opts.Connection.ReadMode = mode
 	if !owners {

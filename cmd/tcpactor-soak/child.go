@@ -73,7 +73,7 @@ func runNode(args []string) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	sys := actors.CompactRegistry(actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger })))
 	defer sys.Shutdown()
 	var counts func() (active, accepted int64)
 	switch *role {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/internal/cliflag"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/remotenode"
@@ -140,7 +141,7 @@ func logLevel(v string) (slog.Level, error) {
 func newSystem(stderr io.Writer, level slog.Level) *actor.ActorSystem {
 	h := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
 	logger := slog.New(remotenode.QuietPeerLoss(h))
-	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	return actors.CompactRegistry(actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger })))
 }
 
 // startRemote starts Proto.Actor remote on host:port with the transport

@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
@@ -31,7 +32,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(warnings))
+	sys := actors.CompactRegistry(actor.NewActorSystem(actor.WithLoggerFactory(warnings)))
 	defer sys.Shutdown()
 	if err := run(ctx, sys, *listen, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "chat:", err)

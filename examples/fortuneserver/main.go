@@ -44,7 +44,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(warnings))
+	sys := actors.CompactRegistry(actor.NewActorSystem(actor.WithLoggerFactory(warnings)))
 	defer sys.Shutdown()
 	if err := run(ctx, sys, *listen, tlsCfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "fortuneserver:", err)

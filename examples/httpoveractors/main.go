@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
@@ -33,7 +34,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(warnings))
+	sys := actors.CompactRegistry(actor.NewActorSystem(actor.WithLoggerFactory(warnings)))
 	defer sys.Shutdown()
 	if err := run(ctx, sys, *listen, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "httpoveractors:", err)

@@ -31,6 +31,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/owner"
 	"github.com/tcpactor/tcpactor/remotenode"
@@ -124,7 +125,7 @@ func startNode(addr string) (*actor.ActorSystem, func(), error) {
 		return nil, nil, err
 	}
 	probe.Close()
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(warnings))
+	sys := actors.CompactRegistry(actor.NewActorSystem(actor.WithLoggerFactory(warnings)))
 	r := remote.NewRemote(sys, remote.Configure(host, port))
 	r.Start()
 	return sys, func() { remotenode.Shutdown(r, true); sys.Shutdown() }, nil

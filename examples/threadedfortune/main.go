@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/protocols"
 	"github.com/tcpactor/tcpactor/server"
@@ -35,7 +36,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(warnings))
+	sys := actors.CompactRegistry(actor.NewActorSystem(actor.WithLoggerFactory(warnings)))
 	defer sys.Shutdown()
 	if err := run(ctx, sys, *listen, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "threadedfortune:", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/internal/registry"
 	"github.com/tcpactor/tcpactor/internal/remotecfg"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -38,10 +39,12 @@ func SystemOptions() []actor.ConfigOption {
 	}
 }
 
-// NewSystem starts a quiet actor system and shuts it down when t ends.
+// NewSystem starts a quiet actor system, its registry compacted as
+// tcpactor's commands make theirs (actors.CompactRegistry), and shuts it
+// down when t ends.
 func NewSystem(t testing.TB) *actor.ActorSystem {
 	t.Helper()
-	sys := actor.NewActorSystem(SystemOptions()...)
+	sys := registry.Compact(actor.NewActorSystem(SystemOptions()...))
 	t.Cleanup(sys.Shutdown)
 	return sys
 }
@@ -137,7 +140,7 @@ func Remote(t testing.TB, i int) *actor.ActorSystem {
 }
 
 func startRemote() (*remoteNode, error) {
-	sys := actor.NewActorSystem(SystemOptions()...)
+	sys := registry.Compact(actor.NewActorSystem(SystemOptions()...))
 	ready := &readyCreds{TransportCredentials: insecure.NewCredentials(), sig: &readySignal{ch: make(chan struct{})}}
 	cfg := remote.Configure("127.0.0.1", 0,
 		remote.WithServerOptions(grpc.Creds(ready)), remote.WithDialOptions(remotecfg.DialOptions()...))

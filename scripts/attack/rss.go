@@ -19,6 +19,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
 )
@@ -59,7 +60,7 @@ func main() {
 		for sc.Scan() {
 		}
 	}()
-	sys := actor.NewActorSystem(testkit.SystemOptions()...)
+	sys := actors.CompactRegistry(actor.NewActorSystem(testkit.SystemOptions()...))
 	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0))
 	r.Start()
 	srv := actor.NewPID(raddr, "tcpserver")
