@@ -203,28 +203,16 @@ type connection struct {
 	owner   *actor.PID
 	handler Handler
 	sock    *Socket
-	events  []handlerEvent
 
 	// Reading.
-	credit  int
-	held    *readResult // bytes read when the credit was taken away by a hand-over
-	heldErr error       // the read error that came with held (a wrapper's n > 0 with EOF)
-	permit  chan struct{}
-	done    chan struct{}
-	loop    *loopReader // ReadLoop: an event loop reads instead of a goroutine
+	credit int
+	loop   *loopReader // ReadLoop: an event loop reads instead of a goroutine
 
-	lend *lending // the socket lent to the owner (connection_direct.go); nil until asked
-
-	// Writing.
-	wq  writeQueue
-	job *writeJob // with a writer goroutine: nothing else writes meanwhile
+	more *connMore // what a busy connection needs (connection_more.go); nil until then
+	lend *lending  // the socket lent to the owner (connection_direct.go); nil until asked
 
 	// Endings.
-	cl               *closingState   // made by the first Close or CloseWrite (closer)
-	endErr           *messages.Error // Disconnected.error
-	failErr          *messages.Error // WriteFailed.error for writes left at the end
-	peerCloseTimeout time.Duration
-	peerCloseTimer   *time.Timer
+	cl *closingState // made by the first Close or CloseWrite (closer)
 
 	// Counters and time-outs.
 	bytesReceived uint64
@@ -385,8 +373,9 @@ func (c *connection) serve() {
 			c.failWith(messages.FromError(err), closePlain)
 			return
 		}
-		c.permit = make(chan struct{}, 1)
-		c.done = make(chan struct{})
+		m := c.x()
+		m.permit = make(chan struct{}, 1)
+		m.done = make(chan struct{})
 		c.startReader(c.cfg.ReadTimeout)
 	}
 	if d := c.cfg.IdleTimeout; d > 0 {
@@ -510,9 +499,10 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	c.owner = owner
 	c.keepOpen = m.GetOptions().GetKeepOpenOnPeerClose()
 	c.finQuiet = m.GetOptions().GetPeerCloseWithoutError()
-	c.peerCloseTimeout = c.cfg.PeerCloseTimeout
 	if ms := m.GetOptions().GetPeerCloseTimeoutMs(); ms > 0 {
-		c.peerCloseTimeout = time.Duration(ms) * time.Millisecond
+		c.x().peerCloseTimeout = time.Duration(ms) * time.Millisecond
+	} else if c.more != nil {
+		c.more.peerCloseTimeout = 0 // a former owner's: the server's again
 	}
 	c.credit = min(credit, maxCredit)
 	c.askedToLend(owner, m.GetOptions().GetDirectIo())

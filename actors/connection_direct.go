@@ -260,7 +260,7 @@ func (c *connection) lendRead() bool {
 // canLend: an open connection whose owner asked for direct I/O, lives
 // on this node, and can have it.
 func (c *connection) canLend() bool {
-	return c.lend.to != nil && c.phase == open && !c.peerClosed && c.held == nil &&
+	return c.lend.to != nil && c.phase == open && !c.peerClosed && c.r().held == nil &&
 		c.handler == nil && c.raw != nil && c.cfg.ReadTimeout <= 0 &&
 		pidEqual(c.lend.to, c.owner) && c.owner.Address == c.self.Address
 }
@@ -271,7 +271,7 @@ func (c *connection) takePermitBack() bool {
 		return c.loop.disarm()
 	}
 	select {
-	case <-c.permit:
+	case <-c.r().permit:
 		return true
 	default:
 		return false // the reader is in its read
@@ -303,7 +303,7 @@ func (c *connection) syncDirectWrites() {
 		return
 	}
 	on := c.phase == open && pidEqual(c.owner, l.owner) && c.fin == finNotSent &&
-		c.wq.len() == 0 && c.job == nil
+		c.writesIdle()
 	if on != l.writable {
 		l.writable = on
 		l.lease.setWritable(on)

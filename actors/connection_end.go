@@ -45,7 +45,7 @@ func (c *connection) closer() *closingState {
 func (c *connection) startClose(who *actor.PID) {
 	if who != nil {
 		if c.announced {
-			c.ctx.Send(who, &messages.Ack{Error: c.endErr})
+			c.ctx.Send(who, &messages.Ack{Error: c.r().endErr})
 		} else {
 			cl := c.closer()
 			cl.closeWaiters = append(cl.closeWaiters, who)
@@ -57,12 +57,14 @@ func (c *connection) startClose(who *actor.PID) {
 	claimed := c.phase != waitingForOwner
 	c.phase = closing
 	c.directWritesOff() // the FIN comes after every direct write
-	if c.peerCloseTimer != nil {
-		c.peerCloseTimer.Stop()
-	}
-	if c.held != nil {
-		putBuf(c.held.buf)
-		c.held = nil
+	if m := c.more; m != nil {
+		if m.peerCloseTimer != nil {
+			m.peerCloseTimer.Stop()
+		}
+		if m.held != nil {
+			putBuf(m.held.buf)
+			m.held = nil
+		}
 	}
 	// Read (and throw away) from now on, claimed or not, so that the peer
 	// never waits on us and nothing is left unread at close(2).
@@ -72,7 +74,7 @@ func (c *connection) startClose(who *actor.PID) {
 		c.serve()
 	}
 	c.armCloseTimer()
-	if c.job == nil && c.wq.len() == 0 {
+	if c.writesIdle() {
 		c.flushed()
 	}
 }
@@ -152,7 +154,7 @@ func (c *connection) onCloseTick() {
 	default:
 		c.failWith(messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT,
 			"close timed out: the peer took nothing of the %d bytes left to write for %v",
-			c.wq.bytes, c.cfg.LingerTimeout), closePlain)
+			c.r().wq.bytes, c.cfg.LingerTimeout), closePlain)
 	}
 }
 
@@ -180,18 +182,18 @@ func (c *connection) announce() {
 	c.announced = true
 	if cl := c.cl; cl != nil {
 		for _, w := range append(cl.closeWaiters, cl.writeShutWaiters...) {
-			c.ctx.Send(w, &messages.Ack{Error: c.endErr})
+			c.ctx.Send(w, &messages.Ack{Error: c.r().endErr})
 		}
 		cl.closeWaiters, cl.writeShutWaiters = nil, nil
 	}
 	if c.handler != nil {
 		c.safely(c.drainEvents)
-		c.safely(func() { c.handler.Disconnected(c.sock, c.endErr) })
+		c.safely(func() { c.handler.Disconnected(c.sock, c.r().endErr) })
 		c.handler = nil
 		return
 	}
 	if c.owner != nil && !c.ownerGone {
-		c.ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: c.endErr})
+		c.ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: c.r().endErr})
 		c.unwatchOwner()
 		c.ownerGone = true // told its last message: nothing more goes to it
 	}
@@ -218,7 +220,7 @@ func (c *connection) startCloseWrite(who *actor.PID) {
 	}
 	c.directWritesOff() // the FIN comes after every direct write
 	c.fin = finAfterFlush
-	if c.job == nil && c.wq.len() == 0 {
+	if c.writesIdle() {
 		c.flushed()
 	}
 }
@@ -250,14 +252,18 @@ func (c *connection) endWith(endErr, failErr *messages.Error, how closeHow) {
 		return
 	}
 	c.phase = ending
-	c.endErr, c.failErr, c.endHow = endErr, failErr, how
+	c.endHow = how
+	if endErr != nil || failErr != nil || c.more != nil {
+		m := c.x()
+		m.endErr, m.failErr = endErr, failErr
+	}
 	// A PID of its own: c.self's cached route may lead elsewhere (knowSelf).
 	c.ctx.Stop(actor.NewPID(c.self.Address, c.self.Id))
 }
 
 func (c *connection) closedError() *messages.Error {
-	if c.failErr != nil {
-		return c.failErr
+	if e := c.r().failErr; e != nil {
+		return e
 	}
 	return messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
 		"connection %d closed before the write reached the wire", c.id)
@@ -278,7 +284,7 @@ func (c *connection) teardown(ctx actor.Context) {
 	if c.cl != nil {
 		closeTimer = c.cl.closeTimer
 	}
-	for _, t := range []*time.Timer{c.idle, closeTimer, c.peerCloseTimer} {
+	for _, t := range []*time.Timer{c.idle, closeTimer, c.r().peerCloseTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -287,8 +293,8 @@ func (c *connection) teardown(ctx actor.Context) {
 		c.loop.stop() // out of the epoll set before the descriptor is closed
 	}
 	c.closeSocket(c.endHow)
-	if c.done != nil {
-		close(c.done)
+	if c.r().done != nil {
+		close(c.more.done)
 	}
 	// The goroutines end on their own now that the socket is closed; the
 	// actor does not wait for them (it may be running on one of them: the
@@ -296,11 +302,13 @@ func (c *connection) teardown(ctx actor.Context) {
 	// A write still in a writer goroutine is reported failed: the socket is
 	// gone, and how much of it reached the peer is unknown.
 	failErr := c.closedError()
-	c.job = nil
-	c.wq.drain(func(w pendingWrite) { c.fail(w, failErr) })
-	if c.held != nil {
-		putBuf(c.held.buf)
-		c.held = nil
+	if m := c.more; m != nil {
+		m.job = nil
+		m.wq.drain(func(w pendingWrite) { c.fail(w, failErr) })
+		if m.held != nil {
+			putBuf(m.held.buf)
+			m.held = nil
+		}
 	}
 	c.ctx = ctx
 	c.announce()
@@ -349,7 +357,7 @@ func (c *connection) crashed(ctx actor.Context, r any) {
 	e := messages.NewError(messages.SocketError_SOCKET_ERROR_UNKNOWN, "connection %d: internal error: %v", c.id, r)
 	c.lastErr = e
 	if c.phase == ending {
-		c.endErr, c.endHow = e, closeReset
+		c.x().endErr, c.endHow = e, closeReset
 		return
 	}
 	if c.me == nil {

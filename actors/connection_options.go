@@ -50,7 +50,7 @@ func (c *connection) info() *messages.ConnectionInfo {
 	}
 	info.BytesReceived = c.bytesReceived
 	info.BytesSent = c.bytesSent
-	info.BytesToWrite = uint64(c.wq.bytes)
+	info.BytesToWrite = uint64(c.r().wq.bytes)
 	info.Owner = c.owner
 	info.Server = c.server
 	info.Error = c.lastErr

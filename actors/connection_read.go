@@ -20,7 +20,7 @@ func (c *connection) startReader(timeout time.Duration) {
 		return
 	}
 	r := &reader{conn: c.conn, raw: c.raw, size: c.cfg.ReadChunkSize, timeout: timeout,
-		permit: c.permit, done: c.done, send: c.sendSelf}
+		permit: c.more.permit, done: c.more.done, send: c.sendSelf}
 	go r.run()
 }
 
@@ -45,7 +45,7 @@ func (c *connection) askRead() {
 	}
 	switch c.phase {
 	case open:
-		if c.held != nil || c.credit <= 0 {
+		if c.r().held != nil || c.credit <= 0 {
 			return
 		}
 	case closing, lingering:
@@ -57,7 +57,7 @@ func (c *connection) askRead() {
 		c.loop.arm() // credit is interest: armed for one read
 		return
 	}
-	c.permit <- struct{}{} // never blocks: one permit at a time, buffer of one
+	c.more.permit <- struct{}{} // never blocks: one permit at a time, buffer of one
 }
 
 func (c *connection) onRead(ctx actor.Context, r *readResult) {
@@ -85,7 +85,7 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 		case c.credit > 0:
 			c.deliver(r)
 		default:
-			c.held = r
+			c.x().held = r // its error too, if any: handled once the bytes are
 		}
 	}
 	if err != nil {
@@ -94,8 +94,9 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 		case c.phase >= ending:
 		case c.phase == closing || c.phase == lingering:
 			c.closingReadEnded(err)
-		case c.held != nil:
-			c.heldErr = err // the end of the input comes after the bytes held back
+		case c.r().held != nil:
+			// The end of the input comes after the bytes held back: it is
+			// in the held result (deliverHeld).
 		default:
 			c.readFailed(ctx, err)
 		}
@@ -105,12 +106,11 @@ func (c *connection) onRead(ctx actor.Context, r *readResult) {
 }
 
 func (c *connection) deliverHeld() {
-	if c.held != nil && c.credit > 0 && c.phase < ending {
-		r := c.held
-		c.held = nil
+	if r := c.r().held; r != nil && c.credit > 0 && c.phase < ending {
+		c.more.held = nil
+		err := r.err // now: a credit granted in the delivery lets the reader reuse r
 		c.deliver(r)
-		if err := c.heldErr; err != nil {
-			c.heldErr = nil
+		if err != nil {
 			c.readFailed(c.ctx, err)
 		}
 	}
@@ -179,9 +179,9 @@ func (c *connection) onPeerClosed(ctx actor.Context) {
 	case keepOpen:
 	case c.handler != nil:
 		c.startClose(nil) // as Qt: disconnectFromHost(), which flushes first
-	case c.peerCloseTimeout > 0:
-		d := c.peerCloseTimeout
-		c.peerCloseTimer = time.AfterFunc(d, func() { c.sendSelf(&peerCloseTick{}) })
+	case c.peerCloseTimeout() > 0:
+		d := c.peerCloseTimeout()
+		c.x().peerCloseTimer = time.AfterFunc(d, func() { c.sendSelf(&peerCloseTick{}) })
 	default:
 		c.startClose(nil)
 	}

@@ -31,16 +31,17 @@ func (c *connection) write(w pendingWrite, borrowed bool) {
 	case len(w.data) == 0:
 		c.ack(w)
 		return
-	case c.wq.bytes > 0 && c.wq.bytes+len(w.data) > c.cfg.WriteQueueBytes:
+	case c.r().wq.bytes > 0 && c.more.wq.bytes+len(w.data) > c.cfg.WriteQueueBytes:
 		c.fail(w, messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE,
 			"write queue full: %d bytes queued, %d more would pass the limit of %d bytes",
-			c.wq.bytes, len(w.data), c.cfg.WriteQueueBytes))
+			c.more.wq.bytes, len(w.data), c.cfg.WriteQueueBytes))
 		return
 	}
 	c.directWritesOff() // what the owner writes directly must not overtake w, nor w it
-	c.wq.push(w)
+	m := c.x()          // kept from here on: pump, written and the writer job use c.more
+	m.wq.push(w)
 	if borrowed {
-		if c.raw != nil && c.job == nil && c.wq.len() == 1 {
+		if c.raw != nil && m.job == nil && m.wq.len() == 1 {
 			// The fast path: straight to the kernel, no copy, no goroutine.
 			n, _, err := writeOne(c.raw, w.data)
 			c.written(n)
@@ -48,13 +49,13 @@ func (c *connection) write(w pendingWrite, borrowed bool) {
 				c.writeFailed(err)
 				return
 			}
-			if c.wq.len() == 0 {
+			if m.wq.len() == 0 {
 				c.flushed()
 				return
 			}
 		}
 		// What stays queued must not point into the caller's buffer.
-		last := c.wq.last()
+		last := m.wq.last()
 		last.data = append([]byte(nil), last.data...)
 	}
 	c.pump()
@@ -63,12 +64,13 @@ func (c *connection) write(w pendingWrite, borrowed bool) {
 // pump moves queued writes to the wire: directly while the socket takes
 // them, through a writer goroutine once a write would block.
 func (c *connection) pump() {
-	for c.job == nil && c.phase < ending && c.wq.len() > 0 {
+	m := c.more
+	for m.job == nil && c.phase < ending && m.wq.len() > 0 {
 		if c.raw == nil {
 			c.startJob()
 			return
 		}
-		bufs := c.wq.batch(maxBatch)
+		bufs := m.wq.batch(maxBatch)
 		n, blocked, err := writeNow(c.raw, bufs)
 		clear(bufs)
 		c.written(n)
@@ -81,7 +83,7 @@ func (c *connection) pump() {
 			return
 		}
 	}
-	if c.job == nil && c.wq.len() == 0 {
+	if m.job == nil && m.wq.len() == 0 {
 		c.flushed()
 	}
 }
@@ -95,7 +97,7 @@ func (c *connection) written(n int) {
 	c.bytesSent += uint64(n)
 	c.cfg.Stats.sent(n)
 	c.touch()
-	c.wq.written(n, c)
+	c.more.wq.written(n, c)
 }
 
 // startJob hands the queued writes to a writer goroutine, which writes them
@@ -105,8 +107,8 @@ func (c *connection) startJob() {
 		c.writeFailed(err)
 		return
 	}
-	j := &writeJob{bufs: c.wq.buffers()}
-	c.job = j
+	j := &writeJob{bufs: c.more.wq.buffers()}
+	c.more.job = j
 	conn := c.conn
 	go func() {
 		j.n, j.err = j.bufs.WriteTo(conn)
@@ -118,10 +120,10 @@ func (c *connection) startJob() {
 // after an error, what it did not write is still at the head of the queue,
 // to fail there.
 func (c *connection) onWritten(j *writeJob) {
-	if j != c.job {
+	if j != c.more.job {
 		return // settled already, at the end
 	}
-	c.job = nil
+	c.more.job = nil
 	c.written(int(j.n))
 	if j.err != nil {
 		c.writeFailed(j.err)
@@ -179,7 +181,8 @@ func (c *connection) ack(w pendingWrite) {
 	switch {
 	case w.local:
 		if w.ackID != 0 {
-			c.events = append(c.events, handlerEvent{ackID: w.ackID})
+			m := c.x()
+			m.events = append(m.events, handlerEvent{ackID: w.ackID})
 		}
 	case w.ackID != 0 && c.canTell(w.to):
 		c.ctx.Send(w.to, &messages.WriteAck{Connection: c.self, AckId: w.ackID})
@@ -190,7 +193,8 @@ func (c *connection) fail(w pendingWrite, e *messages.Error) {
 	c.cfg.Stats.writeFailed()
 	switch {
 	case w.local:
-		c.events = append(c.events, handlerEvent{ackID: w.ackID, err: e})
+		m := c.x()
+		m.events = append(m.events, handlerEvent{ackID: w.ackID, err: e})
 	case c.canTell(w.to):
 		c.ctx.Send(w.to, &messages.WriteFailed{Connection: c.self, AckId: w.ackID, Error: e})
 	}
@@ -201,22 +205,26 @@ func (c *connection) fail(w pendingWrite, e *messages.Error) {
 // slice's memory is kept for the next ones (an echo has one an echo), unless
 // a burst made it large.
 func (c *connection) drainEvents() {
-	base := c.events
-	for len(c.events) > 0 && c.handler != nil {
-		ev := c.events[0]
-		c.events[0] = handlerEvent{}
-		c.events = c.events[1:]
+	m := c.more
+	if m == nil {
+		return
+	}
+	base := m.events
+	for len(m.events) > 0 && c.handler != nil {
+		ev := m.events[0]
+		m.events[0] = handlerEvent{}
+		m.events = m.events[1:]
 		if ev.err == nil {
 			c.handler.WriteAcked(c.sock, ev.ackID)
 		} else {
 			c.handler.WriteFailed(c.sock, ev.ackID, ev.err)
 		}
 	}
-	if len(c.events) == 0 {
-		c.events = nil
+	if len(m.events) == 0 {
+		m.events = nil
 		if cap(base) <= 4 {
 			clear(base[:cap(base)]) // a callback's append may have copied them elsewhere
-			c.events = base[:0]
+			m.events = base[:0]
 		}
 	}
 }
