@@ -2,7 +2,7 @@ package actors
 
 import (
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -376,11 +376,13 @@ type connKey struct {
 }
 
 // connectionName is a fresh, unguessable actor name for a connection: its
-// PID is not a capability anyone can guess (sequential names were).
+// PID is not a capability anyone can guess (sequential names were). The 128
+// random bits are in base64url, 22 characters: the name fits 32 bytes where
+// hex took 48 (issue 14). Nothing parses it.
 func connectionName() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand's contract since Go 1.24)
-	return "conn-" + hex.EncodeToString(b[:])
+	return "conn-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // spawnConnection spawns a connection under an unguessable name.

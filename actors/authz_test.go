@@ -265,8 +265,13 @@ func TestConnectionNamesAreUnguessable(t *testing.T) {
 	dial(t, addr)
 	dial(t, addr)
 	a, b := next[*messages.NewConnection](t, sub).Connection.Id, next[*messages.NewConnection](t, sub).Connection.Id
-	random := regexp.MustCompile(`^conn-[0-9a-f]{32}$`) // 128 bits from crypto/rand
+	// 128 bits from crypto/rand in base64url: 21 characters of 6 bits and
+	// one of the last 2 (its low 4 bits zero).
+	random := regexp.MustCompile(`^conn-[A-Za-z0-9_-]{21}[AQgw]$`)
 	if !random.MatchString(a) || !random.MatchString(b) || a == b {
-		t.Fatalf("connection ids %q and %q, want conn- and 32 random hex digits each", a, b)
+		t.Fatalf("connection ids %q and %q, want conn- and 128 random bits in base64url each", a, b)
+	}
+	if len(a) > 32 {
+		t.Errorf("connection id %q is %d bytes: a name over 32 bytes takes the next size class", a, len(a))
 	}
 }
