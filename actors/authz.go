@@ -337,37 +337,68 @@ func withoutPassword(p *messages.NetworkProxy) *messages.NetworkProxy {
 // ---------------------------------------------------------------------------
 // the ConnectionActor
 
-// liveConnections holds this process's ConnectionActors (value: whether a
-// local handler serves it), so that AddPendingConnection takes only real
-// ones. A plain map under a mutex: a sync.Map entry took about 130 bytes
-// per idle connection (its trie nodes and the boxed key), this about 40.
-var liveConnections = connRegistry{m: map[connKey]bool{}}
+// liveConnections holds this process's ConnectionActors, by actor system
+// and name, and whether a local handler serves each, so that
+// AddPendingConnection takes only real ones. Plain maps under a mutex: a
+// sync.Map entry took about 130 bytes per idle connection (its trie nodes
+// and the boxed key); one map keyed by system and name with a bool, about
+// 64; a set of names per system and kind, about 35 (issue 14: its slot is
+// the name's 16 bytes alone). A system whose connections have all ended
+// is forgotten: the map does not hold it.
+var liveConnections = connRegistry{bySys: map[*actor.ActorSystem]*sysConns{}}
 
 type connRegistry struct {
-	mu sync.Mutex
-	m  map[connKey]bool
+	mu    sync.Mutex
+	bySys map[*actor.ActorSystem]*sysConns
+}
+
+// sysConns are one actor system's connections, by name.
+type sysConns struct {
+	owned   map[string]struct{} // served by an owner, or waiting for one
+	handled map[string]struct{} // served by a local handler
 }
 
 func (r *connRegistry) store(k connKey, handled bool) {
 	r.mu.Lock()
-	r.m[k] = handled
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	s := r.bySys[k.sys]
+	if s == nil {
+		s = &sysConns{owned: map[string]struct{}{}, handled: map[string]struct{}{}}
+		r.bySys[k.sys] = s
+	}
+	if handled {
+		s.handled[k.id] = struct{}{}
+	} else {
+		s.owned[k.id] = struct{}{}
+	}
 }
 
 func (r *connRegistry) delete(k connKey) {
 	r.mu.Lock()
-	delete(r.m, k)
-	if len(r.m) == 0 {
-		r.m = map[connKey]bool{} // a Go map keeps the room it grew to
+	defer r.mu.Unlock()
+	s := r.bySys[k.sys]
+	if s == nil {
+		return
 	}
-	r.mu.Unlock()
+	delete(s.handled, k.id)
+	delete(s.owned, k.id)
+	if len(s.handled) == 0 && len(s.owned) == 0 {
+		delete(r.bySys, k.sys) // and a Go map keeps the room it grew to
+	}
 }
 
 func (r *connRegistry) load(k connKey) (handled, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	handled, ok = r.m[k]
-	return handled, ok
+	s := r.bySys[k.sys]
+	if s == nil {
+		return false, false
+	}
+	if _, ok := s.handled[k.id]; ok {
+		return true, true
+	}
+	_, ok = s.owned[k.id]
+	return false, ok
 }
 
 type connKey struct {

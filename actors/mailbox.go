@@ -227,22 +227,25 @@ func (m *connMailbox) pop(r *mailRing, keep int) any {
 }
 
 // mailRing is a FIFO of messages in a ring buffer that grows by doubling.
-// Its zero value is empty and holds no buffer.
+// Its zero value is empty and holds no buffer. Its counts are 32 bits:
+// two rings of 32 bytes keep an idle connection's mailbox at 128 bytes, not
+// 144 (issue 14), and 2^31 queued messages are more memory than a process
+// has.
 type mailRing struct {
 	buf  []any
-	head int // index of the oldest message
-	n    int // messages queued
+	head int32 // index of the oldest message
+	n    int32 // messages queued
 }
 
 func (r *mailRing) push(msg any) {
-	if r.n == len(r.buf) {
+	if int(r.n) == len(r.buf) {
 		grown := make([]any, max(2*len(r.buf), 2))
-		for i := range r.n {
-			grown[i] = r.buf[(r.head+i)%len(r.buf)]
+		for i := range int(r.n) {
+			grown[i] = r.buf[(int(r.head)+i)%len(r.buf)]
 		}
 		r.buf, r.head = grown, 0
 	}
-	r.buf[(r.head+r.n)%len(r.buf)] = msg
+	r.buf[(int(r.head)+int(r.n))%len(r.buf)] = msg
 	r.n++
 }
 
@@ -254,7 +257,7 @@ func (r *mailRing) pop(keep int) any {
 	}
 	msg := r.buf[r.head]
 	r.buf[r.head] = nil
-	r.head = (r.head + 1) % len(r.buf)
+	r.head = int32((int(r.head) + 1) % len(r.buf))
 	r.n--
 	if r.n == 0 {
 		r.head = 0
