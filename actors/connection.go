@@ -366,7 +366,7 @@ func (c *connection) started(ctx actor.Context) {
 // connection leaves waitingForOwner.
 func (c *connection) serve() {
 	if c.raw != nil && c.cfg.readMode() == ReadLoop {
-		c.loop = newLoopReader(c.raw, c.cfg.ReadChunkSize, c.cfg.ReadTimeout, c.sendSelf)
+		c.loop = newLoopReader(c.raw, c.cfg.ReadTimeout, c)
 	}
 	if c.loop == nil {
 		if err := c.promote(); err != nil { // a goroutine reads: it needs a net.Conn

@@ -220,8 +220,7 @@ type loopReader struct {
 	loop  *eventLoop
 	token uint64
 	raw   syscall.RawConn // under mu (rebind changes it)
-	size  int
-	send  func(any)
+	to    loopSink        // the connection
 
 	mu       sync.Mutex
 	permit   bool // a read is wanted: the next readiness (or time-out) answers it
@@ -237,14 +236,29 @@ type loopReader struct {
 	res readResult // the result of the loop's reads, reused (see readOnce)
 }
 
+// loopSink is where a loopReader sends its results, and how much it reads
+// at once: the connection itself. An interface, not a bound sendSelf and a
+// size: the bound method was a 16-byte closure per connection, and the
+// interface takes the room of both fields (issue 14).
+type loopSink interface {
+	sendSelf(msg any)
+	readSize() int
+}
+
+// readSize is how much one read takes: ReadChunkSize.
+func (c *connection) readSize() int { return c.cfg.ReadChunkSize }
+
+// send gives the connection a result.
+func (r *loopReader) send(msg any) { r.to.sendSelf(msg) }
+
 // newLoopReader registers a connection with a loop; nil when no loop can be
 // made (the goroutine reader serves then).
-func newLoopReader(raw syscall.RawConn, size int, timeout time.Duration, send func(any)) *loopReader {
+func newLoopReader(raw syscall.RawConn, timeout time.Duration, to loopSink) *loopReader {
 	l, err := eventLoops.acquire()
 	if err != nil {
 		return nil
 	}
-	r := &loopReader{loop: l, token: loopTokens.Add(1), raw: raw, size: size, send: send, timeout: timeout}
+	r := &loopReader{loop: l, token: loopTokens.Add(1), raw: raw, to: to, timeout: timeout}
 	l.mu.Lock()
 	l.conns[r.token] = r
 	l.mu.Unlock()
@@ -347,7 +361,8 @@ func (r *loopReader) readOnce() bool {
 	r.permit, r.reading = false, true
 	raw := r.raw // under mu: a promotion moves the connection (rebind)
 	r.mu.Unlock()
-	buf, n, err := r.loop.rd.do(raw, r.size, false)
+	size := r.to.readSize()
+	buf, n, err := r.loop.rd.do(raw, size, false)
 	r.mu.Lock()
 	expired := r.expired
 	r.reading, r.expired = false, false
@@ -366,7 +381,7 @@ func (r *loopReader) readOnce() bool {
 	// One result of a connection is with its actor at a time (the next
 	// permit comes with its handling), so the struct is reused.
 	r.send(r.res.set(buf, n, err))
-	return err == nil && n == r.size
+	return err == nil && n == size
 }
 
 // timedOut answers the permit out with the read time-out, now or, when the

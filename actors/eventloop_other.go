@@ -10,7 +10,7 @@ import (
 // loopReader: no event loops outside Linux; the goroutine reader serves.
 type loopReader struct{}
 
-func newLoopReader(syscall.RawConn, int, time.Duration, func(any)) *loopReader { return nil }
+func newLoopReader(syscall.RawConn, time.Duration, *connection) *loopReader { return nil }
 
 func (*loopReader) arm()                     {}
 func (*loopReader) setTimeout(time.Duration) {}

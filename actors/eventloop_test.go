@@ -191,7 +191,7 @@ func TestReadLoopReadsOnWhileTheActorGrantsTheNextReadAndTheBufferFills(t *testi
 		r.permit = true // the actor's next arm, with interest already on
 		r.mu.Unlock()
 	}
-	r = newLoopReader(raw, size, 0, grant)
+	r = newLoopReader(raw, 0, sinkFunc{grant, size})
 	if r == nil {
 		t.Fatal("no event loop")
 	}
@@ -282,3 +282,12 @@ func TestReadingGoesOnPastTCPUrgentData(t *testing.T) {
 		})
 	}
 }
+
+// sinkFunc is a loopSink for a loopReader without a connection.
+type sinkFunc struct {
+	send func(any)
+	size int
+}
+
+func (s sinkFunc) sendSelf(msg any) { s.send(msg) }
+func (s sinkFunc) readSize() int    { return s.size }
