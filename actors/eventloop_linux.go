@@ -104,10 +104,16 @@ func (g *loopGroup) release() {
 
 // eventLoop is one epoll instance and the goroutine that waits on it.
 type eventLoop struct {
-	epfd  int
-	file  *os.File // epfd, so that Go's poller waits for it and Close stops the loop
-	mu    sync.Mutex
-	conns map[uint64]*loopReader
+	epfd int
+	file *os.File // epfd, so that Go's poller waits for it and Close stops the loop
+	mu   sync.Mutex
+	// conns are the loop's connections by slot, the low half of their
+	// token; free are the slots let go. A slice, not a map by token: 8
+	// bytes a connection where the map's slots and growth took about 29
+	// (issue 14). Like a map, it keeps the room it grew to while the loop
+	// runs.
+	conns []*loopReader
+	free  []uint32
 	rd    *readOp // every read of the loop's goroutine
 }
 
@@ -122,7 +128,7 @@ func newEventLoop() (*eventLoop, error) {
 	}
 	// Non-blocking: NewFile registers it with the runtime poller.
 	return &eventLoop{epfd: epfd, file: os.NewFile(uintptr(epfd), "tcpactor-epoll"),
-		conns: make(map[uint64]*loopReader), rd: newReadOp()}, nil
+		rd: newReadOp()}, nil
 }
 
 // run takes ready events until the loop's descriptor is closed. The wait
@@ -159,7 +165,7 @@ func (l *eventLoop) run() {
 		l.mu.Lock()
 		for i := range events[:n] {
 			tok := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
-			if r := l.conns[tok]; r != nil {
+			if r := l.lookup(tok); r != nil {
 				ready = append(ready, readyConn{r, events[i].Events})
 			}
 		}
@@ -180,7 +186,41 @@ type readyConn struct {
 	events uint32
 }
 
-var loopTokens atomic.Uint64
+// loopTokens numbers the registrations, for the high half of their tokens:
+// a slot let go and taken again gets another token, so an event the loop
+// took for the slot's former connection finds nobody.
+var loopTokens atomic.Uint32
+
+// lookup is the connection a token names, nil when it has gone; under mu.
+func (l *eventLoop) lookup(tok uint64) *loopReader {
+	if slot := uint32(tok); int(slot) < len(l.conns) {
+		if r := l.conns[slot]; r != nil && r.token == tok {
+			return r
+		}
+	}
+	return nil
+}
+
+// add gives r a slot and its token; under mu.
+func (l *eventLoop) add(r *loopReader) {
+	var slot uint32
+	if n := len(l.free); n > 0 {
+		slot, l.free = l.free[n-1], l.free[:n-1]
+		l.conns[slot] = r
+	} else {
+		slot = uint32(len(l.conns))
+		l.conns = append(l.conns, r)
+	}
+	r.token = uint64(slot) | uint64(loopTokens.Add(1))<<32
+}
+
+// remove lets r's slot go; under mu.
+func (l *eventLoop) remove(r *loopReader) {
+	if slot := uint32(r.token); l.lookup(r.token) == r {
+		l.conns[slot] = nil
+		l.free = append(l.free, slot)
+	}
+}
 
 // Interest in the epoll set: edge-triggered EPOLLIN while enabled;
 // EPOLLONESHOT alone while disabled, so that a hang-up or error (which
@@ -258,9 +298,9 @@ func newLoopReader(raw syscall.RawConn, timeout time.Duration, to loopSink) *loo
 	if err != nil {
 		return nil
 	}
-	r := &loopReader{loop: l, token: loopTokens.Add(1), raw: raw, to: to, timeout: timeout}
+	r := &loopReader{loop: l, raw: raw, to: to, timeout: timeout}
 	l.mu.Lock()
-	l.conns[r.token] = r
+	l.add(r)
 	l.mu.Unlock()
 	return r
 }
@@ -436,7 +476,7 @@ func (r *loopReader) stop() {
 	}
 	r.mu.Unlock()
 	r.loop.mu.Lock()
-	delete(r.loop.conns, r.token)
+	r.loop.remove(r)
 	r.loop.mu.Unlock()
 	eventLoops.release()
 }
