@@ -634,7 +634,7 @@ func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnec
 	}
 	ctx.Watch(pid)
 	info := &messages.ConnectionInfo{Server: ctx.Self()}
-	s.live[pid.Id] = liveConn{src: info, added: true}
+	s.live[pid.Id] = liveConn{src: addedConn{info}}
 	s.pending = append(s.pending, pendingConn{pid: pid, added: true, addedBy: peerOf(ctx)})
 	s.updateAllowance()
 	s.announce(ctx, pid, info)
@@ -763,7 +763,7 @@ func (s *ServerActor) unsubscribe(ctx actor.Context, sub *actor.PID) *messages.A
 	if _, ok := s.subscribers[pidKey(sub)]; ok {
 		delete(s.subscribers, pidKey(sub))
 		s.assignees.remove(sub)
-		if !s.isLive(ctx, sub) || !s.live[sub.Id].added { // only added connections are watched for their end
+		if !s.isLive(ctx, sub) || !s.live[sub.Id].added() { // only added connections are watched for their end
 			ctx.Unwatch(sub)
 		}
 	}

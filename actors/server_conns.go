@@ -20,12 +20,23 @@ import (
 // connection keeps only its socket (a *net.TCPConn, whose addresses Go
 // caches, or a raw socket, asked when needed): its info is built again when
 // asked. Any other (TLS, a hook's wrapper, one added with
-// AddPendingConnection) keeps the info made at accept. One field holds
-// either, so the record stays 32 bytes (issue 14).
+// AddPendingConnection, in an addedConn) keeps the info made at accept. One
+// field holds any of them, so the record stays 24 bytes and the server's
+// map slot 40 (issue 14).
 type liveConn struct {
-	src   any    // the plain socket (net.Conn), or the *messages.ConnectionInfo
-	id    uint64 // with a socket
-	added bool   // by AddPendingConnection: watched for its end
+	src any    // the plain socket (net.Conn), the *messages.ConnectionInfo, or an addedConn
+	id  uint64 // with a socket
+}
+
+// addedConn is the info of a connection added with AddPendingConnection,
+// which the server watches for its end. One pointer: in an interface it is
+// not boxed.
+type addedConn struct{ info *messages.ConnectionInfo }
+
+// added says whether the connection came by AddPendingConnection.
+func (l liveConn) added() bool {
+	_, ok := l.src.(addedConn)
+	return ok
 }
 
 func newLiveConn(conn net.Conn, info *messages.ConnectionInfo) liveConn {
@@ -39,9 +50,14 @@ func newLiveConn(conn net.Conn, info *messages.ConnectionInfo) liveConn {
 // one also travelled in NewConnection, perhaps to a local actor that still
 // holds it.
 func (l liveConn) infoAt(server *actor.PID) *messages.ConnectionInfo {
-	conn, ok := l.src.(net.Conn)
-	if !ok {
-		return proto.Clone(l.src.(*messages.ConnectionInfo)).(*messages.ConnectionInfo)
+	var conn net.Conn
+	switch src := l.src.(type) {
+	case addedConn:
+		return proto.Clone(src.info).(*messages.ConnectionInfo)
+	case *messages.ConnectionInfo:
+		return proto.Clone(src).(*messages.ConnectionInfo)
+	default:
+		conn = src.(net.Conn)
 	}
 	info := ConnectionInfoOf(conn, l.id)
 	info.Server = server
