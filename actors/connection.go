@@ -214,12 +214,10 @@ type connection struct {
 	// Endings.
 	cl *closingState // made by the first Close or CloseWrite (closer)
 
-	// Counters and time-outs.
+	// Counters.
 	bytesReceived uint64
 	bytesSent     uint64
 	lastErr       *messages.Error
-	lastActive    time.Duration // monoNow() when last read or written, with an idle time-out
-	idle          *time.Timer
 	stopped       atomic.Bool
 
 	// Where it is in its life: the phase, and the two directions.
@@ -379,8 +377,9 @@ func (c *connection) serve() {
 		c.startReader(c.cfg.ReadTimeout)
 	}
 	if d := c.cfg.IdleTimeout; d > 0 {
-		c.lastActive = monoNow()
-		c.idle = time.AfterFunc(d, func() { c.sendSelf(&idleTick{}) })
+		m := c.x()
+		m.lastActive = monoNow()
+		m.idle = time.AfterFunc(d, func() { c.sendSelf(&idleTick{}) })
 	}
 	c.askRead()
 }

@@ -328,7 +328,7 @@ func (c *connection) foldLease() {
 	d := c.lend.lease
 	c.bytesReceived += d.received.Swap(0)
 	c.bytesSent += d.sent.Swap(0)
-	if at := d.lastIO.Swap(0); at != 0 && c.idle != nil {
+	if at := d.lastIO.Swap(0); at != 0 && c.r().idle != nil {
 		c.touchedAgo(time.Since(d.since) - time.Duration(at))
 	}
 }
@@ -336,7 +336,7 @@ func (c *connection) foldLease() {
 // touchedAgo moves the idle clock to the owner's last direct read or write,
 // ago before now (touch, for a moment past).
 func (c *connection) touchedAgo(ago time.Duration) {
-	if t := monoNow() - ago; t > c.lastActive {
-		c.lastActive = t
+	if m := c.more; m != nil {
+		m.lastActive = max(m.lastActive, monoNow()-ago)
 	}
 }

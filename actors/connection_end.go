@@ -98,8 +98,8 @@ func (c *connection) finishClose() {
 		return
 	}
 	c.phase = lingering // Receive announces the end once this message is handled
-	if c.idle != nil {
-		c.idle.Stop() // the linger has its own clock
+	if t := c.r().idle; t != nil {
+		t.Stop() // the linger has its own clock
 	}
 	c.armCloseTimer()
 }
@@ -284,7 +284,7 @@ func (c *connection) teardown(ctx actor.Context) {
 	if c.cl != nil {
 		closeTimer = c.cl.closeTimer
 	}
-	for _, t := range []*time.Timer{c.idle, closeTimer, c.r().peerCloseTimer} {
+	for _, t := range []*time.Timer{c.r().idle, closeTimer, c.r().peerCloseTimer} {
 		if t != nil {
 			t.Stop()
 		}

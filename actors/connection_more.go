@@ -8,12 +8,13 @@ import (
 
 // connMore is the part of a connection that an idle one does not need:
 // the write queue, the local handler's pending write outcomes, bytes held
-// back, the reader goroutine's channels, the timer after the peer's FIN and
-// the ending's errors. Every idle connection holds a connection struct
-// (issue 14); these took it from 224 bytes to 384, and a connection makes
-// them the first time it writes, holds bytes back, ends, reads with a
-// goroutine or sees the peer's FIN. Once made, the part is kept: an echo
-// reuses its queue's memory and allocates nothing per round trip.
+// back, the reader goroutine's channels, the timers after the peer's FIN
+// and for IdleTimeout, and the ending's errors. Every idle connection holds
+// a connection struct (issue 14); these took it from 208 bytes to 384, and
+// a connection makes them the first time it writes, holds bytes back, ends,
+// reads with a goroutine, has an idle time-out or sees the peer's FIN. Once
+// made, the part is kept: an echo reuses its queue's memory and allocates
+// nothing per round trip.
 type connMore struct {
 	wq     writeQueue
 	job    *writeJob // with a writer goroutine: nothing else writes meanwhile
@@ -28,6 +29,8 @@ type connMore struct {
 	// peerCloseTimeout is the owner's claim's peer_close_timeout_ms, when
 	// it gave one: else the server's ConnectionConfig.PeerCloseTimeout.
 	peerCloseTimeout time.Duration
+	idle             *time.Timer     // IdleTimeout's clock
+	lastActive       time.Duration   // monoNow() when last read or written, with an idle time-out
 	endErr           *messages.Error // Disconnected.error
 	failErr          *messages.Error // WriteFailed.error for writes left at the end
 }

@@ -13,8 +13,8 @@ import (
 )
 
 func (c *connection) touch() {
-	if c.idle != nil {
-		c.lastActive = monoNow()
+	if m := c.more; m != nil && m.idle != nil {
+		m.lastActive = monoNow()
 	}
 }
 
@@ -27,12 +27,13 @@ func monoNow() time.Duration { return time.Since(monoEpoch) }
 // onIdleTick ends a connection that read and wrote nothing for IdleTimeout;
 // a lingering one has its own clock.
 func (c *connection) onIdleTick(ctx actor.Context) {
-	if c.phase >= lingering || c.idle == nil {
+	m := c.more
+	if c.phase >= lingering || m == nil || m.idle == nil {
 		return
 	}
 	d := c.cfg.IdleTimeout
-	if left := d - (monoNow() - c.lastActive); left > 0 {
-		c.idle.Reset(left)
+	if left := d - (monoNow() - m.lastActive); left > 0 {
+		m.idle.Reset(left)
 		return
 	}
 	c.failWith(messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_TIMEOUT,
