@@ -117,7 +117,19 @@ func dialRaw(t *testing.T, sa *syscall.SockaddrInet4) int {
 	}
 	tv := syscall.NsecToTimeval(int64(5 * time.Second))
 	_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv) // bounds connect too
-	if err := syscall.Connect(fd, sa); err != nil {
+	err = syscall.Connect(fd, sa)
+	// A signal (the runtime's preemption) may interrupt a blocking connect,
+	// which then goes on without us: ask again until it says it is done.
+	for i := 0; err == syscall.EINTR || err == syscall.EALREADY; i++ {
+		if i == 1000 {
+			break
+		}
+		if err == syscall.EALREADY {
+			time.Sleep(time.Millisecond)
+		}
+		err = syscall.Connect(fd, sa)
+	}
+	if err != nil && err != syscall.EISCONN {
 		_ = syscall.Close(fd)
 		t.Fatalf("connect: %v", err)
 	}
