@@ -273,7 +273,10 @@ type loopReader struct {
 	timeout time.Duration
 	timer   *time.Timer // ReadTimeout; the actor's alone
 
-	res readResult // the result of the loop's reads, reused (see readOnce)
+	// res is the result of the loop's reads, reused (see readOnce); made by
+	// the first read, on the loop: a connection that never reads holds 8
+	// bytes, not 32, and the struct stays 96 bytes (issue 14).
+	res *readResult
 }
 
 // loopSink is where a loopReader sends its results, and how much it reads
@@ -420,6 +423,9 @@ func (r *loopReader) readOnce() bool {
 	}
 	// One result of a connection is with its actor at a time (the next
 	// permit comes with its handling), so the struct is reused.
+	if r.res == nil {
+		r.res = &readResult{}
+	}
 	r.send(r.res.set(buf, n, err))
 	return err == nil && n == size
 }
