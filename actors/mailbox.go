@@ -35,7 +35,7 @@ import (
 type connMailbox struct {
 	mu   sync.Mutex
 	user mailRing
-	sys  mailRing
+	sys  *mailRing // made by a system message, dropped once drained: 8 bytes idle, not 32
 
 	scheduled    atomic.Int32 // idle or running, as the default's schedulerStatus
 	userMessages atomic.Int32
@@ -119,6 +119,9 @@ func (m *connMailbox) invokeNow(msg any) {
 // PostSystemMessage queues a system message and schedules the mailbox.
 func (m *connMailbox) PostSystemMessage(message any) {
 	m.mu.Lock()
+	if m.sys == nil {
+		m.sys = &mailRing{}
+	}
 	m.sys.push(message)
 	m.mu.Unlock()
 	m.sysMessages.Add(1)
@@ -193,7 +196,7 @@ func (m *connMailbox) run() {
 		// user message costs no second lock.
 		msg = nil
 		if m.sysMessages.Load() > 0 {
-			msg = m.pop(&m.sys, 0)
+			msg = m.popSys()
 		}
 		if msg != nil {
 			m.sysMessages.Add(-1)
@@ -226,9 +229,24 @@ func (m *connMailbox) pop(r *mailRing, keep int) any {
 	return r.pop(keep)
 }
 
+// popSys takes the oldest system message, nil when there is none; the ring
+// goes once drained.
+func (m *connMailbox) popSys() any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sys == nil {
+		return nil
+	}
+	msg := m.sys.pop(0)
+	if m.sys.n == 0 {
+		m.sys = nil
+	}
+	return msg
+}
+
 // mailRing is a FIFO of messages in a ring buffer that grows by doubling.
 // Its zero value is empty and holds no buffer. Its counts are 32 bits:
-// two rings of 32 bytes keep an idle connection's mailbox at 128 bytes, not
+// a ring of 32 bytes keeps an idle connection's mailbox at 112 bytes, not
 // 144 (issue 14), and 2^31 queued messages are more memory than a process
 // has.
 type mailRing struct {
