@@ -202,7 +202,7 @@ type connection struct {
 	// Who is served.
 	owner   *actor.PID
 	handler Handler
-	sock    *Socket
+	sock    Socket // the handler's, pointing back here (&c.sock): no allocation of its own
 
 	// Reading.
 	credit int
@@ -211,13 +211,9 @@ type connection struct {
 	more *connMore // what a busy connection needs (connection_more.go); nil until then
 	lend *lending  // the socket lent to the owner (connection_direct.go); nil until asked
 
-	// Endings.
-	cl *closingState // made by the first Close or CloseWrite (closer)
-
 	// Counters.
 	bytesReceived uint64
 	bytesSent     uint64
-	lastErr       *messages.Error
 	stopped       atomic.Bool
 
 	// Where it is in its life: the phase, and the two directions.
@@ -267,7 +263,7 @@ func newConnection(conn net.Conn, id uint64, server *actor.PID, cfg *ConnectionC
 			c.raw = raw
 		}
 	}
-	c.sock = &Socket{c: c}
+	c.sock.c = c
 	return c
 }
 
@@ -352,7 +348,7 @@ func (c *connection) started(ctx actor.Context) {
 		panic("tcpactor: HandlerFactory returned nil")
 	}
 	c.credit = c.cfg.InitialCredit
-	c.handler.Connected(c.sock)
+	c.handler.Connected(&c.sock)
 	if c.phase == waitingForOwner { // Connected may have closed or aborted
 		c.phase = open
 		c.serve()
@@ -527,7 +523,7 @@ func (c *connection) onTerminated(m *actor.Terminated) {
 	}
 	c.ownerGone = true
 	if !c.announced {
-		c.lastErr = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
+		c.x().lastErr = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,
 			"connection closed: its owner %s stopped", m.Who)
 	}
 	// What the owner wrote before it stopped is still delivered: a
@@ -546,7 +542,7 @@ func pidEqual(a, b *actor.PID) bool {
 // it wants them, otherwise an error reply.
 func (c *connection) other(ctx actor.Context, m any) {
 	if mh, ok := c.handler.(MessageHandler); ok {
-		mh.Message(c.sock, m)
+		mh.Message(&c.sock, m)
 		return
 	}
 	c.respond(ctx, &messages.Ack{Error: messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,

@@ -34,10 +34,11 @@ type closingState struct {
 }
 
 func (c *connection) closer() *closingState {
-	if c.cl == nil {
-		c.cl = &closingState{}
+	m := c.x()
+	if m.cl == nil {
+		m.cl = &closingState{}
 	}
-	return c.cl
+	return m.cl
 }
 
 // startClose is disconnectFromHost(): flush, FIN, end. who (may be nil) gets
@@ -180,7 +181,7 @@ func (c *connection) announce() {
 		return
 	}
 	c.announced = true
-	if cl := c.cl; cl != nil {
+	if cl := c.r().cl; cl != nil {
 		for _, w := range append(cl.closeWaiters, cl.writeShutWaiters...) {
 			c.ctx.Send(w, &messages.Ack{Error: c.r().endErr})
 		}
@@ -188,7 +189,7 @@ func (c *connection) announce() {
 	}
 	if c.handler != nil {
 		c.safely(c.drainEvents)
-		c.safely(func() { c.handler.Disconnected(c.sock, c.r().endErr) })
+		c.safely(func() { c.handler.Disconnected(&c.sock, c.r().endErr) })
 		c.handler = nil
 		return
 	}
@@ -236,7 +237,7 @@ func (c *connection) failWith(e *messages.Error, how closeHow) {
 	if c.phase >= ending {
 		return
 	}
-	c.lastErr = e
+	c.x().lastErr = e
 	if c.handler == nil && c.canTell(c.owner) {
 		c.ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: e})
 	}
@@ -281,8 +282,8 @@ func (c *connection) teardown(ctx actor.Context) {
 	c.phase = closed
 	c.stopped.Store(true)
 	var closeTimer *time.Timer
-	if c.cl != nil {
-		closeTimer = c.cl.closeTimer
+	if cl := c.r().cl; cl != nil {
+		closeTimer = cl.closeTimer
 	}
 	for _, t := range []*time.Timer{c.r().idle, closeTimer, c.r().peerCloseTimer} {
 		if t != nil {
@@ -355,7 +356,7 @@ func (c *connection) crashed(ctx actor.Context, r any) {
 		return
 	}
 	e := messages.NewError(messages.SocketError_SOCKET_ERROR_UNKNOWN, "connection %d: internal error: %v", c.id, r)
-	c.lastErr = e
+	c.x().lastErr = e
 	if c.phase == ending {
 		c.x().endErr, c.endHow = e, closeReset
 		return

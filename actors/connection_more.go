@@ -9,12 +9,12 @@ import (
 // connMore is the part of a connection that an idle one does not need:
 // the write queue, the local handler's pending write outcomes, bytes held
 // back, the reader goroutine's channels, the timers after the peer's FIN
-// and for IdleTimeout, and the ending's errors. Every idle connection holds
-// a connection struct (issue 14); these took it from 208 bytes to 384, and
-// a connection makes them the first time it writes, holds bytes back, ends,
-// reads with a goroutine, has an idle time-out or sees the peer's FIN. Once
-// made, the part is kept: an echo reuses its queue's memory and allocates
-// nothing per round trip.
+// and for IdleTimeout, the closing state and the errors. Every idle
+// connection holds a connection struct (issue 14); these took it from 192
+// bytes to 384. A connection makes the part the first time it writes,
+// holds bytes back, reads with a goroutine, has an idle time-out, sees the
+// peer's FIN, fails or closes. Once made, it is kept: an echo reuses its
+// queue's memory and allocates nothing per round trip.
 type connMore struct {
 	wq     writeQueue
 	job    *writeJob // with a writer goroutine: nothing else writes meanwhile
@@ -31,6 +31,8 @@ type connMore struct {
 	peerCloseTimeout time.Duration
 	idle             *time.Timer     // IdleTimeout's clock
 	lastActive       time.Duration   // monoNow() when last read or written, with an idle time-out
+	cl               *closingState   // made by the first Close or CloseWrite (closer)
+	lastErr          *messages.Error // the last error, for ConnectionInfo
 	endErr           *messages.Error // Disconnected.error
 	failErr          *messages.Error // WriteFailed.error for writes left at the end
 }

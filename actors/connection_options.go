@@ -54,7 +54,7 @@ func (c *connection) info() *messages.ConnectionInfo {
 	info.BytesToWrite = uint64(c.r().wq.bytes)
 	info.Owner = c.owner
 	info.Server = c.server
-	info.Error = c.lastErr
+	info.Error = c.r().lastErr
 	return info
 }
 

@@ -123,7 +123,7 @@ func (c *connection) deliver(r *readResult) {
 	if c.handler != nil {
 		data := (*r.buf)[:r.n]
 		defer putBuf(r.buf)
-		c.handler.Received(c.sock, data)
+		c.handler.Received(&c.sock, data)
 		return
 	}
 	c.ctx.Send(c.owner, &messages.Received{Connection: c.self, Data: takeBuf(r.buf, r.n), Donate: true})
@@ -142,7 +142,7 @@ func (c *connection) readFailed(ctx actor.Context, err error) {
 		// As Qt: a reset also finishes the read channel (readChannelFinished),
 		// after errorOccurred and before disconnected.
 		c.peerClosed = true
-		c.lastErr = e
+		c.x().lastErr = e
 		if c.handler == nil && c.canTell(c.owner) {
 			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: e})
 			ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self})
@@ -162,13 +162,13 @@ func (c *connection) readFailed(ctx actor.Context, err error) {
 // Handler decides at once with PeerClosed's return value.
 func (c *connection) onPeerClosed(ctx actor.Context) {
 	c.peerClosed = true
-	c.lastErr = messages.RemoteHostClosed()
+	c.x().lastErr = messages.RemoteHostClosed()
 	keepOpen := c.keepOpen
 	if c.handler != nil {
-		keepOpen = c.handler.PeerClosed(c.sock)
+		keepOpen = c.handler.PeerClosed(&c.sock)
 	} else if c.canTell(c.owner) {
 		if !c.finQuiet {
-			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: c.lastErr})
+			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: c.more.lastErr})
 		}
 		ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self})
 	}

@@ -154,7 +154,7 @@ func (c *connection) flushed() {
 			}
 		}
 		c.fin = finSent
-		if cl := c.cl; cl != nil {
+		if cl := c.r().cl; cl != nil {
 			for _, w := range cl.writeShutWaiters {
 				c.ctx.Send(w, &messages.Ack{Error: e})
 			}
@@ -215,9 +215,9 @@ func (c *connection) drainEvents() {
 		m.events[0] = handlerEvent{}
 		m.events = m.events[1:]
 		if ev.err == nil {
-			c.handler.WriteAcked(c.sock, ev.ackID)
+			c.handler.WriteAcked(&c.sock, ev.ackID)
 		} else {
-			c.handler.WriteFailed(c.sock, ev.ackID, ev.err)
+			c.handler.WriteFailed(&c.sock, ev.ackID, ev.err)
 		}
 	}
 	if len(m.events) == 0 {
