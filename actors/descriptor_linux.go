@@ -102,3 +102,17 @@ func dualStackAny(ln *net.TCPListener) bool {
 	})
 	return v6only == 0
 }
+
+// setBacklog applies the listen backlog: Linux lets listen(2) be called again
+// on a listening socket to change it.
+func setBacklog(ln *net.TCPListener, backlog int) error {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil {
+		return err
+	}
+	return lerr
+}

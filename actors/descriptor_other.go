@@ -16,3 +16,7 @@ func adoptListener(fd int64) (*net.TCPListener, *messages.Error) {
 
 // dualStackAny: not examined off Linux.
 func dualStackAny(*net.TCPListener) bool { return false }
+
+// setBacklog: off Linux the listener keeps the backlog Go gave it (the
+// system's maximum); listen(2) on a listening socket is not portable.
+func setBacklog(*net.TCPListener, int) error { return nil }

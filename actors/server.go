@@ -7,7 +7,6 @@ import (
 	"net"
 	"runtime/debug"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -815,20 +814,6 @@ func closeBoth(a, b net.Conn) {
 }
 
 func itoa(p uint32) string { return strconv.FormatUint(uint64(p), 10) }
-
-// setBacklog applies the listen backlog: Linux lets listen(2) be called again
-// on a listening socket to change it.
-func setBacklog(ln *net.TCPListener, backlog int) error {
-	rc, err := ln.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil {
-		return err
-	}
-	return lerr
-}
 
 func listenerFD(l listener) int64 {
 	fd := int64(-1)
