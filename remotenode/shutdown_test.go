@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -33,11 +34,22 @@ func TestShutdownSurvivesAnEndpointReaderThatClosedItsChannel(t *testing.T) {
 
 	remotenode.Shutdown(r, true)
 	sys.Shutdown()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("the remote's port %s is still taken after Shutdown: %v", addr, err)
+	// remote.Start serves on a goroutine of its own; a gRPC server stopped
+	// before that goroutine got to Serve closes the listener there, when it
+	// does. So the port is free soon after Shutdown, not necessarily at once:
+	// wait for it, within a bound.
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var l net.Listener
+		if l, err = net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
 	}
-	l.Close()
+	t.Fatalf("the remote's port %s is still taken 5 s after Shutdown: %v", addr, err)
 }
 
 // endpointReaders is the remote's map of endpoint reader channels
