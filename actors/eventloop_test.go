@@ -3,14 +3,9 @@
 package actors
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -136,32 +131,10 @@ func waitInterest(t *testing.T, fd int, on bool, what string) {
 // loops never) and returns its event mask.
 func epollEvents(t *testing.T, fd int) (uint32, bool) {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
-			continue
+	for _, ev := range epollMasks(t, fd) {
+		if ev&unix.EPOLLOUT == 0 {
+			return uint32(ev), true
 		}
-		f, err := os.Open("/proc/self/fdinfo/" + e.Name())
-		if err != nil {
-			continue // closed meanwhile
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			var tfd int
-			var events string
-			if _, err := fmt.Sscanf(sc.Text(), "tfd: %d events: %s", &tfd, &events); err != nil || tfd != fd {
-				continue
-			}
-			ev, err := strconv.ParseUint(strings.TrimSpace(events), 16, 32)
-			if err == nil && ev&unix.EPOLLOUT == 0 {
-				f.Close()
-				return uint32(ev), true
-			}
-		}
-		f.Close()
 	}
 	return 0, false
 }

@@ -53,22 +53,23 @@ func serverSideFDs(t *testing.T, c net.Conn) []int {
 	return fds
 }
 
-// epollSets counts the epoll sets of this process that hold descriptor fd:
-// the Go runtime's poller (which registers a socket for EPOLLOUT too) and
-// ours, the event loops (which never do).
-func epollSets(t *testing.T, fd int) (runtimes, loops int) {
+// epollMasks is the event mask of descriptor fd in every epoll set of this
+// process that holds it: the Go runtime's poller registers a socket for
+// EPOLLOUT too, the event loops never do.
+func epollMasks(t *testing.T, fd int) []uint64 {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var masks []uint64
 	for _, e := range ents {
 		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
 			continue
 		}
 		f, err := os.Open("/proc/self/fdinfo/" + e.Name())
 		if err != nil {
-			continue
+			continue // closed meanwhile
 		}
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
@@ -77,15 +78,46 @@ func epollSets(t *testing.T, fd int) (runtimes, loops int) {
 			if _, err := fmt.Sscanf(sc.Text(), "tfd: %d events: %s", &tfd, &events); err != nil || tfd != fd {
 				continue
 			}
-			if ev, err := strconv.ParseUint(strings.TrimSpace(events), 16, 32); err == nil && ev&unix.EPOLLOUT != 0 {
-				runtimes++
-			} else {
-				loops++
+			if ev, err := strconv.ParseUint(strings.TrimSpace(events), 16, 32); err == nil {
+				masks = append(masks, ev)
 			}
 		}
 		f.Close()
 	}
+	return masks
+}
+
+// epollSets counts the epoll sets of this process that hold descriptor fd:
+// the Go runtime's poller and ours, the event loops.
+func epollSets(t *testing.T, fd int) (runtimes, loops int) {
+	t.Helper()
+	for _, ev := range epollMasks(t, fd) {
+		if ev&unix.EPOLLOUT != 0 {
+			runtimes++
+		} else {
+			loops++
+		}
+	}
 	return runtimes, loops
+}
+
+// slowReaderClaimed starts a loop-mode server, connects a client whose
+// receive buffer is 4 KiB (its writes block soon) and claims the connection
+// for an inbox.
+func slowReaderClaimed(t *testing.T) (*testServer, net.Conn, *inbox, *actor.PID) {
+	t.Helper()
+	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
+	addr := s.listen()
+	d := net.Dialer{Timeout: replyTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newInbox(t, s.sys)
+	s.waitStatus("the client pending", pendingIs(1))
+	return s, c, in, claimNext(s, in.pid).Connection
 }
 
 // oneServerSide waits (bounded) until client c has exactly one server-side
@@ -146,19 +178,8 @@ func TestALoopModeServerKeepsItsSocketsOutOfGosPoller(t *testing.T) {
 // the options the owner set are those of the new socket. Once the
 // connection has ended no descriptor of it is left.
 func TestABlockedWriteOnARawSocketPromotesItWithItsReadArmedAndOptionsKept(t *testing.T) {
-	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
-	addr := s.listen()
-	d := net.Dialer{Timeout: replyTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
-	}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c, in, conn := slowReaderClaimed(t)
 	defer c.Close()
-	in := newInbox(t, s.sys)
-	s.waitStatus("the client pending", pendingIs(1))
-	conn := claimNext(s, in.pid).Connection
 	fd := oneServerSide(t, c, "a claimed connection")
 	if rt, _ := epollSets(t, fd); rt != 0 {
 		t.Fatalf("before any write the server's socket is in %d runtime epoll sets: want it raw, in none", rt)
@@ -344,19 +365,8 @@ func TestABlockedWriteThatCannotPromoteForWantOfDescriptorsEndsTheConnection(t *
 		runAlone(t)
 		return
 	}
-	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
-	addr := s.listen()
-	d := net.Dialer{Timeout: replyTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
-	}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c, in, conn := slowReaderClaimed(t)
 	defer c.Close()
-	in := newInbox(t, s.sys)
-	s.waitStatus("the client pending", pendingIs(1))
-	conn := claimNext(s, in.pid).Connection
 	sndbuf := int32(4096)
 	if a := call[*messages.Ack](t, s.sys, conn, &messages.SetSocketOption{SendBufferSize: &sndbuf}); a.Error.Failed() {
 		t.Fatalf("SetSocketOption: %v", a.Error)
