@@ -75,7 +75,16 @@ func (m *connMailbox) PostUserMessage(message any) {
 			}
 		}
 	}
-	if m.inline && m.scheduled.Load() == mailboxIdle && m.scheduled.CompareAndSwap(mailboxIdle, mailboxRunning) {
+	// The mailbox is taken before its handlers are looked at: the taking
+	// reads the state its spawn's first run stored, after RegisterHandlers,
+	// so this goroutine sees them even when it learned of the actor by a
+	// way the race detector cannot follow (a PID that came over a socket).
+	if m.scheduled.Load() == mailboxIdle && m.scheduled.CompareAndSwap(mailboxIdle, mailboxRunning) {
+		if !m.inline {
+			m.enqueue(message)
+			m.dispatcher.Schedule(m.processMessages)
+			return
+		}
 		// Ours to run, on this goroutine, as schedule would. With nothing
 		// queued the message is handled now, without going through the
 		// ring: what run would do with it, two locks later. A message
