@@ -57,7 +57,7 @@ func (c *connection) closer() *closingState {
 // node streams fall back to the remote after their own set-up fails);
 // nothing here waits for it.
 func (c *connection) ownerNodeLost(who *actor.PID) {
-	if !c.announced {
+	if c.phase < closing { // a close the owner asked for ends as it was asked
 		e := messages.NewError(messages.SocketError_SOCKET_ERROR_NETWORK,
 			"connection closed: the node of its owner %s/%s was reported lost", who.Address, who.Id)
 		c.lastErr = e
