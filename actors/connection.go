@@ -521,6 +521,10 @@ func (c *connection) onTerminated(m *actor.Terminated) {
 	if c.owner == nil || !pidEqual(m.Who, c.owner) {
 		return // a former owner, watched before a hand-over
 	}
+	if m.Why == actor.TerminatedReason_AddressTerminated {
+		c.ownerNodeLost(m.Who) // connection_end.go
+		return
+	}
 	c.ownerGone = true
 	if !c.announced {
 		c.x().lastErr = messages.NewError(messages.SocketError_SOCKET_ERROR_OPERATION,

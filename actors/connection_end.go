@@ -31,6 +31,9 @@ type closingState struct {
 	closeTimer       *time.Timer  // the flush's progress, then the linger
 	flushedAt        uint64       // bytesSent when the close timer was last armed
 	discarded        int          // bytes thrown away once nothing of ours was unacknowledged
+
+	// ownerLost: the owner's node was reported lost, and Disconnected says so (ownerNodeLost).
+	ownerLost *messages.Error
 }
 
 func (c *connection) closer() *closingState {
@@ -39,6 +42,29 @@ func (c *connection) closer() *closingState {
 		m.cl = &closingState{}
 	}
 	return m.cl
+}
+
+// ownerNodeLost closes the connection because its owner's node was
+// reported lost (Terminated{AddressTerminated}), and still tells the owner
+// everything a Close would: what it wrote is flushed, each write is
+// acknowledged and Disconnected comes last, carrying the reason. The report
+// may be false: Proto.Actor's remote takes the end of any endpoint to an
+// address for the loss of that address, and a node restarted on the same
+// address within its endpoint writer's retries (~12 s) gets a stale writer's
+// end reported after it is up, which fires the watches of its live actors.
+// Its owner must then hear of the end of every connection it claimed. A
+// node that is really lost drops these messages: the remote's endpoint
+// writer dials the address for ~12 s, dead-letters them and stops (the
+// node streams fall back to the remote after their own set-up fails);
+// nothing here waits for it.
+func (c *connection) ownerNodeLost(who *actor.PID) {
+	if c.phase < closing { // a close the owner asked for ends as it was asked
+		e := messages.NewError(messages.SocketError_SOCKET_ERROR_NETWORK,
+			"connection closed: the node of its owner %s/%s was reported lost", who.Address, who.Id)
+		c.x().lastErr = e
+		c.closer().ownerLost = e
+	}
+	c.startClose(nil)
 }
 
 // startClose is disconnectFromHost(): flush, FIN, end. who (may be nil) gets
@@ -194,7 +220,11 @@ func (c *connection) announce() {
 		return
 	}
 	if c.owner != nil && !c.ownerGone {
-		c.ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: c.r().endErr})
+		endErr := c.r().endErr
+		if endErr == nil && c.r().cl != nil {
+			endErr = c.r().cl.ownerLost // a clean close, but not one the owner asked for
+		}
+		c.ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: endErr})
 		c.unwatchOwner()
 		c.ownerGone = true // told its last message: nothing more goes to it
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpactor/tcpactor/internal/testkit"
 )
 
 // buildTCPActor builds the tcpactor command into the test's temporary
@@ -32,55 +33,13 @@ func buildTCPActor(t *testing.T) string {
 }
 
 // freePort returns a loopback port that was free a moment ago, from below
-// the kernel's ephemeral range: a port of that range, once this function
-// has released it, may be any process's next outgoing connection (the
-// members' health polls, remotes and clients open many) before the child
-// meant to listen on it has started, which failed cluster tests under load
-// with "address already in use".
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		if port := candidatePort(); isFree(port) {
-			return port
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// the kernel's ephemeral range (testkit.FreePort says why).
+func freePort(t *testing.T) int { return testkit.FreePort(t) }
 
-// candidatePort is a random port from 10000 up to the ephemeral range (as
-// wide as can be: concurrent test processes pick from it too, and keep what
-// they picked unbound until their children start).
-func candidatePort() int {
-	low := ephemeralLow()
-	return low - 1 - rand.IntN(max(low-10000, 1000))
-}
-
-// isFree says whether a loopback listener could bind port just now.
-func isFree(port int) bool {
-	l, err := net.Listen("tcp", hostport(port))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
-// default when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
-		if n, err := strconv.Atoi(f[0]); err == nil && n > 2048 {
-			return n
-		}
-	}
-	return 32768
-}
+// candidatePort and isFree are testkit's, for a placement search that
+// binds only the ports it chose.
+func candidatePort() int   { return testkit.CandidatePort() }
+func isFree(port int) bool { return testkit.IsFree(port) }
 
 // nodeProc is a `tcpactor node` child process whose stdout lines the test
 // reads.

@@ -206,9 +206,17 @@ func TestOwnerStoppingOnAnotherNodeClosesTheConnection(t *testing.T) {
 	if ack, ok := res.(*messages.Ack); err != nil || !ok || ack.Error.Failed() {
 		t.Fatalf("subscribe: %v %v", res, err)
 	}
+	// The baseline is taken with the endpoints between A and B open both
+	// ways (a request from B, its reply from A), as they stay: run alone,
+	// the test would otherwise count the four descriptors of those gRPC
+	// connections, opened by the owner's subscription, as leaked.
+	sysB := testkit.Remote(t, 1)
+	if _, err := sysB.Root.RequestFuture(actor.NewPID(srv.PID().Address, srv.PID().Id),
+		&messages.GetStatus{}, replyTimeout).Result(); err != nil {
+		t.Fatalf("GetStatus from node B: %v", err)
+	}
 	fds := testkit.OpenFDs(t)
 
-	sysB := testkit.Remote(t, 1)
 	owner := subscribedOwner(t, sysB, owner.Config{Server: srv.PID(), Handler: owner.Echo()})
 	client, err := net.DialTimeout("tcp", addr, replyTimeout)
 	if err != nil {

@@ -9,10 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpactor/tcpactor/internal/testkit"
 )
 
 // needTool returns the path of a program a test runs against, skipping the
@@ -31,17 +34,10 @@ func needTool(t *testing.T, name, debianPackage string) string {
 }
 
 // freePort finds a loopback port nothing listens on, for programs that
-// cannot pick one themselves (systemd-socket-activate refuses port 0).
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
-}
+// cannot pick one themselves (systemd-socket-activate refuses port 0):
+// testkit.FreePort, from below the ephemeral range, so that no outgoing
+// connection takes it before the program starts.
+func freePort(t *testing.T) string { return strconv.Itoa(testkit.FreePort(t)) }
 
 // testServeAdoptsASystemdActivatedSocket runs serve under the real
 // systemd-socket-activate, which binds the port, waits for the first
