@@ -413,8 +413,15 @@ type connKey struct {
 func connectionName() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand's contract since Go 1.24)
-	return "conn-" + base64.RawURLEncoding.EncodeToString(b[:])
+	// Encoded in place: the name is the only allocation, not the garbage
+	// of a second string (issue 14).
+	var name [len(connNamePrefix) + 22]byte
+	copy(name[:], connNamePrefix)
+	base64.RawURLEncoding.Encode(name[len(connNamePrefix):], b[:])
+	return string(name[:])
 }
+
+const connNamePrefix = "conn-"
 
 // spawnConnection spawns a connection under an unguessable name.
 func spawnConnection(root *actor.RootContext, props *actor.Props) *actor.PID {

@@ -456,6 +456,12 @@ func (r *loopReader) setTimeout(d time.Duration) {
 // ctl changes the socket's registration, through the connection so that
 // the descriptor cannot be closed meanwhile.
 func (r *loopReader) ctl(op int, events uint32) error {
+	if rc, ok := r.raw.(rawConn); ok {
+		// A raw socket without a closure: one fewer allocation per
+		// registration, garbage an accept would leave among long-lived
+		// objects (issue 14).
+		return rc.s.epollCtl(r.loop.epfd, op, unix.EpollEvent{Events: events, Fd: int32(r.token), Pad: int32(r.token >> 32)})
+	}
 	var err error
 	cerr := r.raw.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: events, Fd: int32(r.token), Pad: int32(r.token >> 32)}

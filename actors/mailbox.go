@@ -120,7 +120,7 @@ func (m *connMailbox) invokeNow(msg any) {
 func (m *connMailbox) PostSystemMessage(message any) {
 	m.mu.Lock()
 	if m.sys == nil {
-		m.sys = &mailRing{}
+		m.sys = sysRings.Get().(*mailRing)
 	}
 	m.sys.push(message)
 	m.mu.Unlock()
@@ -237,12 +237,23 @@ func (m *connMailbox) popSys() any {
 	if m.sys == nil {
 		return nil
 	}
-	msg := m.sys.pop(0)
+	msg := m.sys.pop(sysRingKeep)
 	if m.sys.n == 0 {
+		sysRings.Put(m.sys)
 		m.sys = nil
 	}
 	return msg
 }
+
+// sysRings are the system rings of mailboxes with no system message queued.
+// Every connection gets one at spawn (Started) and lets it go at once: from
+// a pool, that is no garbage among the long-lived objects an accept makes
+// (issue 14), while an idle mailbox still holds no ring.
+var sysRings = sync.Pool{New: func() any { return &mailRing{} }}
+
+// sysRingKeep is the buffer a pooled system ring keeps: Started, and a
+// Stop or a Watch beside it.
+const sysRingKeep = 2
 
 // mailRing is a FIFO of messages in a ring buffer that grows by doubling.
 // Its zero value is empty and holds no buffer. Its counts are 32 bits:
