@@ -22,12 +22,13 @@ const idleConns = 1000
 // Proto.Actor's context, mailbox, PID and registry entry), the raw socket
 // (rawsock_linux.go: no netFD, TCPConn or addresses), the event loop's
 // registration, the server's record and the process registry of
-// connections. Measured about 1,020 bytes (3,546 before issue 14's shave,
+// connections. Measured 800-845 bytes (3,546 before issue 14's shave,
 // about 1,780 with a net.TCPConn per socket, about 1,500 with Proto.Actor's
-// 32,768 registry maps and the 384-byte struct); the bound leaves room for
-// noise, not for a net.TCPConn, a watch, a Props, a record per connection
-// or the sparse registry (testkit.NewSystem compacts it) to come back.
-const idleHeapBound = 1150
+// 32,768 registry maps and the 384-byte struct, 882-909 with the structs a
+// size class up and the registry keyed by name); the bound leaves room for
+// noise, not for a net.TCPConn, a watch, a Props, a record per connection,
+// the sparse registry (testkit.NewSystem compacts it) or those to come back.
+const idleHeapBound = 950
 
 // idleGarbageBound is the most an accept in loop mode may allocate and let
 // go, per connection: garbage made among the objects that live on shares
