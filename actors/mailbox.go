@@ -267,8 +267,8 @@ const sysRingKeep = 2
 
 // mailRing is a FIFO of messages in a ring buffer that grows by doubling.
 // Its zero value is empty and holds no buffer. Its counts are 32 bits:
-// a ring of 32 bytes keeps an idle connection's mailbox at 112 bytes, not
-// 144 (issue 14), and 2^31 queued messages are more memory than a process
+// a ring of 32 bytes keeps an idle connection's mailbox at 96 bytes, not
+// 128 (issue 14), and 2^31 queued messages are more memory than a process
 // has.
 type mailRing struct {
 	buf  []any
