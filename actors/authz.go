@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"sync"
@@ -343,8 +344,12 @@ func withoutPassword(p *messages.NetworkProxy) *messages.NetworkProxy {
 // sync.Map entry took about 130 bytes per idle connection (its trie nodes
 // and the boxed key); one map keyed by system and name with a bool, about
 // 64; a set of names per system and kind, about 35 (issue 14: its slot is
-// the name's 16 bytes alone). A system whose connections have all ended
-// is forgotten: the map does not hold it.
+// the name's 16 bytes alone); a set of the names' 64-bit hashes, about 20
+// (a slot of 8 bytes). The hash is maphash's, with this process's secret
+// random seed: a name that is not a live connection's passes only if its
+// hash equals one of theirs, a chance of one in 2^64 per live connection
+// that nobody can steer. A system whose connections have all ended is
+// forgotten: the map does not hold it.
 var liveConnections = connRegistry{bySys: map[*actor.ActorSystem]*sysConns{}}
 
 type connRegistry struct {
@@ -352,24 +357,27 @@ type connRegistry struct {
 	bySys map[*actor.ActorSystem]*sysConns
 }
 
-// sysConns are one actor system's connections, by name.
+// sysConns are one actor system's connections, by the hash of the name.
 type sysConns struct {
-	owned   map[string]struct{} // served by an owner, or waiting for one
-	handled map[string]struct{} // served by a local handler
+	owned   map[uint64]struct{} // served by an owner, or waiting for one
+	handled map[uint64]struct{} // served by a local handler
 }
+
+// connSeed seeds the hash of the names in liveConnections.
+var connSeed = maphash.MakeSeed()
 
 func (r *connRegistry) store(k connKey, handled bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.bySys[k.sys]
 	if s == nil {
-		s = &sysConns{owned: map[string]struct{}{}, handled: map[string]struct{}{}}
+		s = &sysConns{owned: map[uint64]struct{}{}, handled: map[uint64]struct{}{}}
 		r.bySys[k.sys] = s
 	}
 	if handled {
-		s.handled[k.id] = struct{}{}
+		s.handled[k.hash()] = struct{}{}
 	} else {
-		s.owned[k.id] = struct{}{}
+		s.owned[k.hash()] = struct{}{}
 	}
 }
 
@@ -380,8 +388,9 @@ func (r *connRegistry) delete(k connKey) {
 	if s == nil {
 		return
 	}
-	delete(s.handled, k.id)
-	delete(s.owned, k.id)
+	h := k.hash()
+	delete(s.handled, h)
+	delete(s.owned, h)
 	if len(s.handled) == 0 && len(s.owned) == 0 {
 		delete(r.bySys, k.sys) // and a Go map keeps the room it grew to
 	}
@@ -394,10 +403,11 @@ func (r *connRegistry) load(k connKey) (handled, ok bool) {
 	if s == nil {
 		return false, false
 	}
-	if _, ok := s.handled[k.id]; ok {
+	h := k.hash()
+	if _, ok := s.handled[h]; ok {
 		return true, true
 	}
-	_, ok = s.owned[k.id]
+	_, ok = s.owned[h]
 	return false, ok
 }
 
@@ -406,6 +416,9 @@ type connKey struct {
 	id  string
 }
 
+// hash is the key of the name in its system's sets.
+func (k connKey) hash() uint64 { return maphash.String(connSeed, k.id) }
+
 // connectionName is a fresh, unguessable actor name for a connection: its
 // PID is not a capability anyone can guess (sequential names were). The 128
 // random bits are in base64url, 22 characters: the name fits 32 bytes where
@@ -413,8 +426,15 @@ type connKey struct {
 func connectionName() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand's contract since Go 1.24)
-	return "conn-" + base64.RawURLEncoding.EncodeToString(b[:])
+	// Encoded in place: the name is the only allocation, not the garbage
+	// of a second string (issue 14).
+	var name [len(connNamePrefix) + 22]byte
+	copy(name[:], connNamePrefix)
+	base64.RawURLEncoding.Encode(name[len(connNamePrefix):], b[:])
+	return string(name[:])
 }
+
+const connNamePrefix = "conn-"
 
 // spawnConnection spawns a connection under an unguessable name.
 func spawnConnection(root *actor.RootContext, props *actor.Props) *actor.PID {

@@ -195,9 +195,8 @@ type connection struct {
 	server *actor.PID
 	cfg    *ConnectionConfig // with the defaults applied; shared by a server's connections, never written
 
-	ctx  actor.Context // current context, for Socket and the send helpers
-	self *actor.PID    // ctx.Self(), put in the messages the actor sends
-	me   actor.Process // its own process, for sends to itself (see knowSelf)
+	ctx actor.Context       // current context, for Socket and the send helpers (its Self is the PID put in messages: see self)
+	me  *actor.ActorProcess // its own process, for sends to itself (see knowSelf)
 
 	// Who is served.
 	owner   *actor.PID
@@ -380,28 +379,33 @@ func (c *connection) serve() {
 	c.askRead()
 }
 
-// knowSelf keeps the actor's PID, system and process.
+// knowSelf keeps the actor's process.
 //
 // A *PID caches the process it resolved to. Another actor system of the
 // same process that sends to this PID object caches its remote route in
 // it; the goroutines' own sends must not take that detour (their messages
 // are not protobuf), so they go to the actor's own process, looked up
 // here, once. (A private copy of the PID did the same for 96 bytes more
-// per connection.)
+// per connection.) It is Proto.Actor's *ActorProcess, which every spawned
+// actor gets, held as such: 8 bytes, not an interface's 16, and no PID of
+// its own (self), kept the struct 176 bytes, a size class down (issue 14).
 func (c *connection) knowSelf(ctx actor.Context) {
-	sys := ctx.ActorSystem() // not kept: c.ctx has it (8 bytes kept the struct a size class up)
-	c.self = ctx.Self()
-	if p, ok := sys.ProcessRegistry.GetLocal(c.self.Id); ok {
-		c.me = p
-	} else {
-		c.me = sys.DeadLetter // cannot happen while the actor runs
+	p, ok := ctx.ActorSystem().ProcessRegistry.GetLocal(ctx.Self().Id)
+	if c.me, _ = p.(*actor.ActorProcess); !ok || c.me == nil {
+		// Proto.Actor registers every actor it spawns as an ActorProcess
+		// before it starts: the actor could not be running.
+		panic(fmt.Sprintf("tcpactor: connection %s is not a registered actor process (%T)", ctx.Self(), p))
 	}
 }
+
+// self is the connection's PID, put in the messages it sends. The actor's
+// alone: it reads c.ctx.
+func (c *connection) self() *actor.PID { return c.ctx.Self() }
 
 // sendSelf is how the goroutines and the timer talk to the actor.
 func (c *connection) sendSelf(msg any) {
 	if !c.stopped.Load() {
-		c.me.SendUserMessage(c.self, msg)
+		c.me.SendUserMessage(nil, msg) // an ActorProcess does not look at the PID
 	}
 }
 
@@ -411,11 +415,11 @@ func (c *connection) sendSelf(msg any) {
 // a watcher set in the actor's context — about 600 bytes per idle
 // connection — for the one watcher every connection has.
 func (c *connection) onStopped() {
-	if !c.tellServer || c.server == nil || c.self == nil || c.ctx == nil {
+	if !c.tellServer || c.server == nil || c.ctx == nil {
 		return
 	}
 	if p, ok := c.ctx.ActorSystem().ProcessRegistry.Get(c.server); ok {
-		p.SendSystemMessage(c.server, &actor.Terminated{Who: c.self})
+		p.SendSystemMessage(c.server, &actor.Terminated{Who: c.self()})
 	}
 }
 

@@ -262,7 +262,7 @@ func (c *connection) lendRead() bool {
 func (c *connection) canLend() bool {
 	return c.lend.to != nil && c.phase == open && !c.peerClosed && c.r().held == nil &&
 		c.handler == nil && c.raw != nil && c.cfg.ReadTimeout <= 0 &&
-		pidEqual(c.lend.to, c.owner) && c.owner.Address == c.self.Address
+		pidEqual(c.lend.to, c.owner) && c.owner.Address == c.self().Address
 }
 
 // takePermitBack withdraws a read permit that no read has taken yet.

@@ -224,7 +224,7 @@ func (c *connection) announce() {
 		if endErr == nil && c.r().cl != nil {
 			endErr = c.r().cl.ownerLost // a clean close, but not one the owner asked for
 		}
-		c.ctx.Send(c.owner, &messages.Disconnected{Connection: c.self, Error: endErr})
+		c.ctx.Send(c.owner, &messages.Disconnected{Connection: c.self(), Error: endErr})
 		c.unwatchOwner()
 		c.ownerGone = true // told its last message: nothing more goes to it
 	}
@@ -269,7 +269,7 @@ func (c *connection) failWith(e *messages.Error, how closeHow) {
 	}
 	c.x().lastErr = e
 	if c.handler == nil && c.canTell(c.owner) {
-		c.ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: e})
+		c.ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self(), Error: e})
 	}
 	c.endWith(e, e, how)
 }
@@ -288,8 +288,8 @@ func (c *connection) endWith(endErr, failErr *messages.Error, how closeHow) {
 		m := c.x()
 		m.endErr, m.failErr = endErr, failErr
 	}
-	// A PID of its own: c.self's cached route may lead elsewhere (knowSelf).
-	c.ctx.Stop(actor.NewPID(c.self.Address, c.self.Id))
+	// A PID of its own: c.self()'s cached route may lead elsewhere (knowSelf).
+	c.ctx.Stop(actor.NewPID(c.self().Address, c.self().Id))
 }
 
 func (c *connection) closedError() *messages.Error {

@@ -126,7 +126,7 @@ func (c *connection) deliver(r *readResult) {
 		c.handler.Received(&c.sock, data)
 		return
 	}
-	c.ctx.Send(c.owner, &messages.Received{Connection: c.self, Data: takeBuf(r.buf, r.n), Donate: true})
+	c.ctx.Send(c.owner, &messages.Received{Connection: c.self(), Data: takeBuf(r.buf, r.n), Donate: true})
 }
 
 func (c *connection) readFailed(ctx actor.Context, err error) {
@@ -144,8 +144,8 @@ func (c *connection) readFailed(ctx actor.Context, err error) {
 		c.peerClosed = true
 		c.x().lastErr = e
 		if c.handler == nil && c.canTell(c.owner) {
-			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: e})
-			ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self})
+			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self(), Error: e})
+			ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self()})
 		}
 		c.endWith(e, e, closePlain)
 	default:
@@ -168,9 +168,9 @@ func (c *connection) onPeerClosed(ctx actor.Context) {
 		keepOpen = c.handler.PeerClosed(&c.sock)
 	} else if c.canTell(c.owner) {
 		if !c.finQuiet {
-			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self, Error: c.more.lastErr})
+			ctx.Send(c.owner, &messages.ErrorOccurred{Connection: c.self(), Error: c.more.lastErr})
 		}
-		ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self})
+		ctx.Send(c.owner, &messages.PeerClosed{Connection: c.self()})
 	}
 	switch {
 	case c.phase != open: // the Handler's PeerClosed closed or aborted

@@ -185,7 +185,7 @@ func (c *connection) ack(w pendingWrite) {
 			m.events = append(m.events, handlerEvent{ackID: w.ackID})
 		}
 	case w.ackID != 0 && c.canTell(w.to):
-		c.ctx.Send(w.to, &messages.WriteAck{Connection: c.self, AckId: w.ackID})
+		c.ctx.Send(w.to, &messages.WriteAck{Connection: c.self(), AckId: w.ackID})
 	}
 }
 
@@ -196,7 +196,7 @@ func (c *connection) fail(w pendingWrite, e *messages.Error) {
 		m := c.x()
 		m.events = append(m.events, handlerEvent{ackID: w.ackID, err: e})
 	case c.canTell(w.to):
-		c.ctx.Send(w.to, &messages.WriteFailed{Connection: c.self, AckId: w.ackID, Error: e})
+		c.ctx.Send(w.to, &messages.WriteFailed{Connection: c.self(), AckId: w.ackID, Error: e})
 	}
 }
 

@@ -128,7 +128,7 @@ func (s *Socket) Info() *messages.ConnectionInfo { return s.c.info() }
 func (s *Socket) ID() uint64 { return s.c.id }
 
 // Self is the ConnectionActor's PID.
-func (s *Socket) Self() *actor.PID { return s.c.self }
+func (s *Socket) Self() *actor.PID { return s.c.self() }
 
 // Context is the ConnectionActor's context, to send messages, spawn or watch
 // from a handler. Valid only during the current callback.

@@ -42,10 +42,15 @@ type connMailbox struct {
 	sysMessages  atomic.Int32
 	suspended    atomic.Int32
 
-	invoker    actor.MessageInvoker
-	dispatcher actor.Dispatcher
-	inline     bool // the dispatcher is connectionDispatcher: a run is a call (see schedule)
+	invoker actor.MessageInvoker
+	// other is the dispatcher unless it is connectionDispatcher, on which a
+	// run is a call (see schedule): nil says inline. No flag beside it
+	// keeps the mailbox 96 bytes, a size class down from 112 (issue 14).
+	other actor.Dispatcher
 }
+
+// inline says whether the mailbox runs on connectionDispatcher.
+func (m *connMailbox) inline() bool { return m.other == nil }
 
 // connectionMailbox is the MailboxProducer of every ConnectionActor.
 func connectionMailbox() actor.Mailbox { return &connMailbox{} }
@@ -80,9 +85,9 @@ func (m *connMailbox) PostUserMessage(message any) {
 	// so this goroutine sees them even when it learned of the actor by a
 	// way the race detector cannot follow (a PID that came over a socket).
 	if m.scheduled.Load() == mailboxIdle && m.scheduled.CompareAndSwap(mailboxIdle, mailboxRunning) {
-		if !m.inline {
+		if !m.inline() {
 			m.enqueue(message)
-			m.dispatcher.Schedule(m.processMessages)
+			m.other.Schedule(m.processMessages)
 			return
 		}
 		// Ours to run, on this goroutine, as schedule would. With nothing
@@ -129,7 +134,7 @@ func (m *connMailbox) invokeNow(msg any) {
 func (m *connMailbox) PostSystemMessage(message any) {
 	m.mu.Lock()
 	if m.sys == nil {
-		m.sys = &mailRing{}
+		m.sys = sysRings.Get().(*mailRing)
 	}
 	m.sys.push(message)
 	m.mu.Unlock()
@@ -140,8 +145,9 @@ func (m *connMailbox) PostSystemMessage(message any) {
 // RegisterHandlers is called once, at spawn.
 func (m *connMailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	m.invoker = invoker
-	m.dispatcher = dispatcher
-	m.inline = dispatcher == connectionDispatcher
+	if dispatcher != connectionDispatcher {
+		m.other = dispatcher
+	}
 }
 
 // Start has nothing to do: there are no mailbox middlewares.
@@ -156,11 +162,11 @@ func (m *connMailbox) UserMessageCount() int { return int(m.userMessages.Load())
 // is a closure allocated at every call, the one allocation of a round trip.
 func (m *connMailbox) schedule() {
 	if m.scheduled.CompareAndSwap(mailboxIdle, mailboxRunning) {
-		if m.inline {
+		if m.inline() {
 			m.processMessages()
 			return
 		}
-		m.dispatcher.Schedule(m.processMessages)
+		m.other.Schedule(m.processMessages)
 	}
 }
 
@@ -193,7 +199,11 @@ func (m *connMailbox) run() {
 			m.invoker.EscalateFailure(r, msg)
 		}
 	}()
-	i, t := 0, m.dispatcher.Throughput()
+	d := m.other
+	if d == nil {
+		d = connectionDispatcher
+	}
+	i, t := 0, d.Throughput()
 	for {
 		if i > t {
 			i = 0
@@ -246,17 +256,28 @@ func (m *connMailbox) popSys() any {
 	if m.sys == nil {
 		return nil
 	}
-	msg := m.sys.pop(0)
+	msg := m.sys.pop(sysRingKeep)
 	if m.sys.n == 0 {
+		sysRings.Put(m.sys)
 		m.sys = nil
 	}
 	return msg
 }
 
+// sysRings are the system rings of mailboxes with no system message queued.
+// Every connection gets one at spawn (Started) and lets it go at once: from
+// a pool, that is no garbage among the long-lived objects an accept makes
+// (issue 14), while an idle mailbox still holds no ring.
+var sysRings = sync.Pool{New: func() any { return &mailRing{} }}
+
+// sysRingKeep is the buffer a pooled system ring keeps: Started, and a
+// Stop or a Watch beside it.
+const sysRingKeep = 2
+
 // mailRing is a FIFO of messages in a ring buffer that grows by doubling.
 // Its zero value is empty and holds no buffer. Its counts are 32 bits:
-// a ring of 32 bytes keeps an idle connection's mailbox at 112 bytes, not
-// 144 (issue 14), and 2^31 queued messages are more memory than a process
+// a ring of 32 bytes keeps an idle connection's mailbox at 96 bytes, not
+// 128 (issue 14), and 2^31 queued messages are more memory than a process
 // has.
 type mailRing struct {
 	buf  []any

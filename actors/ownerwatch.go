@@ -118,7 +118,7 @@ func (w *ownerWatch) add(owner *actor.PID, c *connection) {
 		w.owners[key] = o
 		w.send(&watchOwner{pid: owner})
 	}
-	o.conns[c.self.Id] = struct{}{}
+	o.conns[c.self().Id] = struct{}{}
 }
 
 // remove forgets c as one of owner's connections; the watch stays for
@@ -130,7 +130,7 @@ func (w *ownerWatch) remove(owner *actor.PID, c *connection) {
 	if !ok {
 		return
 	}
-	delete(o.conns, c.self.Id)
+	delete(o.conns, c.self().Id)
 	if len(o.conns) > 0 {
 		return
 	}

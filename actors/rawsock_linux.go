@@ -123,6 +123,17 @@ func (s *rawSock) Control(f func(fd uintptr)) error {
 	return nil
 }
 
+// epollCtl is epoll_ctl(2) for the socket, which stays open meanwhile, as
+// Control(f) would but without a closure to allocate.
+func (s *rawSock) epollCtl(epfd, op int, ev unix.EpollEvent) error {
+	if !s.hold() {
+		return errRawClosed
+	}
+	err := unix.EpollCtl(epfd, op, int(s.fd), &ev)
+	s.release()
+	return os.NewSyscallError("epoll_ctl", err)
+}
+
 // rawConn is a rawSock's syscall.RawConn (its Read and Write are net.Conn's
 // on the rawSock itself). One pointer: made without an allocation.
 type rawConn struct{ s *rawSock }

@@ -517,11 +517,21 @@ func (s *ServerActor) onHookDone(ctx actor.Context, m *hookDone) {
 
 // admit makes a ConnectionActor of conn, queues it (or lets its local handler
 // serve it) and publishes NewConnection.
+//
+// The info is made only when something takes it (an owner, a subscriber, or
+// the record of a connection that is not plain TCP): a handler-served plain
+// connection nobody listens for makes none, so its accept leaves no garbage
+// of addresses and messages among the long-lived objects it makes (issue
+// 14: that garbage kept pages of the heap resident). It is made before the
+// spawn, while the socket is surely open.
 func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
-	info := ConnectionInfoOf(conn, id)
-	info.Server = ctx.Self()
+	var info *messages.ConnectionInfo
+	if s.opts.Connection.Handler == nil || len(s.subscribers) > 0 || !plainTCP(conn) {
+		info = ConnectionInfoOf(conn, id)
+		info.Server = ctx.Self()
+	}
 	pid := s.spawnConnection(ctx, conn, id)
-	s.live[pid.Id] = newLiveConn(conn, info)
+	s.live[pid.Id] = newLiveConn(conn, id, info)
 	if s.opts.Connection.Handler == nil {
 		if s.assign(ctx, pid, info) {
 			return
@@ -531,11 +541,14 @@ func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	s.announce(ctx, pid, info)
 }
 
-// announce is the newConnection() signal, and wakes the waiters.
+// announce is the newConnection() signal, and wakes the waiters. info is
+// nil only when there is no subscriber.
 func (s *ServerActor) announce(ctx actor.Context, pid *actor.PID, info *messages.ConnectionInfo) {
-	ev := &messages.NewConnection{Server: ctx.Self(), Connection: pid, Pending: int32(len(s.pending)), Info: info}
-	for _, sub := range s.subscribers {
-		ctx.Send(sub, ev)
+	if len(s.subscribers) > 0 {
+		ev := &messages.NewConnection{Server: ctx.Self(), Connection: pid, Pending: int32(len(s.pending)), Info: info}
+		for _, sub := range s.subscribers {
+			ctx.Send(sub, ev)
+		}
 	}
 	if len(s.pending) > 0 {
 		s.answerWaiters(ctx, &messages.WaitResult{Available: true})

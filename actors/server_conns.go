@@ -39,9 +39,9 @@ func (l liveConn) added() bool {
 	return ok
 }
 
-func newLiveConn(conn net.Conn, info *messages.ConnectionInfo) liveConn {
+func newLiveConn(conn net.Conn, id uint64, info *messages.ConnectionInfo) liveConn {
 	if plainTCP(conn) {
-		return liveConn{src: conn, id: info.Id}
+		return liveConn{src: conn, id: id}
 	}
 	return liveConn{src: info}
 }
