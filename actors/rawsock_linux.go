@@ -230,21 +230,24 @@ func (s *rawSock) addr(get func(int) (unix.Sockaddr, error)) net.Addr {
 	return nil
 }
 
-func (s *rawSock) setInt(level, opt, v int) error {
+// call is the system call f on the descriptor, which stays open meanwhile:
+// errRawClosed once the socket is closed, else f's error as an
+// *os.SyscallError named name.
+func (s *rawSock) call(name string, f func(fd int) error) error {
 	var err error
-	if cerr := s.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), level, opt, v) }); cerr != nil {
+	if cerr := s.Control(func(fd uintptr) { err = f(int(fd)) }); cerr != nil {
 		return cerr
 	}
-	return os.NewSyscallError("setsockopt", err)
+	return os.NewSyscallError(name, err)
+}
+
+func (s *rawSock) setInt(level, opt, v int) error {
+	return s.call("setsockopt", func(fd int) error { return unix.SetsockoptInt(fd, level, opt, v) })
 }
 
 // CloseWrite is shutdown(SHUT_WR): our FIN.
 func (s *rawSock) CloseWrite() error {
-	var err error
-	if cerr := s.Control(func(fd uintptr) { err = unix.Shutdown(int(fd), unix.SHUT_WR) }); cerr != nil {
-		return cerr
-	}
-	return os.NewSyscallError("shutdown", err)
+	return s.call("shutdown", func(fd int) error { return unix.Shutdown(fd, unix.SHUT_WR) })
 }
 
 // SetNoDelay is TCP_NODELAY, as (*net.TCPConn).SetNoDelay.
@@ -280,12 +283,8 @@ func (s *rawSock) SetLinger(sec int) error {
 	if sec >= 0 {
 		l.Onoff, l.Linger = 1, int32(sec)
 	}
-	var err error
-	if cerr := s.Control(func(fd uintptr) { err = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &l) }); cerr != nil {
-		return cerr
-	}
-	if err != nil {
-		return os.NewSyscallError("setsockopt", err)
+	if err := s.call("setsockopt", func(fd int) error { return unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &l) }); err != nil {
+		return err
 	}
 	for {
 		v := s.state.Load()
@@ -319,10 +318,10 @@ func (s *rawSock) SetReadDeadline(time.Time) error { return errRawNoDeadline }
 // SetWriteDeadline fails: see errRawNoDeadline.
 func (s *rawSock) SetWriteDeadline(time.Time) error { return errRawNoDeadline }
 
-// keptOptions are the socket options net.FileConn sets afresh on the
-// socket it makes (TCP_NODELAY, keep-alive and its timing): promote reads
-// them before and puts them back, so a promotion changes nothing the
-// owner set.
+// keptOptions are the socket options Go sets on every socket it accepts
+// and net.FileConn sets afresh on the socket it makes (TCP_NODELAY,
+// keep-alive and its timing): promote reads them before and puts them
+// back, so a promotion changes nothing the owner set.
 var keptOptions = [...][2]int{
 	{unix.IPPROTO_TCP, unix.TCP_NODELAY},
 	{unix.SOL_SOCKET, unix.SO_KEEPALIVE},
@@ -330,6 +329,10 @@ var keptOptions = [...][2]int{
 	{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
 	{unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
 }
+
+// acceptedValues are the values of keptOptions that Go's Accept sets (see
+// net.newTCPConn: no delay, keep-alive every 15 s, 9 probes).
+var acceptedValues = [len(keptOptions)]int{1, 1, 15, 15, 9}
 
 // promote makes a *net.TCPConn of a duplicate of the socket, with its
 // options as they were. The raw number stays open (the caller moves the
@@ -429,17 +432,11 @@ func (l *rawListener) Close() error {
 	return l.TCPListener.Close()
 }
 
-// setAcceptedOptions sets what Go's Accept sets on each socket (see
-// net.newTCPConn: no delay, keep-alive with its defaults).
+// setAcceptedOptions sets what Go's Accept sets on each socket
+// (acceptedValues).
 func setAcceptedOptions(fd int) error {
-	for _, o := range [...][3]int{
-		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
-		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
-	} {
-		if err := unix.SetsockoptInt(fd, o[0], o[1], o[2]); err != nil {
+	for i, o := range keptOptions {
+		if err := unix.SetsockoptInt(fd, o[0], o[1], acceptedValues[i]); err != nil {
 			return err
 		}
 	}
