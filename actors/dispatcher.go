@@ -28,9 +28,24 @@ var connectionDispatcher = actor.NewSynchronizedDispatcher(300)
 // copystack took a third of the server's CPU under 64-byte ping-pong). On an
 // owner's own node the remote's endpoint reader runs it the same way.
 //
-// Give it to an owner with actor.WithDispatcher(actors.OwnerDispatcher()).
-// The price is the connection's: the owner's Receive runs on its senders'
-// goroutines (a connection's reader, a timer, the remote's endpoint reader),
-// so it must never block — which an owner's Receive must not anyway — and
-// must not hold a lock that a sender to the owner can hold while sending.
+// Give it to an owner with actor.WithDispatcher(actors.OwnerDispatcher()),
+// and OwnerMailbox with it. The price is the connection's: the owner's
+// Receive runs on its senders' goroutines (a connection's reader, a timer,
+// the remote's endpoint reader), so it must never block — which an owner's
+// Receive must not anyway — and must not hold a lock that a sender to the
+// owner can hold while sending.
 func OwnerDispatcher() actor.Dispatcher { return connectionDispatcher }
+
+// OwnerMailbox is the mailbox for owner actors, to give with
+// OwnerDispatcher: actor.WithMailbox(actors.OwnerMailbox()). It is a
+// connection's mailbox (mailbox.go): Proto.Actor's default unbounded
+// mailbox in behaviour — system messages first, SuspendMailbox and
+// ResumeMailbox, a panic escalated to the supervisor, one Receive at a time,
+// each poster's messages in the order posted — but on OwnerDispatcher a
+// message posted to an idle owner with nothing queued is handled at once by
+// its poster, with no queue node, scheduling closure or deferred recover
+// per run. A chunk's Received then reaches the owner's Receive as a call
+// from the connection, and the owner's Write comes back into the
+// connection's queue on the same goroutine. It takes no mailbox
+// middlewares (the default takes none unless given some).
+func OwnerMailbox() actor.MailboxProducer { return connectionMailbox }

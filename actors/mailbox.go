@@ -8,7 +8,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// connMailbox is a ConnectionActor's mailbox. It behaves as Proto.Actor's
+// connMailbox is a ConnectionActor's mailbox, and an owner actor's
+// (OwnerMailbox: a connection's Received is one call into the owner, its
+// Write one queued message back). It behaves as Proto.Actor's
 // default (unbounded) mailbox — actor/mailbox.go at the pinned version,
 // followed line by line below: system messages before user messages,
 // SuspendMailbox and ResumeMailbox, a runtime.Gosched after each

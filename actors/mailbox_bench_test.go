@@ -26,3 +26,30 @@ func BenchmarkConnectionMailboxPost(b *testing.B) {
 		p.SendUserMessage(pid, msg)
 	}
 }
+
+// BenchmarkOwnerMailboxPost is one user message posted to an idle owner
+// actor on OwnerDispatcher and handled by an empty Receive: the hop a
+// Received pays from its connection into an owner, with Proto.Actor's
+// default mailbox and with OwnerMailbox.
+func BenchmarkOwnerMailboxPost(b *testing.B) {
+	for _, mb := range []struct {
+		name    string
+		mailbox actor.MailboxProducer
+	}{{"default", actor.Unbounded()}, {"OwnerMailbox", OwnerMailbox()}} {
+		b.Run(mb.name, func(b *testing.B) {
+			sys := testkit.NewSystem(b)
+			pid := sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {},
+				actor.WithDispatcher(OwnerDispatcher()), actor.WithMailbox(mb.mailbox)))
+			defer sys.Root.Stop(pid)
+			p, ok := sys.ProcessRegistry.GetLocal(pid.Id)
+			if !ok {
+				b.Fatal("no process")
+			}
+			msg := &readResult{}
+			b.ReportAllocs()
+			for b.Loop() {
+				p.SendUserMessage(pid, msg)
+			}
+		})
+	}
+}
