@@ -164,7 +164,7 @@ func newConn(sys *actor.ActorSystem, opts ConnOptions) *Conn {
 	// its Receive only takes c.mu briefly, and the Go side sends to the
 	// actors only with c.mu released.
 	c.owner = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &connOwner{c: c} },
-		actor.WithDispatcher(actors.OwnerDispatcher())))
+		actor.WithDispatcher(actors.OwnerDispatcher()), actor.WithMailbox(actors.OwnerMailbox())))
 	return c
 }
 

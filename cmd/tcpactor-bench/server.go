@@ -339,10 +339,11 @@ func (c *claimer) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.NewConnection:
 		if c.owners == nil {
-			// The dispatcher tcpactor gives its own owners (owner.New,
-			// server.Conn): the owner runs on the goroutine that sends to it.
+			// The dispatcher and mailbox tcpactor gives its own owners
+			// (owner.New, server.Conn): the owner runs on the goroutine
+			// that sends to it.
 			c.owners = actor.PropsFromProducer(func() actor.Actor { return &echoOwner{} },
-				actor.WithDispatcher(actors.OwnerDispatcher()))
+				actor.WithDispatcher(actors.OwnerDispatcher()), actor.WithMailbox(actors.OwnerMailbox()))
 		}
 		owner := ctx.Spawn(c.owners)
 		ctx.Request(c.server, &messages.NextPendingConnection{Owner: owner})
