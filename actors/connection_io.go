@@ -131,16 +131,18 @@ func putBuf(b *[]byte) {
 // a new 32 KiB chunk (zeroed, and later collected) for every read.
 func recycleBuf(b []byte) {
 	if cap(b) != 0 {
-		recycleNonEmpty(b)
+		if p := bufPool(cap(b), false); p != nil {
+			recycleInto(p, b)
+		}
 	}
 }
 
-// recycleNonEmpty is recycleBuf's work, apart so that the header it puts on
-// the heap is made only for memory that is there (an ack of a write
-// without donated memory allocates nothing).
-func recycleNonEmpty(b []byte) {
+// recycleInto is recycleBuf's work, apart so that the header it puts on
+// the heap is made only for memory a pool takes (an ack of a write without
+// donated memory, or of a small echo's copy, allocates nothing).
+func recycleInto(p *sync.Pool, b []byte) {
 	b = b[:cap(b)]
-	putBuf(&b)
+	p.Put(&b)
 }
 
 // ReuseBuffer gives the memory of a Received's data back to the read
