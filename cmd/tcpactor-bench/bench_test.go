@@ -65,7 +65,7 @@ func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
 	}
 	svg := filepath.Join(t.TempDir(), "bench.svg")
 	md := runTinyBench(t, &res, "--svg", svg)
-	want := []string{metricAccept, metricPingPong, metricP50, metricP99, metricBulk, metricBulkRSS, metricIdle, metricFloodRSS, metricHTTP, metricHTTPP50}
+	want := []string{metricAccept, metricPingPong, metricP50, metricP99, metricPingCPU, metricBulk, metricBulkRSS, metricIdle, metricFloodRSS, metricHTTP, metricHTTPP50}
 	if len(res.Metrics) != len(want) {
 		t.Fatalf("got %d metrics, want %d (%v)", len(res.Metrics), len(want), want)
 	}

@@ -161,6 +161,46 @@ func (c *child) memory() (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
+// cpu is the CPU time, user and system, that the child and the processes
+// it started (a remote kind's second node, the relay's echo server) have
+// used so far.
+func (c *child) cpu() (time.Duration, error) { return treeCPU(c.cmd.Process.Pid) }
+
+// treeCPU is the CPU time of pid and of its descendants that are still
+// running, from /proc/PID/stat in clock ticks (USER_HZ, 100 a second on
+// Linux), so a figure over a round of seconds is good to about a percent.
+func treeCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command's name in parentheses, which may hold
+	// spaces: state is the first, utime the 12th and stime the 13th.
+	_, rest, _ := bytes.Cut(b, []byte(") "))
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	total := time.Duration(utime+stime) * (time.Second / 100)
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		for _, kid := range strings.Fields(string(kids)) {
+			if k, err := strconv.Atoi(kid); err == nil {
+				if t, err := treeCPU(k); err == nil { // a child that just ended: not counted
+					total += t
+				}
+			}
+		}
+	}
+	return total, nil
+}
+
 // stop closes the child's stdin, which ends it, and waits; a child that does
 // not end within a few seconds is killed.
 func (c *child) stop() error {

@@ -140,7 +140,7 @@ type httpResult struct {
 // request in flight each, after a few warm-up requests.
 func measureHTTP(c *child, conns int, d time.Duration) (httpResult, error) {
 	req := []byte("GET /hello HTTP/1.1\r\nHost: " + c.addr + "\r\nUser-Agent: tcpactor-bench\r\n\r\n")
-	perSec, lat, err := closedLoop(c.addr, conns, d, "http", func(_ int, conn net.Conn) func() error {
+	perSec, lat, _, err := closedLoop(c.addr, conns, d, "http", nil, func(_ int, conn net.Conn) func() error {
 		br := bufio.NewReader(conn)
 		return func() error {
 			if _, err := conn.Write(req); err != nil {

@@ -70,13 +70,14 @@ func dialAndClose(addr string, n, dialers int) error {
 type pingPongResult struct {
 	roundTripsPerSec float64
 	p50, p99         time.Duration
+	cpu              time.Duration // the server's CPU time per round trip
 }
 
 // measurePingPong runs conns connections that each send 64 bytes and wait
 // for them to come back, over and over, for d.
 func measurePingPong(c *child, conns int, d time.Duration) (pingPongResult, error) {
 	const size = 64
-	perSec, lat, err := closedLoop(c.addr, conns, d, "ping-pong", func(i int, conn net.Conn) func() error {
+	perSec, lat, cpu, err := closedLoop(c.addr, conns, d, "ping-pong", c.cpu, func(i int, conn net.Conn) func() error {
 		out, in := make([]byte, size), make([]byte, size)
 		for k := range out {
 			out[k] = byte(i + k)
@@ -92,19 +93,22 @@ func measurePingPong(c *child, conns int, d time.Duration) (pingPongResult, erro
 	if err != nil {
 		return pingPongResult{}, err
 	}
-	return pingPongResult{roundTripsPerSec: perSec, p50: percentile(lat, 0.50), p99: percentile(lat, 0.99)}, nil
+	return pingPongResult{roundTripsPerSec: perSec, p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), cpu: cpu}, nil
 }
 
 // closedLoop is the driver of the request-reply loads: conns connections to
 // addr, each with one operation in flight (op, made per connection by
 // newOp), a few warm-up operations each, then as many as fit in d, all
-// starting together. It returns the operations per second and their
-// latencies, sorted. A stuck server fails the round, never hangs it.
-func closedLoop(addr string, conns int, d time.Duration, name string, newOp func(i int, conn net.Conn) func() error) (float64, []time.Duration, error) {
+// starting together. It returns the operations per second, their
+// latencies, sorted, and, when cpu is given (the server's CPU time so far),
+// the server's CPU time per operation: a figure that a busy machine
+// disturbs far less than the rates. A stuck server fails the round, never
+// hangs it.
+func closedLoop(addr string, conns int, d time.Duration, name string, cpu func() (time.Duration, error), newOp func(i int, conn net.Conn) func() error) (float64, []time.Duration, time.Duration, error) {
 	const warm, maxSamples = 20, 1 << 16
 	cs, err := dialMany(addr, conns, 4)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	defer closeAll(cs)
 	hardStop := time.Now().Add(d + 10*time.Second)
@@ -152,12 +156,20 @@ func closedLoop(addr string, conns int, d time.Duration, name string, newOp func
 		}()
 	}
 	warmed.Wait()
+	var cpu0, cpu1 time.Duration
+	var cpuErr error
+	if cpu != nil {
+		cpu0, cpuErr = cpu()
+	}
 	t0 = time.Now()
 	close(start)
 	wg.Wait()
 	elapsed := time.Since(t0)
-	if err := errors.Join(errs...); err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", name, err)
+	if cpu != nil && cpuErr == nil {
+		cpu1, cpuErr = cpu()
+	}
+	if err := errors.Join(append(errs, cpuErr)...); err != nil {
+		return 0, nil, 0, fmt.Errorf("%s: %w", name, err)
 	}
 	var total int64
 	var all []time.Duration
@@ -165,11 +177,11 @@ func closedLoop(addr string, conns int, d time.Duration, name string, newOp func
 		total += done[i]
 		all = append(all, samples[i]...)
 	}
-	if len(all) == 0 {
-		return 0, nil, fmt.Errorf("%s: nothing completed", name)
+	if len(all) == 0 || total == 0 {
+		return 0, nil, 0, fmt.Errorf("%s: nothing completed", name)
 	}
 	slices.Sort(all)
-	return float64(total) / elapsed.Seconds(), all, nil
+	return float64(total) / elapsed.Seconds(), all, (cpu1 - cpu0) / time.Duration(total), nil
 }
 
 func percentile(sorted []time.Duration, q float64) time.Duration {

@@ -31,6 +31,7 @@ const (
 	metricPingPong = "pingpong_throughput"
 	metricP50      = "pingpong_p50"
 	metricP99      = "pingpong_p99"
+	metricPingCPU  = "pingpong_cpu"
 	metricBulk     = "bulk_throughput"
 	metricBulkRSS  = "bulk_peak_rss"
 	metricIdle     = "idle_memory"
@@ -43,6 +44,7 @@ func metricDefs(cfg benchConfig) []metricDef {
 		{metricPingPong, fmt.Sprintf("ping-pong, %d conns × 64 B", cfg.PingPongConns), "round trips/s", 0.95, true, 0, 0.97},
 		{metricP50, "ping-pong latency p50", "µs", 1.1, false, 1, 1.0},
 		{metricP99, "ping-pong latency p99", "µs", 0, false, 1, 0},
+		{metricPingCPU, "ping-pong, server CPU per round trip (all its processes)", "µs", 0, false, 2, 0},
 		{metricBulk, fmt.Sprintf("bulk echo, %d conns × 64 KiB writes", cfg.BulkConns), "MB/s", 0.90, true, 0, 1.0},
 		{metricBulkRSS, "bulk echo, server peak RSS (VmHWM)", "MiB", 3.0, false, 1, 0},
 		{metricIdle, fmt.Sprintf("idle memory, %d conns", cfg.IdleConns), "KiB/conn", 1.0, false, 2, 0.25},
@@ -57,7 +59,7 @@ func loadOf(metric string) string {
 	switch metric {
 	case metricAccept:
 		return loadAccept
-	case metricPingPong, metricP50, metricP99:
+	case metricPingPong, metricP50, metricP99, metricPingCPU:
 		return loadPingPong
 	case metricBulk, metricBulkRSS:
 		return loadBulk
@@ -227,7 +229,7 @@ func (r *benchResult) finish() {
 	}
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("Each server runs in its own child process, started afresh for every measurement; the load runs in the parent, on loopback. %d interleaved rounds (raw first in odd rounds, last in even ones); ratio = median of the per-round ratios tcpactor/raw; the absolute columns are medians across rounds and only frame the ratios.", c.Rounds),
-		fmt.Sprintf("accept: %d connections opened and closed by %d dialers, timed until the server has accepted and finished every one. ping-pong: %d connections, one 64-byte message in flight each, %v per round; latency is per round trip, as the client sees it. bulk: %d connections, a writer and a reader each, %v per round after a %v warm-up; peak RSS is the server's VmHWM. idle: %d connections held open; (RSS after − RSS before) / count, each RSS read after a GC that returns freed memory to the OS. flood: %d connections that send 64 KiB writes for %v and never read the echo; the server's VmHWM after.",
+		fmt.Sprintf("accept: %d connections opened and closed by %d dialers, timed until the server has accepted and finished every one. ping-pong: %d connections, one 64-byte message in flight each, %v per round; latency is per round trip, as the client sees it; CPU per round trip is the user and system time of the server's processes (/proc/PID/stat) over the round, divided by its round trips — on a busy machine a steadier figure than the rates. bulk: %d connections, a writer and a reader each, %v per round after a %v warm-up; peak RSS is the server's VmHWM. idle: %d connections held open; (RSS after − RSS before) / count, each RSS read after a GC that returns freed memory to the OS. flood: %d connections that send 64 KiB writes for %v and never read the echo; the server's VmHWM after.",
 			c.AcceptConns, c.AcceptDialers, c.PingPongConns, c.Duration, c.BulkConns, c.Duration, c.Duration/5, c.IdleConns, c.FloodConns, c.Duration),
 		"Client and server share the machine's cores, so differences of 10–20% can be noise; compare ratios, never absolute figures across runs.",
 		"Measured with "+r.Runtime+" in "+r.Elapsed+".",
