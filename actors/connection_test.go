@@ -559,7 +559,7 @@ func TestConnectionSetSocketOptionAppliesEveryOption(t *testing.T) {
 	}{
 		{"TCP_NODELAY", syscall.IPPROTO_TCP, syscall.TCP_NODELAY, func(v int) bool { return v == 0 }},
 		{"SO_KEEPALIVE", syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, func(v int) bool { return v == 1 }},
-		{"TCP_KEEPIDLE", syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, func(v int) bool { return v == 42 }},
+		{keepIdleName, syscall.IPPROTO_TCP, keepIdleOption, func(v int) bool { return v == 42 }},
 		{"SO_RCVBUF", syscall.SOL_SOCKET, syscall.SO_RCVBUF, func(v int) bool { return v >= 64<<10 && v <= 2*(64<<10) }},
 		{"SO_SNDBUF", syscall.SOL_SOCKET, syscall.SO_SNDBUF, func(v int) bool { return v >= 32<<10 && v <= 2*(32<<10) }},
 	} {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/tcpactor/tcpactor/internal/sockopt"
 	"github.com/tcpactor/tcpactor/messages"
 )
 
@@ -105,14 +106,4 @@ func dualStackAny(ln *net.TCPListener) bool {
 
 // setBacklog applies the listen backlog: Linux lets listen(2) be called again
 // on a listening socket to change it.
-func setBacklog(ln *net.TCPListener, backlog int) error {
-	rc, err := ln.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil {
-		return err
-	}
-	return lerr
-}
+func setBacklog(ln *net.TCPListener, backlog int) error { return sockopt.Relisten(ln, backlog) }

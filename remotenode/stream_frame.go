@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -195,18 +196,17 @@ func (fr *frameReader) next() (*inFrame, error) {
 	if n > fr.max || p > n-4 {
 		return nil, fmt.Errorf("%w: length %d, payload %d", errBadFrame, n, p)
 	}
-	h := n - 4 - p
-	if cap(fr.buf) < h {
-		fr.buf = make([]byte, h)
-	}
-	b := fr.buf[:h]
-	if _, err := io.ReadFull(fr.r, b); err != nil {
+	b, err := readFull(fr.r, fr.buf, n-4-p)
+	fr.buf = b
+	if err != nil {
 		return nil, err
 	}
 	var payload []byte
 	if p > 0 {
-		payload = actors.BorrowBuffer(p)
-		if _, err := io.ReadFull(fr.r, payload); err != nil {
+		if p <= actors.DefaultReadChunkSize { // a pooled chunk, or a small one
+			payload = actors.BorrowBuffer(p)
+		}
+		if payload, err = readFull(fr.r, payload, p); err != nil {
 			return nil, err
 		}
 	}
@@ -250,6 +250,37 @@ func (fr *frameReader) next() (*inFrame, error) {
 	}
 	f.msg, f.decodeFail = fr.decode(f.name, d.b, payload)
 	return f, nil
+}
+
+// readStep is the most memory a frame reader reserves ahead of the bytes
+// that have arrived.
+const readStep = 64 << 10
+
+// readFull reads n bytes into buf's memory when it has room for them, and
+// otherwise into memory that grows as the bytes arrive (doubling, from
+// readStep): a frame's lengths are the peer's word, and a peer that declares
+// 64 MiB and sends a few bytes must not make the node hold 64 MiB. So what
+// a frame holds is at most twice what has arrived, or readStep.
+func readFull(r io.Reader, buf []byte, n int) ([]byte, error) {
+	if cap(buf) >= n {
+		buf = buf[:n]
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	buf = buf[:0]
+	for len(buf) < n {
+		want := min(n, len(buf)+max(len(buf), readStep))
+		buf = slices.Grow(buf, want-len(buf))
+		m, err := io.ReadFull(r, buf[len(buf):want])
+		buf = buf[:len(buf)+m]
+		if errors.Is(err, io.EOF) && len(buf) > 0 {
+			err = io.ErrUnexpectedEOF // as io.ReadFull of the n bytes would say
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // decode unmarshals a message of type name and puts payload back in it.

@@ -249,7 +249,7 @@ func measureOne(self string, cfg benchConfig, res *benchResult, round int, load,
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, c.stop()) }()
+	defer func() { err = errors.Join(err, c.Stop()) }()
 	switch load {
 	case loadAccept:
 		a, err := measureAccept(c, cfg.AcceptConns, cfg.AcceptDialers)

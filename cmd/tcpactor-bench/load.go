@@ -305,7 +305,7 @@ func measureIdle(c *child, n int, heap bool) (idleResult, error) {
 		return idleResult{}, err
 	}
 	if heap {
-		if l, err := c.command("heap"); err != nil || l != "ok" {
+		if l, err := c.Command("heap"); err != nil || l != "ok" {
 			return idleResult{}, fmt.Errorf("%s server: heap profile: %q %v", c.kind, l, err)
 		}
 	}
@@ -315,7 +315,7 @@ func measureIdle(c *child, n int, heap bool) (idleResult, error) {
 // settledRSS is the child's RSS right after a collection that returned
 // freed memory to the OS.
 func settledRSS(c *child) (int64, error) {
-	if err := c.gc(); err != nil {
+	if err := c.GC(); err != nil {
 		return 0, err
 	}
 	rss, _, err := c.memory()

@@ -46,7 +46,7 @@ func startRelay(stderr io.Writer) (*relayServer, error) {
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		_ = echo.stop()
+		_ = echo.Stop()
 		return nil, err
 	}
 	r := &relayServer{ln: ln, echo: echo}
@@ -94,5 +94,5 @@ func (r *relayServer) stats() (int64, int64, int64, error) {
 
 func (r *relayServer) stop() {
 	r.ln.Close()
-	_ = r.echo.stop()
+	_ = r.echo.Stop()
 }

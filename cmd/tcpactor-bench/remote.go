@@ -163,7 +163,7 @@ func startRemoteEcho(backlog int, cpuprofile string, withTLS, withStream bool, s
 func (r *remoteEcho) stop() {
 	r.actorEcho.stop()
 	if r.owner != nil {
-		_ = r.owner.stop()
+		_ = r.owner.Stop()
 	}
 	if t := remotenode.StreamOf(r.sys); t != nil {
 		t.Stop()

@@ -16,7 +16,6 @@ package main
 // and exits when stdin closes (the parent exiting closes it too).
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +25,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +32,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/actors"
+	"github.com/tcpactor/tcpactor/internal/childproc"
 	"github.com/tcpactor/tcpactor/internal/cliflag"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/protocols"
@@ -117,30 +116,18 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		defer pprof.StopCPUProfile()
 	}
 	fmt.Fprintf(stdout, "port %d\n", s.port())
-	sc := bufio.NewScanner(stdin)
-	for sc.Scan() {
-		switch sc.Text() {
-		case "stats":
+	return childproc.Serve(stdin, stdout, childproc.Commands{
+		"stats": func() (string, error) {
 			a, l, p, err := s.stats()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "stats %d %d %d\n", a, l, p)
-		case "gc":
-			runtime.GC()
-			debug.FreeOSMemory()
-			fmt.Fprintln(stdout, "ok")
-		case "heap":
+			return fmt.Sprintf("stats %d %d %d", a, l, p), err
+		},
+		"heap": func() (string, error) {
 			if err := writeHeapProfile(*heapprofile); err != nil {
-				fmt.Fprintf(stdout, "error %v\n", err)
-				continue
+				return fmt.Sprintf("error %v", err), nil
 			}
-			fmt.Fprintln(stdout, "ok")
-		default:
-			fmt.Fprintf(stdout, "error unknown command %q\n", sc.Text())
-		}
-	}
-	return nil
+			return "ok", nil
+		},
+	})
 }
 
 // writeHeapProfile writes the heap profile as of the last collection (the

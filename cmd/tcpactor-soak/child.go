@@ -5,13 +5,11 @@ package main
 // descriptors are its own and not the load generator's.
 //
 // A node prints "ready ..." once it serves, then answers one line per
-// command read on stdin: "stats" (a JSON nodeStats) and "gc" (a full
-// collection that returns freed memory to the OS, then "ok"). It exits at
-// EOF.
+// command read on stdin (internal/childproc's protocol): "stats" (a JSON
+// nodeStats) and "gc" (a full collection that returns freed memory to the
+// OS, then "ok"). It exits at EOF.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,8 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,6 +28,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/actors"
+	"github.com/tcpactor/tcpactor/internal/childproc"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/owner"
 	"github.com/tcpactor/tcpactor/remotenode"
@@ -144,23 +141,14 @@ func runNode(args []string) error {
 	default:
 		return fmt.Errorf("--role %q: want server, remote-server or handler", *role)
 	}
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		switch in.Text() {
-		case "stats":
+	return childproc.Serve(os.Stdin, os.Stdout, childproc.Commands{
+		"stats": func() (string, error) {
 			st := ownStats()
 			st.Active, st.Accepted = counts()
 			b, _ := json.Marshal(st)
-			fmt.Printf("%s\n", b)
-		case "gc":
-			runtime.GC()
-			debug.FreeOSMemory()
-			fmt.Println("ok")
-		default:
-			fmt.Println("unknown command")
-		}
-	}
-	return nil
+			return string(b), nil
+		},
+	})
 }
 
 // ownStats measures this process.
@@ -171,33 +159,15 @@ func ownStats() nodeStats {
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		st.FDs = len(ents)
 	}
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, line := range bytes.Split(b, []byte("\n")) {
-			f := strings.Fields(string(line))
-			if len(f) < 2 {
-				continue
-			}
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			switch f[0] {
-			case "VmRSS:":
-				st.RSS = v << 10
-			case "VmHWM:":
-				st.HWM = v << 10
-			}
-		}
-	}
+	st.RSS, st.HWM, _ = childproc.Memory(os.Getpid())
 	return st
 }
 
 // node is the soak's handle on one node process.
 type node struct {
+	*childproc.Child
 	role  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string // stdout, line by line; closed at EOF
-	ready []string    // the words after "ready"
-	done  chan struct{}
-	err   error
+	ready []string // the words after "ready"
 }
 
 // startNode runs this binary as a node of role and waits until it is ready.
@@ -208,64 +178,21 @@ func startNode(role string, stderr io.Writer, extra ...string) (*node, error) {
 	}
 	cmd := exec.Command(self, append([]string{"node", "--role", role}, extra...)...)
 	cmd.Stderr = stderr
-	n := &node{role: role, cmd: cmd, lines: make(chan string, 4), done: make(chan struct{})}
-	if n.stdin, err = cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
+	p, line, err := childproc.Start(cmd, "the "+role+" node", 20*time.Second)
 	if err != nil {
 		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the %s node: %w", role, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			n.lines <- sc.Text() // one line per command: never more than fit
-		}
-		close(n.lines)
-		n.err = cmd.Wait() // after stdout is drained, as exec wants
-		close(n.done)
-	}()
-	line, err := n.line(20 * time.Second)
-	if err != nil {
-		n.stop()
-		return nil, fmt.Errorf("%s node: %w", role, err)
 	}
 	f := strings.Fields(line)
 	if len(f) == 0 || f[0] != "ready" {
-		n.stop()
+		_ = p.Stop()
 		return nil, fmt.Errorf("%s node said %q, want \"ready ...\"", role, line)
 	}
-	n.ready = f[1:]
-	return n, nil
-}
-
-func (n *node) line(timeout time.Duration) (string, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case l, ok := <-n.lines:
-		if !ok {
-			return "", fmt.Errorf("the %s node exited", n.role)
-		}
-		return l, nil
-	case <-t.C:
-		return "", fmt.Errorf("the %s node did not answer within %v", n.role, timeout)
-	}
-}
-
-func (n *node) command(c string) (string, error) {
-	if _, err := io.WriteString(n.stdin, c+"\n"); err != nil {
-		return "", fmt.Errorf("%s node: %w", n.role, err)
-	}
-	return n.line(20 * time.Second)
+	return &node{Child: p, role: role, ready: f[1:]}, nil
 }
 
 func (n *node) stats() (nodeStats, error) {
 	var st nodeStats
-	l, err := n.command("stats")
+	l, err := n.Command("stats")
 	if err != nil {
 		return st, err
 	}
@@ -273,28 +200,6 @@ func (n *node) stats() (nodeStats, error) {
 		return st, fmt.Errorf("%s node stats %q: %w", n.role, l, err)
 	}
 	return st, nil
-}
-
-func (n *node) gc() error {
-	l, err := n.command("gc")
-	if err == nil && l != "ok" {
-		err = fmt.Errorf("%s node: gc answered %q", n.role, l)
-	}
-	return err
-}
-
-// stop closes the node's stdin, which ends it; a node that does not end in
-// 10 s is killed.
-func (n *node) stop() error {
-	n.stdin.Close()
-	select {
-	case <-n.done:
-	case <-time.After(10 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.done
-		return fmt.Errorf("the %s node did not exit: killed", n.role)
-	}
-	return n.err
 }
 
 // tcpAddr is the load's address of a server node.

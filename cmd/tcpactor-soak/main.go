@@ -154,7 +154,7 @@ func runPhase(name string, cfg loadConfig, stderr io.Writer, remote bool) (*phas
 	var nodes []*node
 	defer func() {
 		for i := len(nodes) - 1; i >= 0; i-- {
-			_ = nodes[i].stop()
+			_ = nodes[i].Stop()
 		}
 	}()
 	role := roleServer
@@ -179,7 +179,7 @@ func runPhase(name string, cfg loadConfig, stderr io.Writer, remote bool) (*phas
 	cfg.addr = srv.tcpAddr()
 	r := &phaseReport{Name: name, Config: phaseConfig{cfg.conns, cfg.churn, cfg.rate, cfg.duration}}
 	for _, n := range nodes {
-		if err := n.gc(); err != nil {
+		if err := n.GC(); err != nil {
 			return nil, err
 		}
 		base, err := n.stats()
@@ -240,7 +240,7 @@ func settleNode(n *node, base nodeStats) (nodeStats, error) {
 			return st, err
 		}
 		if st.Active == 0 {
-			if err := n.gc(); err != nil {
+			if err := n.GC(); err != nil {
 				return st, err
 			}
 			if st, err = n.stats(); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/clusterkind"
 	"github.com/tcpactor/tcpactor/internal/remotecfg"
 	"github.com/tcpactor/tcpactor/messages"
@@ -396,6 +397,9 @@ type nodeStatus struct {
 	// Messages of tcpactor's protocol the remote (gRPC) delivered; with
 	// --remote-stream on both nodes, the streams carry them instead.
 	RemoteProtocol uint64 `json:"remote_protocol_messages"`
+	// Messages from remote peers refused or dropped, by reason, on either
+	// lane (the remote or the streams): the /metrics counter of serve.
+	RemoteRefused map[string]uint64 `json:"remote_refused"`
 	// With --remote-stream: messages this node's streams sent and received.
 	StreamAddress  string `json:"stream_address,omitempty"`
 	StreamSent     uint64 `json:"stream_sent,omitempty"`
@@ -453,6 +457,7 @@ func (n *runningNode) startDebug() error {
 		st := nodeStatus{
 			Goroutines: runtime.NumGoroutine(), Address: n.sys.Address(),
 			DroppedRemote: n.guard.Dropped(), RecoveredPanic: n.guard.Recovered(), RemoteProtocol: n.guard.Protocol(),
+			RemoteRefused: actors.RemoteRefusals(),
 		}
 		if t := remotenode.StreamOf(n.sys); t != nil {
 			st.StreamAddress, st.StreamSent, st.StreamReceived = t.Address(), t.Sent(), t.Received()

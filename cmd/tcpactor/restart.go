@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudflare/tableflip"
 	"github.com/tcpactor/tcpactor/actors"
+	"github.com/tcpactor/tcpactor/internal/sockopt"
 	"github.com/tcpactor/tcpactor/messages"
 	"github.com/tcpactor/tcpactor/server"
 )
@@ -55,7 +56,7 @@ func (r *restarter) listen(ctx context.Context, srv *server.Server, listenFlag, 
 		}
 		// Qt's default backlog, as a plain Listen gives it (Go asks for
 		// the kernel's maximum).
-		if err := relisten(ln, actors.DefaultBacklog); err != nil {
+		if err := sockopt.Relisten(ln.(syscall.Conn), actors.DefaultBacklog); err != nil {
 			ln.Close()
 			return nil, err
 		}
@@ -136,20 +137,6 @@ func dupListener(ln net.Listener) (int, error) {
 		return -1, err
 	}
 	return fd, derr
-}
-
-// relisten calls listen(2) again with backlog: Linux changes the backlog of
-// a listening socket so.
-func relisten(ln net.Listener, backlog int) error {
-	rc, err := ln.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil {
-		return err
-	}
-	return lerr
 }
 
 // reusePortControl sets SO_REUSEPORT when on: several processes may then
