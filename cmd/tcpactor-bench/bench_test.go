@@ -137,8 +137,8 @@ func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
 		}
 	}
 	md := runTinyBench(t, &res, "--kinds", "actor,remote", "--metrics", "pingpong")
-	if len(res.Metrics) != 3 {
-		t.Fatalf("got %d metrics, want the 3 of ping-pong", len(res.Metrics))
+	if len(res.Metrics) != 4 {
+		t.Fatalf("got %d metrics, want the 4 of ping-pong (rate, p50, p99, CPU per round trip)", len(res.Metrics))
 	}
 	for _, m := range res.Metrics {
 		if !(m.Median[kindRemote] > 0) || !(m.Ratio[kindRemote] > 0) || !(m.RatioToActor[kindRemote] > 0) {

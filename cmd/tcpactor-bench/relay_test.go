@@ -21,8 +21,8 @@ func TestBenchMeasuresTheRelayCeilingBesideTheRemoteOwner(t *testing.T) {
 		}
 	}
 	md := runTinyBench(t, &res, "--kinds", "remote,relay", "--metrics", "accept,pingpong,bulk")
-	if len(res.Metrics) != 6 {
-		t.Fatalf("got %d metrics, want the 6 of accept, ping-pong and bulk", len(res.Metrics))
+	if len(res.Metrics) != 7 {
+		t.Fatalf("got %d metrics, want the 7 of accept, ping-pong (with its CPU per round trip) and bulk", len(res.Metrics))
 	}
 	for _, m := range res.Metrics {
 		if !(m.Median[kindRelay] > 0) || !(m.Ratio[kindRelay] > 0) || !(m.RatioToRelay[kindRemote] > 0) {
