@@ -528,7 +528,7 @@ func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	var info *messages.ConnectionInfo
 	if s.opts.Connection.Handler == nil || len(s.subscribers) > 0 || !plainTCP(conn) {
 		info = ConnectionInfoOf(conn, id)
-		info.Server = ctx.Self()
+		info.Server, info.NodeStartId = ctx.Self(), StartID(ctx.ActorSystem())
 	}
 	pid := s.spawnConnection(ctx, conn, id)
 	s.live[pid.Id] = newLiveConn(conn, id, info)
@@ -645,7 +645,7 @@ func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnec
 		return &messages.Ack{Error: e}
 	}
 	ctx.Watch(pid)
-	info := &messages.ConnectionInfo{Server: ctx.Self()}
+	info := &messages.ConnectionInfo{Server: ctx.Self(), NodeStartId: StartID(ctx.ActorSystem())}
 	s.live[pid.Id] = liveConn{src: addedConn{info}}
 	s.pending = append(s.pending, pendingConn{pid: pid, added: true, addedBy: peerOf(ctx)})
 	s.updateAllowance()

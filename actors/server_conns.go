@@ -70,7 +70,9 @@ func (s *ServerActor) infoOf(ctx actor.Context, pid *actor.PID) *messages.Connec
 	if !s.isLive(ctx, pid) {
 		return nil
 	}
-	return s.live[pid.Id].infoAt(ctx.Self())
+	info := s.live[pid.Id].infoAt(ctx.Self())
+	info.NodeStartId = StartID(ctx.ActorSystem())
+	return info
 }
 
 // isLive says whether pid is a live connection of this server.
