@@ -6,15 +6,14 @@ import (
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
 )
 
 // TestAStaleReportOfTheOwnersNodeLeavesTheConnectionsOfItsStartOpen: the
-// remote reports node B lost (its EndpointTerminatedEvent, as a stale
-// endpoint writer publishes it when B was restarted on the same address)
-// while B is up. A connection whose claim named B's start id
+// remote reports node B lost (Terminated{AddressTerminated} for the owner,
+// as after a stale endpoint writer's end when B was restarted on the same
+// address) while B is up. A connection whose claim named B's start id
 // (ClaimOptions.owner_start_id) stays open and serves its owner; one whose
 // claim named another start of a node at B's address (the one before a
 // restart) ends, and its owner still hears Disconnected.
@@ -43,7 +42,15 @@ func TestAStaleReportOfTheOwnersNodeLeavesTheConnectionsOfItsStartOpen(t *testin
 	liveClient, live := claimAs(current)
 	goneClient, gone := claimAs(earlier)
 
-	sysA.EventStream.Publish(&remote.EndpointTerminatedEvent{Address: sysB.Address()})
+	// The report as the remote's endpoint watcher hands it to the node's
+	// owner watcher. (Publishing the remote's EndpointTerminatedEvent
+	// instead starts the very cascade of endpoint ends that drops messages
+	// in flight to B now and then: the crossnode tests go through it.)
+	w, ok := sysA.ProcessRegistry.GetLocal(OwnerWatcherName)
+	if !ok {
+		t.Fatal("node A has no owner watcher")
+	}
+	w.SendSystemMessage(OwnerWatcher(sysA.Address()), &actor.Terminated{Who: owner.pid, Why: actor.TerminatedReason_AddressTerminated})
 
 	// The connection of the earlier start ends; its owner is told why.
 	d := expectNext[*messages.Disconnected](t, owner)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,7 +23,7 @@ import (
 // (GetIncarnation): connections of the start that answers live on.
 
 // restartWindow is how long the tests open clients after a restart.
-const restartWindow = 6 * time.Second
+const restartWindow = 5 * time.Second
 
 // restartDelay is a supervisor's restart delay: the new member comes up
 // while the stale endpoint writer still dials (it does for ~12 s).
@@ -90,13 +91,15 @@ func TestAServerHostRestartedOnTheSameAddressLeavesTheOwnersConnectionsThere(t *
 	since := time.Now()
 
 	open := c.clientsFor(restartWindow, "after")
-	ended := owner.count("owner: ended", since)
+	// A client that was not echoed in time left, and its connection ended
+	// in order; one ended as lost is one ended on the stale report.
+	lost := owner.countContaining("owner: ended", "connection lost", since)
 	closedFirst := closeAll(open)
-	t.Logf("%d connections served by %s, %d ended at the owner while open, %d closed while open",
-		len(open), host.name, ended, closedFirst)
-	if ended > 0 || closedFirst > 0 {
-		t.Errorf("the owner ended %d (closed %d) of the %d connections of the restarted host while they were open:\n%s",
-			ended, closedFirst, len(open), owner.output())
+	t.Logf("%d connections served by %s, %d ended at the owner as lost while the host was up, %d closed while open; %d stale reports seen through",
+		len(open), host.name, lost, closedFirst, owner.count("owner: loss report", since))
+	if lost > 0 || closedFirst > 0 {
+		t.Errorf("the owner ended %d connections of the restarted host as lost (and %d of the %d served were closed) while they were open:\n%s",
+			lost, closedFirst, len(open), owner.output())
 	}
 	owner.settled(15 * time.Second)
 }
@@ -132,6 +135,20 @@ func closeAll(conns []net.Conn) (closed int) {
 		conn.Close()
 	}
 	return closed
+}
+
+// countContaining is how many lines starting with prefix and containing
+// part were printed at or after since.
+func (p *nodeProc) countContaining(prefix, part string, since time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, l := range p.lines {
+		if !l.at.Before(since) && strings.HasPrefix(l.text, prefix) && strings.Contains(l.text, part) {
+			n++
+		}
+	}
+	return n
 }
 
 // echoAgain sends msg on conn and reads its echo back.
