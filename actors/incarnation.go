@@ -21,8 +21,11 @@ package actors
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"net"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 	"weak"
 
@@ -89,12 +92,38 @@ func newStartID() uint64 {
 }
 
 // AskIncarnation asks the node at address for its start id and calls then
-// with it, in ctx's actor (ReenterAfter), or with 0 when no node there
-// answered within incarnationAttempts × incarnationTimeout. A report that
-// the node at address was lost is true for an actor whose start id (from
-// its claim or its connection's info) is not the answer.
+// with it, once, in ctx's actor (ReenterAfter), or with 0 when no node
+// there answered within incarnationAttempts × incarnationTimeout, or the
+// address refused a TCP connection meanwhile (no process listens there: a
+// node lost, as most are, is known so at once instead of after the
+// time-outs; tcpactor's health checks take a refusal so too). A report
+// that the node at address was lost is true for an actor whose start id
+// (from its claim or its connection's info) is not the answer.
 func AskIncarnation(ctx actor.Context, address string, then func(startID uint64)) {
-	askIncarnation(ctx, address, incarnationAttempts, then)
+	done := false // read and set in ctx's actor only
+	once := func(id uint64) {
+		if !done {
+			done = true
+			then(id)
+		}
+	}
+	refused := actor.NewFuture(ctx.ActorSystem(), incarnationAttempts*incarnationTimeout)
+	root := ctx.ActorSystem().Root
+	go func() {
+		c, err := net.DialTimeout("tcp", address, incarnationTimeout)
+		switch {
+		case err == nil:
+			c.Close()
+		case errors.Is(err, syscall.ECONNREFUSED):
+			root.Send(refused.PID(), &messages.Incarnation{})
+		}
+	}()
+	ctx.ReenterAfter(refused, func(_ any, err error) {
+		if err == nil {
+			once(0)
+		}
+	})
+	askIncarnation(ctx, address, incarnationAttempts, once)
 }
 
 func askIncarnation(ctx actor.Context, address string, attempts int, then func(uint64)) {
