@@ -493,7 +493,7 @@ func (c *connection) setOwner(ctx actor.Context, m *messages.SetOwner) {
 	}
 	if c.owner == nil || !pidEqual(c.owner, owner) {
 		c.unwatchOwner() // a former owner, before a hand-over
-		c.watchOwner(owner)
+		c.watchOwner(owner, m.GetOptions().GetOwnerStartId())
 	}
 	c.owner = owner
 	c.keepOpen = m.GetOptions().GetKeepOpenOnPeerClose()

@@ -16,6 +16,11 @@ package actors
 // owner that serves one short connection after another is watched once.
 // Owners on the connection's own node are watched by the connection, as
 // before: a local watch costs no message on the wire.
+//
+// A report that an owner's node was lost is checked first when the claims
+// of its connections named the owner's start id (incarnation.go): the
+// connections whose claim named the start id that the node at that address
+// answers with stay open, and the owner is watched again.
 
 import (
 	"runtime"
@@ -52,10 +57,11 @@ type ownerWatch struct {
 
 // watchedOwner is one remote owner and the connections of this system it
 // owns, by actor id (not by pointer: the book, in a process-wide map, must
-// not hold their system).
+// not hold their system), each with the owner's start id its claim named
+// (0: none).
 type watchedOwner struct {
 	pid   *actor.PID
-	conns map[string]struct{}
+	conns map[string]uint64
 	idle  time.Duration // monoNow() when its last connection left
 }
 
@@ -106,19 +112,19 @@ func (w *ownerWatch) send(msg any) {
 	}
 }
 
-// add makes c one of owner's connections, watching owner if nobody here
-// does yet.
-func (w *ownerWatch) add(owner *actor.PID, c *connection) {
+// add makes c one of owner's connections, claimed naming the owner's start
+// id startID (0: none), watching owner if nobody here does yet.
+func (w *ownerWatch) add(owner *actor.PID, startID uint64, c *connection) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	key := pidKey(owner)
 	o, ok := w.owners[key]
 	if !ok {
-		o = &watchedOwner{pid: owner, conns: map[string]struct{}{}}
+		o = &watchedOwner{pid: owner, conns: map[string]uint64{}}
 		w.owners[key] = o
 		w.send(&watchOwner{pid: owner})
 	}
-	o.conns[c.self().Id] = struct{}{}
+	o.conns[c.self().Id] = startID
 }
 
 // remove forgets c as one of owner's connections; the watch stays for
@@ -153,8 +159,34 @@ func (a *ownerWatcher) Receive(ctx actor.Context) {
 			ctx.Unwatch(pid)
 		}
 	case *actor.Terminated:
-		a.w.terminated(m)
+		if m.Why != actor.TerminatedReason_AddressTerminated || !a.w.namesStartID(m.Who) {
+			a.w.terminated(m, 0)
+			return
+		}
+		// Perhaps a stale report (incarnation.go): the node there answers.
+		AskIncarnation(ctx, m.Who.Address, func(current uint64) {
+			if a.w.terminated(m, current) {
+				ctx.Logger().Info("tcpactor: a report that the node of an owner was lost was stale: the same start of it answers; its connections here stay open",
+					"owner", pidKey(m.Who))
+				ctx.Watch(m.Who) // the report ended the remote's watch
+			}
+		})
 	}
+}
+
+// namesStartID tells whether a connection of owner was claimed naming the
+// owner's start id.
+func (w *ownerWatch) namesStartID(owner *actor.PID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if o, ok := w.owners[pidKey(owner)]; ok {
+		for _, id := range o.conns {
+			if id != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sweep forgets the owners without connections for ownerWatchLinger and
@@ -184,21 +216,36 @@ func (w *ownerWatch) sweep() []*actor.PID {
 }
 
 // terminated hands an owner's end to each of its connections, as the
-// system message a watch of its own would have brought.
-func (w *ownerWatch) terminated(m *actor.Terminated) {
+// system message a watch of its own would have brought, except to those
+// claimed naming current, the start id that the owner's node answers with
+// now (0: none, or not asked): for them the report was stale, and
+// terminated says whether there are any, to watch the owner again.
+func (w *ownerWatch) terminated(m *actor.Terminated, current uint64) (kept bool) {
+	var ended []string
 	w.mu.Lock()
-	o, ok := w.owners[pidKey(m.Who)]
-	delete(w.owners, pidKey(m.Who))
+	if o, ok := w.owners[pidKey(m.Who)]; ok {
+		for id, startID := range o.conns {
+			if current == 0 || startID != current {
+				ended = append(ended, id)
+				delete(o.conns, id)
+			}
+		}
+		kept = len(o.conns) > 0
+		if !kept {
+			delete(w.owners, pidKey(m.Who))
+		}
+	}
 	w.mu.Unlock()
 	sys := w.sys.Value()
-	if !ok || sys == nil {
-		return
+	if sys == nil {
+		return false
 	}
-	for id := range o.conns {
+	for _, id := range ended {
 		if p, ok := sys.ProcessRegistry.GetLocal(id); ok {
 			p.SendSystemMessage(actor.NewPID(sys.Address(), id), &actor.Terminated{Who: m.Who, Why: m.Why})
 		}
 	}
+	return kept
 }
 
 // pidKey is a PID as a map key (PID.String() is the generated protobuf
@@ -206,11 +253,12 @@ func (w *ownerWatch) terminated(m *actor.Terminated) {
 func pidKey(pid *actor.PID) string { return pid.Address + "/" + pid.Id }
 
 // watchOwner watches a connection's new owner: one on another node through
-// the system's owner watcher, one here directly.
-func (c *connection) watchOwner(owner *actor.PID) {
+// the system's owner watcher, one here directly. startID is the owner's
+// start id as its claim named it (0: none).
+func (c *connection) watchOwner(owner *actor.PID, startID uint64) {
 	if !IsLocalAddress(c.ctx.ActorSystem(), owner.Address) {
 		if w := ownerWatchOf(c.ctx.ActorSystem()); w != nil {
-			w.add(owner, c)
+			w.add(owner, startID, c)
 			return
 		}
 	}

@@ -28,6 +28,8 @@ import (
 type ServerActor struct {
 	opts ServerOptions
 
+	startID uint64 // StartID of the node, once known (nodeStartID)
+
 	// listening state; ln == nil when not listening
 	ln       listener // a *net.TCPListener, or a *socksListener through a SOCKS5 proxy
 	gate     *acceptGate
@@ -528,7 +530,7 @@ func (s *ServerActor) admit(ctx actor.Context, id uint64, conn net.Conn) {
 	var info *messages.ConnectionInfo
 	if s.opts.Connection.Handler == nil || len(s.subscribers) > 0 || !plainTCP(conn) {
 		info = ConnectionInfoOf(conn, id)
-		info.Server = ctx.Self()
+		info.Server, info.NodeStartId = ctx.Self(), s.nodeStartID(ctx)
 	}
 	pid := s.spawnConnection(ctx, conn, id)
 	s.live[pid.Id] = newLiveConn(conn, id, info)
@@ -645,7 +647,7 @@ func (s *ServerActor) addPending(ctx actor.Context, m *messages.AddPendingConnec
 		return &messages.Ack{Error: e}
 	}
 	ctx.Watch(pid)
-	info := &messages.ConnectionInfo{Server: ctx.Self()}
+	info := &messages.ConnectionInfo{Server: ctx.Self(), NodeStartId: s.nodeStartID(ctx)}
 	s.live[pid.Id] = liveConn{src: addedConn{info}}
 	s.pending = append(s.pending, pendingConn{pid: pid, added: true, addedBy: peerOf(ctx)})
 	s.updateAllowance()

@@ -70,7 +70,19 @@ func (s *ServerActor) infoOf(ctx actor.Context, pid *actor.PID) *messages.Connec
 	if !s.isLive(ctx, pid) {
 		return nil
 	}
-	return s.live[pid.Id].infoAt(ctx.Self())
+	info := s.live[pid.Id].infoAt(ctx.Self())
+	info.NodeStartId = s.nodeStartID(ctx)
+	return info
+}
+
+// nodeStartID is the node's StartID, which each ConnectionInfo the server
+// gives names: an owner on another node checks a report of this node's
+// loss against it.
+func (s *ServerActor) nodeStartID(ctx actor.Context) uint64 {
+	if s.startID == 0 {
+		s.startID = StartID(ctx.ActorSystem())
+	}
+	return s.startID
 }
 
 // isLive says whether pid is a live connection of this server.

@@ -52,11 +52,9 @@ func (c *testCluster) start(name string, i int, role ...string) *nodeProc {
 // was already replaced): once the address answers again it connects, is
 // stopped at last, and reports that address's endpoint terminated, which
 // ends the live endpoint to the new member there and fires every watch of
-// its actors (seen here: a connection on the server's host closed as if its
-// owner's node were lost; its owner is told, with Disconnected). That is a
-// hazard of a member restarted on the same address, not of the losses this
-// test is about: TestAnOwnerRestartedOnTheSameAddressHearsTheEndOfEveryConnectionItClaimed
-// restarts on the same address (restartAt).
+// its actors. That is a hazard of a member restarted on the same address,
+// not of the losses this test is about: the tests of restart_process_test.go
+// restart on the same address (restartAt).
 func (c *testCluster) restart(name string, i int, role ...string) *nodeProc {
 	c.slots[i].remote, c.slots[i].debug = freePort(c.t), freePort(c.t)
 	return c.start(name, i, role...)

@@ -510,6 +510,94 @@ func (x *Ack) GetError() *Error {
 	return nil
 }
 
+// GetIncarnation asks a node which start of it is running: sent to the
+// actor actors.IncarnationName there, answered with Incarnation. A
+// connection asks its owner's node, an owner (owner.New) its server's node,
+// when Proto.Actor's remote reports that node lost: a node restarted on the
+// same address is reported lost by a stale endpoint writer after it is up,
+// and the report is true only when the answer is another start id, or none.
+// From another node: allowed.
+type GetIncarnation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIncarnation) Reset() {
+	*x = GetIncarnation{}
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIncarnation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIncarnation) ProtoMessage() {}
+
+func (x *GetIncarnation) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIncarnation.ProtoReflect.Descriptor instead.
+func (*GetIncarnation) Descriptor() ([]byte, []int) {
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{3}
+}
+
+// Incarnation answers GetIncarnation.
+type Incarnation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StartId       uint64                 `protobuf:"varint,1,opt,name=start_id,json=startId,proto3" json:"start_id,omitempty"` // random, not 0, made once per actor system (actors.StartID)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Incarnation) Reset() {
+	*x = Incarnation{}
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Incarnation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Incarnation) ProtoMessage() {}
+
+func (x *Incarnation) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Incarnation.ProtoReflect.Descriptor instead.
+func (*Incarnation) Descriptor() ([]byte, []int) {
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Incarnation) GetStartId() uint64 {
+	if x != nil {
+		return x.StartId
+	}
+	return 0
+}
+
 // ListenOptions are the knobs of listen() that Qt keeps elsewhere.
 type ListenOptions struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -522,7 +610,7 @@ type ListenOptions struct {
 
 func (x *ListenOptions) Reset() {
 	*x = ListenOptions{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[3]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +622,7 @@ func (x *ListenOptions) String() string {
 func (*ListenOptions) ProtoMessage() {}
 
 func (x *ListenOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[3]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +635,7 @@ func (x *ListenOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenOptions.ProtoReflect.Descriptor instead.
 func (*ListenOptions) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{3}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListenOptions) GetBacklog() int32 {
@@ -587,7 +675,7 @@ type TlsServerOptions struct {
 
 func (x *TlsServerOptions) Reset() {
 	*x = TlsServerOptions{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[4]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +687,7 @@ func (x *TlsServerOptions) String() string {
 func (*TlsServerOptions) ProtoMessage() {}
 
 func (x *TlsServerOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[4]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +700,7 @@ func (x *TlsServerOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TlsServerOptions.ProtoReflect.Descriptor instead.
 func (*TlsServerOptions) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{4}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TlsServerOptions) GetCertificatePem() []byte {
@@ -660,7 +748,7 @@ type Listen struct {
 
 func (x *Listen) Reset() {
 	*x = Listen{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[5]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +760,7 @@ func (x *Listen) String() string {
 func (*Listen) ProtoMessage() {}
 
 func (x *Listen) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[5]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +773,7 @@ func (x *Listen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listen.ProtoReflect.Descriptor instead.
 func (*Listen) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{5}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Listen) GetAddress() string {
@@ -723,7 +811,7 @@ type SetSocketDescriptor struct {
 
 func (x *SetSocketDescriptor) Reset() {
 	*x = SetSocketDescriptor{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[6]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +823,7 @@ func (x *SetSocketDescriptor) String() string {
 func (*SetSocketDescriptor) ProtoMessage() {}
 
 func (x *SetSocketDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[6]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +836,7 @@ func (x *SetSocketDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSocketDescriptor.ProtoReflect.Descriptor instead.
 func (*SetSocketDescriptor) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{6}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetSocketDescriptor) GetSocketDescriptor() int64 {
@@ -783,7 +871,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[7]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +883,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[7]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +896,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{7}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{9}
 }
 
 // GetStatus asks a ServerActor for every QTcpServer getter at once. Answered
@@ -823,7 +911,7 @@ type GetStatus struct {
 
 func (x *GetStatus) Reset() {
 	*x = GetStatus{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[8]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +923,7 @@ func (x *GetStatus) String() string {
 func (*GetStatus) ProtoMessage() {}
 
 func (x *GetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[8]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +936,7 @@ func (x *GetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatus.ProtoReflect.Descriptor instead.
 func (*GetStatus) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{8}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetStatus) GetConnections() bool {
@@ -871,13 +959,20 @@ type ClaimOptions struct {
 	PeerCloseTimeoutMs    int32                  `protobuf:"varint,3,opt,name=peer_close_timeout_ms,json=peerCloseTimeoutMs,proto3" json:"peer_close_timeout_ms,omitempty"`          // after PeerClosed close by itself after this long; 0 = the connection's default (10 s); negative is an error
 	DirectIo              bool                   `protobuf:"varint,4,opt,name=direct_io,json=directIo,proto3" json:"direct_io,omitempty"`                                            // lend the socket to an owner on the connection's node: it gets a Go *actors.DirectIO (server.Conn reads and writes on its own goroutine); ignored for an owner on another node
 	PeerCloseWithoutError bool                   `protobuf:"varint,5,opt,name=peer_close_without_error,json=peerCloseWithoutError,proto3" json:"peer_close_without_error,omitempty"` // the peer's FIN comes as PeerClosed alone, without the ErrorOccurred{RemoteHostClosedError} before it: one message less per connection for an owner that ignores it (owner.New); a reset is still reported
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// The start id of the owner's node (actors.StartID; owner.New sets it): a
+	// report that the owner's node was lost (Terminated{AddressTerminated}) is
+	// checked with GetIncarnation at that address and ignored while the node
+	// there answers with this id — Proto.Actor's remote reports a node
+	// restarted on the same address lost after it is up. 0: every report is
+	// taken as true.
+	OwnerStartId  uint64 `protobuf:"varint,6,opt,name=owner_start_id,json=ownerStartId,proto3" json:"owner_start_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClaimOptions) Reset() {
 	*x = ClaimOptions{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[9]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +984,7 @@ func (x *ClaimOptions) String() string {
 func (*ClaimOptions) ProtoMessage() {}
 
 func (x *ClaimOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[9]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +997,7 @@ func (x *ClaimOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimOptions.ProtoReflect.Descriptor instead.
 func (*ClaimOptions) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{9}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClaimOptions) GetInitialCredit() int32 {
@@ -940,6 +1035,13 @@ func (x *ClaimOptions) GetPeerCloseWithoutError() bool {
 	return false
 }
 
+func (x *ClaimOptions) GetOwnerStartId() uint64 {
+	if x != nil {
+		return x.OwnerStartId
+	}
+	return 0
+}
+
 // NextPendingConnection is QTcpServer::nextPendingConnection(). Sent by
 // anyone; answered with PendingConnection. The connection's owner becomes
 // `owner`, or the sender when owner is absent; a future (RequestFuture's
@@ -955,7 +1057,7 @@ type NextPendingConnection struct {
 
 func (x *NextPendingConnection) Reset() {
 	*x = NextPendingConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[10]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1069,7 @@ func (x *NextPendingConnection) String() string {
 func (*NextPendingConnection) ProtoMessage() {}
 
 func (x *NextPendingConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[10]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1082,7 @@ func (x *NextPendingConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextPendingConnection.ProtoReflect.Descriptor instead.
 func (*NextPendingConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{10}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NextPendingConnection) GetOwner() *actor.PID {
@@ -1010,7 +1112,7 @@ type SetMaxPendingConnections struct {
 
 func (x *SetMaxPendingConnections) Reset() {
 	*x = SetMaxPendingConnections{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[11]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1124,7 @@ func (x *SetMaxPendingConnections) String() string {
 func (*SetMaxPendingConnections) ProtoMessage() {}
 
 func (x *SetMaxPendingConnections) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[11]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1137,7 @@ func (x *SetMaxPendingConnections) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaxPendingConnections.ProtoReflect.Descriptor instead.
 func (*SetMaxPendingConnections) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{11}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetMaxPendingConnections) GetMax() int32 {
@@ -1060,7 +1162,7 @@ type WaitForNewConnection struct {
 
 func (x *WaitForNewConnection) Reset() {
 	*x = WaitForNewConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[12]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1174,7 @@ func (x *WaitForNewConnection) String() string {
 func (*WaitForNewConnection) ProtoMessage() {}
 
 func (x *WaitForNewConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[12]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1187,7 @@ func (x *WaitForNewConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitForNewConnection.ProtoReflect.Descriptor instead.
 func (*WaitForNewConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{12}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WaitForNewConnection) GetTimeoutMs() int32 {
@@ -1109,7 +1211,7 @@ type AddPendingConnection struct {
 
 func (x *AddPendingConnection) Reset() {
 	*x = AddPendingConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[13]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1223,7 @@ func (x *AddPendingConnection) String() string {
 func (*AddPendingConnection) ProtoMessage() {}
 
 func (x *AddPendingConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[13]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1236,7 @@ func (x *AddPendingConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPendingConnection.ProtoReflect.Descriptor instead.
 func (*AddPendingConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{13}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AddPendingConnection) GetConnection() *actor.PID {
@@ -1158,7 +1260,7 @@ type SetProxy struct {
 
 func (x *SetProxy) Reset() {
 	*x = SetProxy{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[14]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1272,7 @@ func (x *SetProxy) String() string {
 func (*SetProxy) ProtoMessage() {}
 
 func (x *SetProxy) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[14]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1285,7 @@ func (x *SetProxy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProxy.ProtoReflect.Descriptor instead.
 func (*SetProxy) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{14}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetProxy) GetProxy() *NetworkProxy {
@@ -1204,7 +1306,7 @@ type PauseAccepting struct {
 
 func (x *PauseAccepting) Reset() {
 	*x = PauseAccepting{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[15]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1318,7 @@ func (x *PauseAccepting) String() string {
 func (*PauseAccepting) ProtoMessage() {}
 
 func (x *PauseAccepting) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[15]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1331,7 @@ func (x *PauseAccepting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseAccepting.ProtoReflect.Descriptor instead.
 func (*PauseAccepting) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{15}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{17}
 }
 
 // ResumeAccepting is QTcpServer::resumeAccepting(). Answered with Ack.
@@ -1243,7 +1345,7 @@ type ResumeAccepting struct {
 
 func (x *ResumeAccepting) Reset() {
 	*x = ResumeAccepting{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[16]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1357,7 @@ func (x *ResumeAccepting) String() string {
 func (*ResumeAccepting) ProtoMessage() {}
 
 func (x *ResumeAccepting) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[16]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1370,7 @@ func (x *ResumeAccepting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeAccepting.ProtoReflect.Descriptor instead.
 func (*ResumeAccepting) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{16}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{18}
 }
 
 // Subscribe connects the newConnection() and acceptError() signals (and,
@@ -1297,7 +1399,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[17]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1411,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[17]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1424,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{17}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Subscribe) GetSubscriber() *actor.PID {
@@ -1357,7 +1459,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[18]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1471,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[18]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1484,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{18}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Unsubscribe) GetSubscriber() *actor.PID {
@@ -1407,7 +1509,7 @@ type ListenResult struct {
 
 func (x *ListenResult) Reset() {
 	*x = ListenResult{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[19]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1521,7 @@ func (x *ListenResult) String() string {
 func (*ListenResult) ProtoMessage() {}
 
 func (x *ListenResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[19]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1534,7 @@ func (x *ListenResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenResult.ProtoReflect.Descriptor instead.
 func (*ListenResult) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{19}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListenResult) GetOk() bool {
@@ -1480,7 +1582,7 @@ type Closed struct {
 
 func (x *Closed) Reset() {
 	*x = Closed{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[20]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1594,7 @@ func (x *Closed) String() string {
 func (*Closed) ProtoMessage() {}
 
 func (x *Closed) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[20]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1607,7 @@ func (x *Closed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Closed.ProtoReflect.Descriptor instead.
 func (*Closed) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{20}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{22}
 }
 
 // ServerStatus answers GetStatus. Not listening: address "" (QHostAddress::Null),
@@ -1542,7 +1644,7 @@ type ServerStatus struct {
 
 func (x *ServerStatus) Reset() {
 	*x = ServerStatus{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[21]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1656,7 @@ func (x *ServerStatus) String() string {
 func (*ServerStatus) ProtoMessage() {}
 
 func (x *ServerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[21]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1669,7 @@ func (x *ServerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatus.ProtoReflect.Descriptor instead.
 func (*ServerStatus) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{21}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ServerStatus) GetListening() bool {
@@ -1723,7 +1825,7 @@ type PendingConnection struct {
 
 func (x *PendingConnection) Reset() {
 	*x = PendingConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[22]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1837,7 @@ func (x *PendingConnection) String() string {
 func (*PendingConnection) ProtoMessage() {}
 
 func (x *PendingConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[22]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1850,7 @@ func (x *PendingConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingConnection.ProtoReflect.Descriptor instead.
 func (*PendingConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{22}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PendingConnection) GetConnection() *actor.PID {
@@ -1784,7 +1886,7 @@ type WaitResult struct {
 
 func (x *WaitResult) Reset() {
 	*x = WaitResult{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[23]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +1898,7 @@ func (x *WaitResult) String() string {
 func (*WaitResult) ProtoMessage() {}
 
 func (x *WaitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[23]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +1911,7 @@ func (x *WaitResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResult.ProtoReflect.Descriptor instead.
 func (*WaitResult) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{23}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WaitResult) GetAvailable() bool {
@@ -1850,7 +1952,7 @@ type NewConnection struct {
 
 func (x *NewConnection) Reset() {
 	*x = NewConnection{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[24]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +1964,7 @@ func (x *NewConnection) String() string {
 func (*NewConnection) ProtoMessage() {}
 
 func (x *NewConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[24]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +1977,7 @@ func (x *NewConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewConnection.ProtoReflect.Descriptor instead.
 func (*NewConnection) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{24}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *NewConnection) GetServer() *actor.PID {
@@ -1926,7 +2028,7 @@ type AcceptError struct {
 
 func (x *AcceptError) Reset() {
 	*x = AcceptError{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[25]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2040,7 @@ func (x *AcceptError) String() string {
 func (*AcceptError) ProtoMessage() {}
 
 func (x *AcceptError) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[25]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2053,7 @@ func (x *AcceptError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptError.ProtoReflect.Descriptor instead.
 func (*AcceptError) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{25}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AcceptError) GetServer() *actor.PID {
@@ -1987,7 +2089,7 @@ type HandshakeFailed struct {
 
 func (x *HandshakeFailed) Reset() {
 	*x = HandshakeFailed{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[26]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2101,7 @@ func (x *HandshakeFailed) String() string {
 func (*HandshakeFailed) ProtoMessage() {}
 
 func (x *HandshakeFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[26]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2114,7 @@ func (x *HandshakeFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandshakeFailed.ProtoReflect.Descriptor instead.
 func (*HandshakeFailed) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{26}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HandshakeFailed) GetServer() *actor.PID {
@@ -2073,7 +2175,7 @@ type SetOwner struct {
 
 func (x *SetOwner) Reset() {
 	*x = SetOwner{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[27]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2187,7 @@ func (x *SetOwner) String() string {
 func (*SetOwner) ProtoMessage() {}
 
 func (x *SetOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[27]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2200,7 @@ func (x *SetOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOwner.ProtoReflect.Descriptor instead.
 func (*SetOwner) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{27}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetOwner) GetOwner() *actor.PID {
@@ -2149,7 +2251,7 @@ type Demand struct {
 
 func (x *Demand) Reset() {
 	*x = Demand{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[28]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2263,7 @@ func (x *Demand) String() string {
 func (*Demand) ProtoMessage() {}
 
 func (x *Demand) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[28]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2276,7 @@ func (x *Demand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Demand.ProtoReflect.Descriptor instead.
 func (*Demand) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{28}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Demand) GetN() int32 {
@@ -2212,7 +2314,7 @@ type Write struct {
 
 func (x *Write) Reset() {
 	*x = Write{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[29]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2326,7 @@ func (x *Write) String() string {
 func (*Write) ProtoMessage() {}
 
 func (x *Write) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[29]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2339,7 @@ func (x *Write) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Write.ProtoReflect.Descriptor instead.
 func (*Write) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{29}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Write) GetData() []byte {
@@ -2280,7 +2382,7 @@ type CloseWrite struct {
 
 func (x *CloseWrite) Reset() {
 	*x = CloseWrite{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[30]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2394,7 @@ func (x *CloseWrite) String() string {
 func (*CloseWrite) ProtoMessage() {}
 
 func (x *CloseWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[30]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2407,7 @@ func (x *CloseWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseWrite.ProtoReflect.Descriptor instead.
 func (*CloseWrite) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{30}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{32}
 }
 
 // Abort is QTcpSocket::abort(): queued writes fail (one WriteFailed each) and
@@ -2320,7 +2422,7 @@ type Abort struct {
 
 func (x *Abort) Reset() {
 	*x = Abort{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[31]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +2434,7 @@ func (x *Abort) String() string {
 func (*Abort) ProtoMessage() {}
 
 func (x *Abort) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[31]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +2447,7 @@ func (x *Abort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Abort.ProtoReflect.Descriptor instead.
 func (*Abort) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{31}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{33}
 }
 
 // GetInfo asks a ConnectionActor about itself. Answered with ConnectionInfo.
@@ -2359,7 +2461,7 @@ type GetInfo struct {
 
 func (x *GetInfo) Reset() {
 	*x = GetInfo{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[32]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2473,7 @@ func (x *GetInfo) String() string {
 func (*GetInfo) ProtoMessage() {}
 
 func (x *GetInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[32]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2486,7 @@ func (x *GetInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfo.ProtoReflect.Descriptor instead.
 func (*GetInfo) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{32}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{34}
 }
 
 // SetSocketOption is QAbstractSocket::setSocketOption(). Fields left absent
@@ -2405,7 +2507,7 @@ type SetSocketOption struct {
 
 func (x *SetSocketOption) Reset() {
 	*x = SetSocketOption{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[33]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2519,7 @@ func (x *SetSocketOption) String() string {
 func (*SetSocketOption) ProtoMessage() {}
 
 func (x *SetSocketOption) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[33]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2532,7 @@ func (x *SetSocketOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSocketOption.ProtoReflect.Descriptor instead.
 func (*SetSocketOption) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{33}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetSocketOption) GetNoDelay() bool {
@@ -2486,7 +2588,7 @@ type WriteAck struct {
 
 func (x *WriteAck) Reset() {
 	*x = WriteAck{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[34]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2498,7 +2600,7 @@ func (x *WriteAck) String() string {
 func (*WriteAck) ProtoMessage() {}
 
 func (x *WriteAck) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[34]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2511,7 +2613,7 @@ func (x *WriteAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteAck.ProtoReflect.Descriptor instead.
 func (*WriteAck) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{34}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WriteAck) GetConnection() *actor.PID {
@@ -2543,7 +2645,7 @@ type WriteFailed struct {
 
 func (x *WriteFailed) Reset() {
 	*x = WriteFailed{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[35]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2555,7 +2657,7 @@ func (x *WriteFailed) String() string {
 func (*WriteFailed) ProtoMessage() {}
 
 func (x *WriteFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[35]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2568,7 +2670,7 @@ func (x *WriteFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteFailed.ProtoReflect.Descriptor instead.
 func (*WriteFailed) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{35}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WriteFailed) GetConnection() *actor.PID {
@@ -2611,13 +2713,14 @@ type ConnectionInfo struct {
 	TlsVersion             string                 `protobuf:"bytes,13,opt,name=tls_version,json=tlsVersion,proto3" json:"tls_version,omitempty"`                                       // QSslSocket::sessionProtocol(), e.g. "TLS 1.3"; "" for plain TCP
 	TlsCipher              string                 `protobuf:"bytes,14,opt,name=tls_cipher,json=tlsCipher,proto3" json:"tls_cipher,omitempty"`                                          // sessionCipher().name(), IANA name, e.g. "TLS_AES_128_GCM_SHA256"
 	PeerCertificateSubject string                 `protobuf:"bytes,15,opt,name=peer_certificate_subject,json=peerCertificateSubject,proto3" json:"peer_certificate_subject,omitempty"` // peerCertificate().subjectDisplayName(): the client certificate's subject (mutual TLS), else ""
+	NodeStartId            uint64                 `protobuf:"varint,16,opt,name=node_start_id,json=nodeStartId,proto3" json:"node_start_id,omitempty"`                                 // the start id of the connection's node (actors.StartID), in the info a server gives (NewConnection, PendingConnection): an owner checks a report of that node's loss against it (GetIncarnation); 0 in GetInfo's answer
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
 
 func (x *ConnectionInfo) Reset() {
 	*x = ConnectionInfo{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[36]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2732,7 @@ func (x *ConnectionInfo) String() string {
 func (*ConnectionInfo) ProtoMessage() {}
 
 func (x *ConnectionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[36]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2745,7 @@ func (x *ConnectionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionInfo.ProtoReflect.Descriptor instead.
 func (*ConnectionInfo) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{36}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ConnectionInfo) GetId() uint64 {
@@ -2750,6 +2853,13 @@ func (x *ConnectionInfo) GetPeerCertificateSubject() string {
 	return ""
 }
 
+func (x *ConnectionInfo) GetNodeStartId() uint64 {
+	if x != nil {
+		return x.NodeStartId
+	}
+	return 0
+}
+
 // Received carries bytes read from the peer. Sent by the ConnectionActor to
 // its owner, one per credit.
 type Received struct {
@@ -2768,7 +2878,7 @@ type Received struct {
 
 func (x *Received) Reset() {
 	*x = Received{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[37]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2890,7 @@ func (x *Received) String() string {
 func (*Received) ProtoMessage() {}
 
 func (x *Received) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[37]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2903,7 @@ func (x *Received) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Received.ProtoReflect.Descriptor instead.
 func (*Received) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{37}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Received) GetConnection() *actor.PID {
@@ -2828,7 +2938,7 @@ type ErrorOccurred struct {
 
 func (x *ErrorOccurred) Reset() {
 	*x = ErrorOccurred{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[38]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2840,7 +2950,7 @@ func (x *ErrorOccurred) String() string {
 func (*ErrorOccurred) ProtoMessage() {}
 
 func (x *ErrorOccurred) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[38]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2853,7 +2963,7 @@ func (x *ErrorOccurred) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorOccurred.ProtoReflect.Descriptor instead.
 func (*ErrorOccurred) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{38}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ErrorOccurred) GetConnection() *actor.PID {
@@ -2885,7 +2995,7 @@ type PeerClosed struct {
 
 func (x *PeerClosed) Reset() {
 	*x = PeerClosed{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[39]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +3007,7 @@ func (x *PeerClosed) String() string {
 func (*PeerClosed) ProtoMessage() {}
 
 func (x *PeerClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[39]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +3020,7 @@ func (x *PeerClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerClosed.ProtoReflect.Descriptor instead.
 func (*PeerClosed) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{39}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PeerClosed) GetConnection() *actor.PID {
@@ -2932,7 +3042,7 @@ type Disconnected struct {
 
 func (x *Disconnected) Reset() {
 	*x = Disconnected{}
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[40]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2944,7 +3054,7 @@ func (x *Disconnected) String() string {
 func (*Disconnected) ProtoMessage() {}
 
 func (x *Disconnected) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[40]
+	mi := &file_tcpactor_v1_tcpactor_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2957,7 +3067,7 @@ func (x *Disconnected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disconnected.ProtoReflect.Descriptor instead.
 func (*Disconnected) Descriptor() ([]byte, []int) {
-	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{40}
+	return file_tcpactor_v1_tcpactor_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Disconnected) GetConnection() *actor.PID {
@@ -2989,7 +3099,10 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x05 \x01(\tR\bpassword\"/\n" +
 	"\x03Ack\x12(\n" +
-	"\x05error\x18\x01 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\x83\x01\n" +
+	"\x05error\x18\x01 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\x10\n" +
+	"\x0eGetIncarnation\"(\n" +
+	"\vIncarnation\x12\x19\n" +
+	"\bstart_id\x18\x01 \x01(\x04R\astartId\"\x83\x01\n" +
 	"\rListenOptions\x12\x18\n" +
 	"\abacklog\x18\x01 \x01(\x05R\abacklog\x12'\n" +
 	"\x0fmax_connections\x18\x02 \x01(\x05R\x0emaxConnections\x12/\n" +
@@ -3007,13 +3120,14 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\x11socket_descriptor\x18\x01 \x01(\x03R\x10socketDescriptor\"\a\n" +
 	"\x05Close\"-\n" +
 	"\tGetStatus\x12 \n" +
-	"\vconnections\x18\x01 \x01(\bR\vconnections\"\xf4\x01\n" +
+	"\vconnections\x18\x01 \x01(\bR\vconnections\"\x9a\x02\n" +
 	"\fClaimOptions\x12%\n" +
 	"\x0einitial_credit\x18\x01 \x01(\x05R\rinitialCredit\x124\n" +
 	"\x17keep_open_on_peer_close\x18\x02 \x01(\bR\x13keepOpenOnPeerClose\x121\n" +
 	"\x15peer_close_timeout_ms\x18\x03 \x01(\x05R\x12peerCloseTimeoutMs\x12\x1b\n" +
 	"\tdirect_io\x18\x04 \x01(\bR\bdirectIo\x127\n" +
-	"\x18peer_close_without_error\x18\x05 \x01(\bR\x15peerCloseWithoutError\"n\n" +
+	"\x18peer_close_without_error\x18\x05 \x01(\bR\x15peerCloseWithoutError\x12$\n" +
+	"\x0eowner_start_id\x18\x06 \x01(\x04R\fownerStartId\"n\n" +
 	"\x15NextPendingConnection\x12 \n" +
 	"\x05owner\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\x05owner\x123\n" +
@@ -3150,7 +3264,7 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	".actor.PIDR\n" +
 	"connection\x12\x15\n" +
 	"\x06ack_id\x18\x02 \x01(\x04R\x05ackId\x12(\n" +
-	"\x05error\x18\x03 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\xaa\x04\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\"\xce\x04\n" +
 	"\x0eConnectionInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rlocal_address\x18\x02 \x01(\tR\flocalAddress\x12\x1d\n" +
@@ -3173,7 +3287,8 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"tlsVersion\x12\x1d\n" +
 	"\n" +
 	"tls_cipher\x18\x0e \x01(\tR\ttlsCipher\x128\n" +
-	"\x18peer_certificate_subject\x18\x0f \x01(\tR\x16peerCertificateSubject\"b\n" +
+	"\x18peer_certificate_subject\x18\x0f \x01(\tR\x16peerCertificateSubject\x12\"\n" +
+	"\rnode_start_id\x18\x10 \x01(\x04R\vnodeStartId\"b\n" +
 	"\bReceived\x12*\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\n" +
@@ -3260,7 +3375,7 @@ func file_tcpactor_v1_tcpactor_proto_rawDescGZIP() []byte {
 }
 
 var file_tcpactor_v1_tcpactor_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tcpactor_v1_tcpactor_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_tcpactor_v1_tcpactor_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_tcpactor_v1_tcpactor_proto_goTypes = []any{
 	(SocketError)(0),                 // 0: tcpactor.v1.SocketError
 	(SocketState)(0),                 // 1: tcpactor.v1.SocketState
@@ -3269,93 +3384,95 @@ var file_tcpactor_v1_tcpactor_proto_goTypes = []any{
 	(*Error)(nil),                    // 4: tcpactor.v1.Error
 	(*NetworkProxy)(nil),             // 5: tcpactor.v1.NetworkProxy
 	(*Ack)(nil),                      // 6: tcpactor.v1.Ack
-	(*ListenOptions)(nil),            // 7: tcpactor.v1.ListenOptions
-	(*TlsServerOptions)(nil),         // 8: tcpactor.v1.TlsServerOptions
-	(*Listen)(nil),                   // 9: tcpactor.v1.Listen
-	(*SetSocketDescriptor)(nil),      // 10: tcpactor.v1.SetSocketDescriptor
-	(*Close)(nil),                    // 11: tcpactor.v1.Close
-	(*GetStatus)(nil),                // 12: tcpactor.v1.GetStatus
-	(*ClaimOptions)(nil),             // 13: tcpactor.v1.ClaimOptions
-	(*NextPendingConnection)(nil),    // 14: tcpactor.v1.NextPendingConnection
-	(*SetMaxPendingConnections)(nil), // 15: tcpactor.v1.SetMaxPendingConnections
-	(*WaitForNewConnection)(nil),     // 16: tcpactor.v1.WaitForNewConnection
-	(*AddPendingConnection)(nil),     // 17: tcpactor.v1.AddPendingConnection
-	(*SetProxy)(nil),                 // 18: tcpactor.v1.SetProxy
-	(*PauseAccepting)(nil),           // 19: tcpactor.v1.PauseAccepting
-	(*ResumeAccepting)(nil),          // 20: tcpactor.v1.ResumeAccepting
-	(*Subscribe)(nil),                // 21: tcpactor.v1.Subscribe
-	(*Unsubscribe)(nil),              // 22: tcpactor.v1.Unsubscribe
-	(*ListenResult)(nil),             // 23: tcpactor.v1.ListenResult
-	(*Closed)(nil),                   // 24: tcpactor.v1.Closed
-	(*ServerStatus)(nil),             // 25: tcpactor.v1.ServerStatus
-	(*PendingConnection)(nil),        // 26: tcpactor.v1.PendingConnection
-	(*WaitResult)(nil),               // 27: tcpactor.v1.WaitResult
-	(*NewConnection)(nil),            // 28: tcpactor.v1.NewConnection
-	(*AcceptError)(nil),              // 29: tcpactor.v1.AcceptError
-	(*HandshakeFailed)(nil),          // 30: tcpactor.v1.HandshakeFailed
-	(*SetOwner)(nil),                 // 31: tcpactor.v1.SetOwner
-	(*Demand)(nil),                   // 32: tcpactor.v1.Demand
-	(*Write)(nil),                    // 33: tcpactor.v1.Write
-	(*CloseWrite)(nil),               // 34: tcpactor.v1.CloseWrite
-	(*Abort)(nil),                    // 35: tcpactor.v1.Abort
-	(*GetInfo)(nil),                  // 36: tcpactor.v1.GetInfo
-	(*SetSocketOption)(nil),          // 37: tcpactor.v1.SetSocketOption
-	(*WriteAck)(nil),                 // 38: tcpactor.v1.WriteAck
-	(*WriteFailed)(nil),              // 39: tcpactor.v1.WriteFailed
-	(*ConnectionInfo)(nil),           // 40: tcpactor.v1.ConnectionInfo
-	(*Received)(nil),                 // 41: tcpactor.v1.Received
-	(*ErrorOccurred)(nil),            // 42: tcpactor.v1.ErrorOccurred
-	(*PeerClosed)(nil),               // 43: tcpactor.v1.PeerClosed
-	(*Disconnected)(nil),             // 44: tcpactor.v1.Disconnected
-	(*actor.PID)(nil),                // 45: actor.PID
+	(*GetIncarnation)(nil),           // 7: tcpactor.v1.GetIncarnation
+	(*Incarnation)(nil),              // 8: tcpactor.v1.Incarnation
+	(*ListenOptions)(nil),            // 9: tcpactor.v1.ListenOptions
+	(*TlsServerOptions)(nil),         // 10: tcpactor.v1.TlsServerOptions
+	(*Listen)(nil),                   // 11: tcpactor.v1.Listen
+	(*SetSocketDescriptor)(nil),      // 12: tcpactor.v1.SetSocketDescriptor
+	(*Close)(nil),                    // 13: tcpactor.v1.Close
+	(*GetStatus)(nil),                // 14: tcpactor.v1.GetStatus
+	(*ClaimOptions)(nil),             // 15: tcpactor.v1.ClaimOptions
+	(*NextPendingConnection)(nil),    // 16: tcpactor.v1.NextPendingConnection
+	(*SetMaxPendingConnections)(nil), // 17: tcpactor.v1.SetMaxPendingConnections
+	(*WaitForNewConnection)(nil),     // 18: tcpactor.v1.WaitForNewConnection
+	(*AddPendingConnection)(nil),     // 19: tcpactor.v1.AddPendingConnection
+	(*SetProxy)(nil),                 // 20: tcpactor.v1.SetProxy
+	(*PauseAccepting)(nil),           // 21: tcpactor.v1.PauseAccepting
+	(*ResumeAccepting)(nil),          // 22: tcpactor.v1.ResumeAccepting
+	(*Subscribe)(nil),                // 23: tcpactor.v1.Subscribe
+	(*Unsubscribe)(nil),              // 24: tcpactor.v1.Unsubscribe
+	(*ListenResult)(nil),             // 25: tcpactor.v1.ListenResult
+	(*Closed)(nil),                   // 26: tcpactor.v1.Closed
+	(*ServerStatus)(nil),             // 27: tcpactor.v1.ServerStatus
+	(*PendingConnection)(nil),        // 28: tcpactor.v1.PendingConnection
+	(*WaitResult)(nil),               // 29: tcpactor.v1.WaitResult
+	(*NewConnection)(nil),            // 30: tcpactor.v1.NewConnection
+	(*AcceptError)(nil),              // 31: tcpactor.v1.AcceptError
+	(*HandshakeFailed)(nil),          // 32: tcpactor.v1.HandshakeFailed
+	(*SetOwner)(nil),                 // 33: tcpactor.v1.SetOwner
+	(*Demand)(nil),                   // 34: tcpactor.v1.Demand
+	(*Write)(nil),                    // 35: tcpactor.v1.Write
+	(*CloseWrite)(nil),               // 36: tcpactor.v1.CloseWrite
+	(*Abort)(nil),                    // 37: tcpactor.v1.Abort
+	(*GetInfo)(nil),                  // 38: tcpactor.v1.GetInfo
+	(*SetSocketOption)(nil),          // 39: tcpactor.v1.SetSocketOption
+	(*WriteAck)(nil),                 // 40: tcpactor.v1.WriteAck
+	(*WriteFailed)(nil),              // 41: tcpactor.v1.WriteFailed
+	(*ConnectionInfo)(nil),           // 42: tcpactor.v1.ConnectionInfo
+	(*Received)(nil),                 // 43: tcpactor.v1.Received
+	(*ErrorOccurred)(nil),            // 44: tcpactor.v1.ErrorOccurred
+	(*PeerClosed)(nil),               // 45: tcpactor.v1.PeerClosed
+	(*Disconnected)(nil),             // 46: tcpactor.v1.Disconnected
+	(*actor.PID)(nil),                // 47: actor.PID
 }
 var file_tcpactor_v1_tcpactor_proto_depIdxs = []int32{
 	0,  // 0: tcpactor.v1.Error.code:type_name -> tcpactor.v1.SocketError
 	2,  // 1: tcpactor.v1.NetworkProxy.type:type_name -> tcpactor.v1.ProxyType
 	4,  // 2: tcpactor.v1.Ack.error:type_name -> tcpactor.v1.Error
-	8,  // 3: tcpactor.v1.ListenOptions.tls:type_name -> tcpactor.v1.TlsServerOptions
-	7,  // 4: tcpactor.v1.Listen.options:type_name -> tcpactor.v1.ListenOptions
-	45, // 5: tcpactor.v1.NextPendingConnection.owner:type_name -> actor.PID
-	13, // 6: tcpactor.v1.NextPendingConnection.options:type_name -> tcpactor.v1.ClaimOptions
-	45, // 7: tcpactor.v1.AddPendingConnection.connection:type_name -> actor.PID
+	10, // 3: tcpactor.v1.ListenOptions.tls:type_name -> tcpactor.v1.TlsServerOptions
+	9,  // 4: tcpactor.v1.Listen.options:type_name -> tcpactor.v1.ListenOptions
+	47, // 5: tcpactor.v1.NextPendingConnection.owner:type_name -> actor.PID
+	15, // 6: tcpactor.v1.NextPendingConnection.options:type_name -> tcpactor.v1.ClaimOptions
+	47, // 7: tcpactor.v1.AddPendingConnection.connection:type_name -> actor.PID
 	5,  // 8: tcpactor.v1.SetProxy.proxy:type_name -> tcpactor.v1.NetworkProxy
-	45, // 9: tcpactor.v1.Subscribe.subscriber:type_name -> actor.PID
-	13, // 10: tcpactor.v1.Subscribe.options:type_name -> tcpactor.v1.ClaimOptions
-	45, // 11: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
+	47, // 9: tcpactor.v1.Subscribe.subscriber:type_name -> actor.PID
+	15, // 10: tcpactor.v1.Subscribe.options:type_name -> tcpactor.v1.ClaimOptions
+	47, // 11: tcpactor.v1.Unsubscribe.subscriber:type_name -> actor.PID
 	4,  // 12: tcpactor.v1.ListenResult.error:type_name -> tcpactor.v1.Error
 	3,  // 13: tcpactor.v1.ListenResult.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
 	4,  // 14: tcpactor.v1.ServerStatus.error:type_name -> tcpactor.v1.Error
 	5,  // 15: tcpactor.v1.ServerStatus.proxy:type_name -> tcpactor.v1.NetworkProxy
 	3,  // 16: tcpactor.v1.ServerStatus.protocol:type_name -> tcpactor.v1.NetworkLayerProtocol
-	40, // 17: tcpactor.v1.ServerStatus.connections:type_name -> tcpactor.v1.ConnectionInfo
-	45, // 18: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
-	40, // 19: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	42, // 17: tcpactor.v1.ServerStatus.connections:type_name -> tcpactor.v1.ConnectionInfo
+	47, // 18: tcpactor.v1.PendingConnection.connection:type_name -> actor.PID
+	42, // 19: tcpactor.v1.PendingConnection.info:type_name -> tcpactor.v1.ConnectionInfo
 	4,  // 20: tcpactor.v1.PendingConnection.error:type_name -> tcpactor.v1.Error
 	4,  // 21: tcpactor.v1.WaitResult.error:type_name -> tcpactor.v1.Error
-	45, // 22: tcpactor.v1.NewConnection.server:type_name -> actor.PID
-	45, // 23: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
-	40, // 24: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
-	45, // 25: tcpactor.v1.AcceptError.server:type_name -> actor.PID
+	47, // 22: tcpactor.v1.NewConnection.server:type_name -> actor.PID
+	47, // 23: tcpactor.v1.NewConnection.connection:type_name -> actor.PID
+	42, // 24: tcpactor.v1.NewConnection.info:type_name -> tcpactor.v1.ConnectionInfo
+	47, // 25: tcpactor.v1.AcceptError.server:type_name -> actor.PID
 	4,  // 26: tcpactor.v1.AcceptError.error:type_name -> tcpactor.v1.Error
-	45, // 27: tcpactor.v1.HandshakeFailed.server:type_name -> actor.PID
+	47, // 27: tcpactor.v1.HandshakeFailed.server:type_name -> actor.PID
 	4,  // 28: tcpactor.v1.HandshakeFailed.error:type_name -> tcpactor.v1.Error
-	45, // 29: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
-	13, // 30: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
-	28, // 31: tcpactor.v1.SetOwner.announce:type_name -> tcpactor.v1.NewConnection
-	45, // 32: tcpactor.v1.SetOwner.claimant:type_name -> actor.PID
-	26, // 33: tcpactor.v1.SetOwner.reply:type_name -> tcpactor.v1.PendingConnection
-	45, // 34: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
-	45, // 35: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
+	47, // 29: tcpactor.v1.SetOwner.owner:type_name -> actor.PID
+	15, // 30: tcpactor.v1.SetOwner.options:type_name -> tcpactor.v1.ClaimOptions
+	30, // 31: tcpactor.v1.SetOwner.announce:type_name -> tcpactor.v1.NewConnection
+	47, // 32: tcpactor.v1.SetOwner.claimant:type_name -> actor.PID
+	28, // 33: tcpactor.v1.SetOwner.reply:type_name -> tcpactor.v1.PendingConnection
+	47, // 34: tcpactor.v1.WriteAck.connection:type_name -> actor.PID
+	47, // 35: tcpactor.v1.WriteFailed.connection:type_name -> actor.PID
 	4,  // 36: tcpactor.v1.WriteFailed.error:type_name -> tcpactor.v1.Error
 	1,  // 37: tcpactor.v1.ConnectionInfo.state:type_name -> tcpactor.v1.SocketState
-	45, // 38: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
-	45, // 39: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
+	47, // 38: tcpactor.v1.ConnectionInfo.owner:type_name -> actor.PID
+	47, // 39: tcpactor.v1.ConnectionInfo.server:type_name -> actor.PID
 	4,  // 40: tcpactor.v1.ConnectionInfo.error:type_name -> tcpactor.v1.Error
-	45, // 41: tcpactor.v1.Received.connection:type_name -> actor.PID
-	45, // 42: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
+	47, // 41: tcpactor.v1.Received.connection:type_name -> actor.PID
+	47, // 42: tcpactor.v1.ErrorOccurred.connection:type_name -> actor.PID
 	4,  // 43: tcpactor.v1.ErrorOccurred.error:type_name -> tcpactor.v1.Error
-	45, // 44: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
-	45, // 45: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
+	47, // 44: tcpactor.v1.PeerClosed.connection:type_name -> actor.PID
+	47, // 45: tcpactor.v1.Disconnected.connection:type_name -> actor.PID
 	4,  // 46: tcpactor.v1.Disconnected.error:type_name -> tcpactor.v1.Error
 	47, // [47:47] is the sub-list for method output_type
 	47, // [47:47] is the sub-list for method input_type
@@ -3369,14 +3486,14 @@ func file_tcpactor_v1_tcpactor_proto_init() {
 	if File_tcpactor_v1_tcpactor_proto != nil {
 		return
 	}
-	file_tcpactor_v1_tcpactor_proto_msgTypes[33].OneofWrappers = []any{}
+	file_tcpactor_v1_tcpactor_proto_msgTypes[35].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpactor_v1_tcpactor_proto_rawDesc), len(file_tcpactor_v1_tcpactor_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

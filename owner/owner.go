@@ -60,7 +60,8 @@ type Owned struct {
 	info    *messages.ConnectionInfo
 	h       Handler
 	nextAck uint64
-	watched bool // watched itself: no server of its node is (see conn)
+	watched bool   // watched itself: no server of its node is (see conn)
+	node    uint64 // the start id of its node (ConnectionInfo.node_start_id), 0 until known
 }
 
 // PID is the ConnectionActor's PID.
@@ -148,7 +149,7 @@ func New(cfg Config) *actor.Props {
 	claim.PeerCloseWithoutError = true
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &ownerActor{cfg: cfg, claimOpts: claim, conns: map[key]*Owned{}, servers: map[key]*actor.PID{},
-			claiming: map[key]bool{}, again: map[key]bool{}}
+			claiming: map[key]bool{}, again: map[key]bool{}, checking: map[string][]*actor.Terminated{}}
 	}, actor.WithDispatcher(actors.OwnerDispatcher()), // on its senders' goroutines: see OwnerDispatcher
 		actor.WithMailbox(actors.OwnerMailbox()))
 }
@@ -157,14 +158,19 @@ type ownerActor struct {
 	cfg       Config
 	claimOpts *messages.ClaimOptions // cfg.Claim with peer_close_without_error
 	conns     map[key]*Owned
-	servers   map[key]*actor.PID // watched servers
-	claiming  map[key]bool       // servers with a claim in flight
-	again     map[key]bool       // servers that announced more during it
+	servers   map[key]*actor.PID             // watched servers
+	claiming  map[key]bool                   // servers with a claim in flight
+	again     map[key]bool                   // servers that announced more during it
+	checking  map[string][]*actor.Terminated // loss reports of an address being checked (checkLoss)
 }
 
 func (o *ownerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		// The claims name this node's start: a connection checks a report
+		// of its loss against it (ClaimOptions.owner_start_id).
+		o.claimOpts = proto.Clone(o.claimOpts).(*messages.ClaimOptions)
+		o.claimOpts.OwnerStartId = actors.StartID(ctx.ActorSystem())
 		if o.cfg.Server != nil {
 			o.subscribe(ctx, o.cfg.Server)
 		}
@@ -315,10 +321,11 @@ func (o *ownerActor) conn(ctx actor.Context, pid *actor.PID, info *messages.Conn
 		c.ctx = ctx
 		if c.info == nil {
 			c.info = info
+			c.node = info.GetNodeStartId()
 		}
 		return c
 	}
-	c := &Owned{pid: pid, ctx: ctx, info: info, h: o.cfg.Handler()}
+	c := &Owned{pid: pid, ctx: ctx, info: info, h: o.cfg.Handler(), node: info.GetNodeStartId()}
 	o.conns[key] = c
 	if !o.serverAt(pid.Address) {
 		c.watched = true
@@ -361,8 +368,86 @@ func (o *ownerActor) ended(ctx actor.Context, pid *actor.PID, err *messages.Erro
 }
 
 // terminated handles a connection or a server that stopped without telling:
-// its node was lost (AddressTerminated) or it was stopped from outside.
+// its node was lost (AddressTerminated) or it was stopped from outside. A
+// report of a node's loss is checked first (checkLoss).
 func (o *ownerActor) terminated(ctx actor.Context, m *actor.Terminated) {
+	if m.Why == actor.TerminatedReason_AddressTerminated && o.startsKnownAt(m.Who.Address) {
+		o.checkLoss(ctx, m)
+		return
+	}
+	o.terminatedNow(ctx, m)
+}
+
+// startsKnownAt tells whether the start of the node is known for some
+// connection at address.
+func (o *ownerActor) startsKnownAt(address string) bool {
+	for _, c := range o.conns {
+		if c.pid.Address == address && c.node != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkLoss asks the node at a reported-lost address which start of it runs
+// (actors.AskIncarnation) before it believes the report: Proto.Actor's
+// remote reports a node restarted on the same address lost after it is up.
+// No answer confirms the report. An answer says which connections there
+// are gone — those of another start (or of one not known) — and which live
+// on: the owner keeps those and watches again what the report ended (a
+// server that the new start does not run is then reported NotFound).
+// Reports of one address wait for one check.
+func (o *ownerActor) checkLoss(ctx actor.Context, m *actor.Terminated) {
+	addr := m.Who.Address
+	waiting, asked := o.checking[addr]
+	o.checking[addr] = append(waiting, m)
+	if asked {
+		return
+	}
+	actors.AskIncarnation(ctx, addr, func(current uint64) {
+		reports := o.checking[addr]
+		delete(o.checking, addr)
+		if current == 0 {
+			for _, r := range reports {
+				o.terminatedNow(ctx, r)
+			}
+			return
+		}
+		kept := 0
+		for _, c := range o.conns {
+			switch {
+			case c.pid.Address != addr:
+			case c.node == current:
+				kept++
+			default:
+				forgetWatcher(ctx, c.pid)
+				o.lost(ctx, c.pid, actor.TerminatedReason_AddressTerminated)
+			}
+		}
+		for _, r := range reports {
+			if o.watching(r.Who) {
+				ctx.Watch(r.Who) // the report ended the remote's watch
+			}
+		}
+		if kept > 0 {
+			o.notify("loss report of %s: %d connections of the start that answers kept", addr, kept)
+		}
+	})
+}
+
+// watching tells whether the owner watches pid: a server, or a connection
+// it watches itself.
+func (o *ownerActor) watching(pid *actor.PID) bool {
+	key := pidKey(pid)
+	if _, ok := o.servers[key]; ok {
+		return true
+	}
+	c, ok := o.conns[key]
+	return ok && c.watched
+}
+
+// terminatedNow handles a Terminated taken as true.
+func (o *ownerActor) terminatedNow(ctx actor.Context, m *actor.Terminated) {
 	key := pidKey(m.Who)
 	if m.Why == actor.TerminatedReason_AddressTerminated {
 		forgetWatcher(ctx, m.Who)
