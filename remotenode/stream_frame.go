@@ -131,9 +131,10 @@ func encodeFrame(target *actor.PID, header actor.ReadonlyMessageHeader, msg any,
 	return f, name, nil
 }
 
-// receivedWithoutData and writeWithoutData are without(m, data) for the
-// two messages of every round trip, with no reflection: a field added to
-// either must be added here too (TestWithoutDataKeepsEveryOtherField).
+// receivedWithoutData and writeWithoutData are m without its data, which
+// the frame carries raw: shallow copies made field by field (no
+// reflection: they are on every round trip's path), so a field added to
+// either message must be added here too (TestWithoutDataKeepsEveryOtherField).
 func receivedWithoutData(m *messages.Received) proto.Message {
 	return &messages.Received{Connection: m.Connection, Donate: m.Donate}
 }

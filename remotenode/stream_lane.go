@@ -249,14 +249,14 @@ func (t *StreamTransport) addressTerminated(ws []watch) {
 }
 
 // outStream is this node's stream to one peer. A sender whose frame finds
-// the stream idle and quiet (no frame for quietGap), or whose frame is
-// large (directPayload), writes it itself,
-// without blocking (as a connection writes: on a quiet stream a hand-over
-// to a goroutine would only add a wake-up to the frame's latency); what
-// the socket does not take at once, every frame that follows another
-// closely, and whatever is sent meanwhile, queues for the writer
-// goroutine, which drains the queue with one writev per batch. A second
-// goroutine reads the stream only to notice the peer's end.
+// the stream idle, and either quiet (no frame for quietGap) or the frame
+// large (directPayload), writes it itself without blocking (as a
+// connection writes: on a quiet stream a hand-over to a goroutine would
+// only add a wake-up to the frame's latency); what the socket does not
+// take at once, every other frame that follows another closely, and
+// whatever is sent meanwhile, queues for the writer goroutine, which
+// drains the queue with one writev per batch. A second goroutine reads
+// the stream only to notice the peer's end.
 //
 // Under load the hand-over is what pays: the writer runs on another core
 // while the senders go on, and gathers the frames that arrive meanwhile,
