@@ -104,6 +104,7 @@ type StreamTransport struct {
 	wg      sync.WaitGroup
 
 	sent       atomic.Uint64
+	writes     atomic.Uint64
 	received   atomic.Uint64
 	unsendable atomic.Uint64
 	refused    atomic.Uint64
@@ -229,6 +230,11 @@ func StreamOf(sys *actor.ActorSystem) *StreamTransport {
 
 // Sent is how many messages this node's own streams carried out.
 func (t *StreamTransport) Sent() uint64 { return t.sent.Load() }
+
+// Writes is how many writes to the socket (system calls; with TLS,
+// buffered flushes) carried the messages Sent counts: Sent/Writes is the
+// frames per write.
+func (t *StreamTransport) Writes() uint64 { return t.writes.Load() }
 
 // Received is how many messages the streams peers dialled to this node
 // carried in.

@@ -2,6 +2,7 @@ package remotenode_test
 
 import (
 	"bytes"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,4 +126,39 @@ func TestStreamAnswersAWriteTooLargeForAFrameWithWriteFailed(t *testing.T) {
 	if tb.Unsendable() != before+1 {
 		t.Fatalf("unsendable %d → %d, want one more", before, tb.Unsendable())
 	}
+}
+
+// A burst of messages to another node goes out in batches: the frames that
+// follow each other closely wait for the stream's writer, which gathers
+// them, so the burst costs far fewer writes than frames (one write per
+// frame made the two nodes of a busy stream spend most of a round trip in
+// system calls, and woke the peer's reader for each).
+func TestStreamGathersABurstOfMessagesIntoFewWrites(t *testing.T) {
+	a, b, ta, _ := streamNodes(t)
+	const n = 2000
+	got := make(chan struct{})
+	var count atomic.Int64
+	sink := b.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*messages.Demand); ok {
+			if count.Add(1) == n {
+				close(got)
+			}
+		}
+	}))
+	t.Cleanup(func() { b.Root.Stop(sink) })
+	target := actor.NewPID(b.Address(), sink.Id)
+	sent, writes := ta.Sent(), ta.Writes()
+	for range n {
+		a.Root.Send(target, &messages.Demand{N: 1})
+	}
+	select {
+	case <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%d of %d messages arrived", count.Load(), n)
+	}
+	frames, w := ta.Sent()-sent, ta.Writes()-writes
+	if frames < n || w > frames/2 {
+		t.Fatalf("%d frames in %d writes, want at least %d frames in at most half as many writes", frames, w, n)
+	}
+	t.Logf("%d frames in %d writes", frames, w)
 }
