@@ -285,6 +285,8 @@ func (c *connection) Receive(ctx actor.Context) {
 		c.onRead(ctx, m)
 	case *writeJob:
 		c.onWritten(m)
+	case *writableMsg:
+		c.onWritable()
 	case *idleTick:
 		c.foldLease() // the owner's direct reads and writes count
 		c.onIdleTick(ctx)

@@ -21,7 +21,7 @@ func (r *loopReader) disarm() bool {
 	r.permit = false
 	if r.interest {
 		r.interest = false
-		_ = r.ctl(unix.EPOLL_CTL_MOD, interestOff)
+		_ = r.ctl(unix.EPOLL_CTL_MOD, r.mask())
 	}
 	return true
 }

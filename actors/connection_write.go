@@ -1,10 +1,11 @@
 package actors
 
 // Writing: a Write is queued (writeQueue), then written from the actor
-// without blocking while the socket takes it, and by a writer goroutine once
-// a write would block. Every Write ends as exactly one WriteAck (ack_id != 0)
-// or WriteFailed; a local Handler hears them as callbacks, after the one it
-// is in.
+// without blocking while the socket takes it. Once a write would block, the
+// connection's event loop tells it when the socket has room (EPOLLOUT), or,
+// without a loop, a writer goroutine writes. Every Write ends as exactly
+// one WriteAck (ack_id != 0) or WriteFailed; a local Handler hears them as
+// callbacks, after the one it is in.
 
 import (
 	"errors"
@@ -62,7 +63,7 @@ func (c *connection) write(w pendingWrite, borrowed bool) {
 }
 
 // pump moves queued writes to the wire: directly while the socket takes
-// them, through a writer goroutine once a write would block.
+// them; once a write would block, again when the socket has room (blocked).
 func (c *connection) pump() {
 	m := c.more
 	for m.job == nil && c.phase < ending && m.wq.len() > 0 {
@@ -79,7 +80,7 @@ func (c *connection) pump() {
 			return
 		}
 		if blocked {
-			c.startJob()
+			c.blocked()
 			return
 		}
 	}
@@ -98,6 +99,41 @@ func (c *connection) written(n int) {
 	c.cfg.Stats.sent(n)
 	c.touch()
 	c.more.wq.written(n, c)
+}
+
+// blocked waits for room in the socket's buffer: on the connection's event
+// loop (EPOLLOUT), which tells it with loopWritable, or in a writer
+// goroutine. Meanwhile m.job is waitingForRoom: nothing else writes.
+func (c *connection) blocked() {
+	if c.loop == nil {
+		c.startJob()
+		return
+	}
+	c.more.job = waitingForRoom
+	if err := c.loop.waitWritable(); err != nil {
+		c.more.job = nil
+		c.writeFailed(err)
+	}
+}
+
+// writableMsg tells a connection that the socket its write waited for has
+// room (or has failed: the write then finds out how).
+type writableMsg struct{}
+
+// loopWritable is every writableMsg: one value, sent without allocating.
+var loopWritable = &writableMsg{}
+
+// waitingForRoom is the job of a connection whose event loop waits for
+// room for its queued writes (blocked): no goroutine runs it.
+var waitingForRoom = &writeJob{}
+
+// onWritable goes on writing once the loop has seen room (or an error,
+// which the next write meets).
+func (c *connection) onWritable() {
+	if m := c.more; m != nil && m.job == waitingForRoom {
+		m.job = nil
+		c.pump()
+	}
 }
 
 // startJob hands the queued writes to a writer goroutine, which writes them

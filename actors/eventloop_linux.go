@@ -11,8 +11,9 @@ package actors
 //
 // A socket a server accepted in this mode is raw, known to our epoll alone
 // (rawsock_linux.go); any other stays in its net.TCPConn, registered with
-// Go's runtime poller as well (for the writer goroutine, Close, CloseWrite,
-// the socket options). Our epoll only ever sees the descriptor through the
+// Go's runtime poller as well (for Close, CloseWrite, the socket options).
+// A write that would block waits in the loop either way (EPOLLOUT while it
+// waits, waitWritable). Our epoll only ever sees the descriptor through the
 // connection's syscall.RawConn (Read, Control), which holds a reference to
 // the descriptor for the length of the call: a close from anywhere waits
 // for it, so a number closed and reused by another socket is never read or
@@ -241,6 +242,10 @@ func (l *eventLoop) remove(r *loopReader) {
 // (EPOLLRDHUP, EPOLLHUP, EPOLLERR; EPOLLPRI), and a connection that
 // reports one is level-triggered from then on (interestLevel), as every
 // connection was before: it is ending, or its peer sends urgent data.
+//
+// EPOLLOUT joins whichever of these while a write waits for room in the
+// socket's buffer (loopReader.waitWritable), and only then: a writable
+// socket is writable almost always.
 const (
 	interestOn    = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET
 	interestLevel = unix.EPOLLIN
@@ -269,6 +274,7 @@ type loopReader struct {
 	interest bool // enabled for EPOLLIN
 	level    bool // level-triggered: it is ending or had urgent data (see interestOn)
 	added    bool // in the epoll set
+	outWait  bool // a write waits for room: EPOLLOUT is in the interest (waitWritable)
 
 	rt *readTimer // ReadTimeout; nil without one: 8 bytes, not 16, keep the struct 80 (issue 14)
 
@@ -322,14 +328,9 @@ func (r *loopReader) arm() {
 	r.permit = true
 	var err error
 	if !r.interest {
-		op := unix.EPOLL_CTL_MOD
-		if !r.added {
-			op = unix.EPOLL_CTL_ADD
-		}
-		if err = r.ctl(op, r.onMask()); err == nil {
-			r.interest, r.added = true, true
-		} else {
-			r.permit = false
+		r.interest = true
+		if err = r.register(); err != nil {
+			r.permit, r.interest = false, false
 		}
 	}
 	r.mu.Unlock()
@@ -358,6 +359,69 @@ func (r *loopReader) onMask() uint32 {
 	return interestOn
 }
 
+// mask is the connection's interest now: reading (enabled or not), and
+// EPOLLOUT while a write waits. Under mu.
+func (r *loopReader) mask() uint32 {
+	m := uint32(interestOff)
+	if r.interest {
+		m = r.onMask()
+	}
+	if r.outWait {
+		m |= unix.EPOLLOUT
+	}
+	return m
+}
+
+// register sets the interest to mask(), adding the socket to the epoll set
+// the first time: either reports a socket that is ready already, so no
+// edge is lost. Under mu.
+func (r *loopReader) register() error {
+	op := unix.EPOLL_CTL_MOD
+	if !r.added {
+		op = unix.EPOLL_CTL_ADD
+	}
+	if err := r.ctl(op, r.mask()); err != nil {
+		return err
+	}
+	r.added = true
+	return nil
+}
+
+// waitWritable has the loop tell the connection (loopWritable) when the
+// socket, whose buffer a write found full, has room again: EPOLLOUT joins
+// the interest until then. Setting it reports a socket that has room
+// already, so room made since the write is not missed. A raw socket then
+// needs no writer goroutine and no promotion to a net.TCPConn for one: no
+// duplicate descriptor (which may not be had: EMFILE) and no place in Go's
+// poller beside ours.
+func (r *loopReader) waitWritable() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outWait = true
+	if err := r.register(); err != nil {
+		r.outWait = false
+		return err
+	}
+	return nil
+}
+
+// writable answers waitWritable: EPOLLOUT, or a hang-up or error, which
+// the waiting write then meets. EPOLLOUT leaves the interest: left in, it
+// would come with every readiness of a socket that writes.
+func (r *loopReader) writable() {
+	r.mu.Lock()
+	if !r.outWait {
+		r.mu.Unlock()
+		return
+	}
+	r.outWait = false
+	if r.added {
+		_ = r.ctl(unix.EPOLL_CTL_MOD, r.mask())
+	}
+	r.mu.Unlock()
+	r.send(loopWritable)
+}
+
 // ready is the loop's side: reads for the permits out, or, with none,
 // interest off. events is what epoll reported.
 func (r *loopReader) ready(events uint32) {
@@ -366,10 +430,13 @@ func (r *loopReader) ready(events uint32) {
 		if !r.level {
 			r.level = true
 			if r.interest {
-				_ = r.ctl(unix.EPOLL_CTL_MOD, interestLevel)
+				_ = r.ctl(unix.EPOLL_CTL_MOD, r.mask())
 			}
 		}
 		r.mu.Unlock()
+	}
+	if events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		r.writable()
 	}
 	for i := 0; i < loopReadsPerWake; i++ {
 		if !r.readOnce() {
@@ -380,7 +447,7 @@ func (r *loopReader) ready(events uint32) {
 	// says so. Setting interest again reports the socket if it is readable.
 	r.mu.Lock()
 	if r.interest && !r.level {
-		_ = r.ctl(unix.EPOLL_CTL_MOD, interestOn)
+		_ = r.ctl(unix.EPOLL_CTL_MOD, r.mask())
 	}
 	r.mu.Unlock()
 }
@@ -396,7 +463,7 @@ func (r *loopReader) readOnce() bool {
 	if !r.permit {
 		if r.interest {
 			r.interest = false
-			_ = r.ctl(unix.EPOLL_CTL_MOD, interestOff)
+			_ = r.ctl(unix.EPOLL_CTL_MOD, r.mask())
 		}
 		r.mu.Unlock()
 		return false
@@ -496,7 +563,7 @@ func (r *loopReader) stop() {
 	r.permit = false
 	if r.added {
 		_ = r.ctl(unix.EPOLL_CTL_DEL, 0)
-		r.added, r.interest = false, false
+		r.added, r.interest, r.outWait = false, false, false
 	}
 	r.mu.Unlock()
 	r.loop.mu.Lock()

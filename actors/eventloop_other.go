@@ -15,3 +15,4 @@ func newLoopReader(syscall.RawConn, time.Duration, *connection) *loopReader { re
 func (*loopReader) arm()                     {}
 func (*loopReader) setTimeout(time.Duration) {}
 func (*loopReader) stop()                    {}
+func (*loopReader) waitWritable() error      { return nil }

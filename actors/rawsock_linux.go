@@ -13,13 +13,12 @@ package actors
 //
 // The connection reads and writes the descriptor through rawSock's
 // syscall.RawConn (rawConn), which never waits (the loop knows readiness,
-// and a write that would block goes to a writer goroutine), so the read
-// path, the fast write path and the loop's epoll_ctl calls are those of a
-// net.TCPConn. Whatever needs a real net.Conn — a writer goroutine for a
-// write that would block, the socket lent to the owner (direct_io), the
-// goroutine reader when no loop can be had — promotes the socket once
-// (connection.promote): a duplicate becomes a net.TCPConn, the loop's
-// registration moves to it, and the raw number is closed.
+// for reads and for a write that would block), so the read path, the
+// write path and the loop's epoll_ctl calls are those of a net.TCPConn.
+// Whatever needs a real net.Conn — the socket lent to the owner
+// (direct_io), the goroutine reader when no loop can be had — promotes the
+// socket once (connection.promote): a duplicate becomes a net.TCPConn, the
+// loop's registration moves to it, and the raw number is closed.
 //
 // The descriptor's lifetime is ours now, and a number is reused by the
 // kernel as soon as it is closed: a close must never race a read, write,
@@ -491,9 +490,8 @@ func isRawSock(conn net.Conn) bool {
 }
 
 // promote turns a raw socket into a *net.TCPConn, once, for what needs a
-// real net.Conn: a writer goroutine (a write that would block), the socket
-// lent to the owner (direct_io), a goroutine reader (no event loop could be
-// had). The loop's registration moves to the new descriptor with the
+// real net.Conn: the socket lent to the owner (direct_io), a goroutine
+// reader (no event loop could be had). The loop's registration moves to the new descriptor with the
 // interest it had, so a read that is armed stays armed; a read the loop is
 // doing on the raw number meanwhile ends first (rawSock's count), then the
 // number is closed. An error (EMFILE for the duplicate, most likely) is the
@@ -529,14 +527,11 @@ func (r *loopReader) rebind(raw syscall.RawConn) error {
 		r.raw = raw
 		return nil
 	}
-	events := uint32(interestOff)
-	if r.interest {
-		events = r.onMask()
-	}
+	events := r.mask()
 	_ = r.ctl(unix.EPOLL_CTL_DEL, 0)
 	r.raw = raw
 	if err := r.ctl(unix.EPOLL_CTL_ADD, events); err != nil {
-		r.added, r.interest = false, false
+		r.added, r.interest, r.outWait = false, false, false
 		return err
 	}
 	return nil
