@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/internal/testkit"
@@ -74,4 +75,55 @@ func TestAStaleReportOfTheOwnersNodeLeavesTheConnectionsOfItsStartOpen(t *testin
 	if d := expectNext[*messages.Disconnected](t, owner); !d.Connection.Equal(live) || d.Error.Failed() {
 		t.Fatalf("Disconnected of %v with %v, want %v's, without error", d.Connection, d.Error, live)
 	}
+}
+
+// TestAStaleReportOfASubscribersNodeLeavesItSubscribed: the remote reports
+// node B lost (Terminated{AddressTerminated} for two subscribers there)
+// while B is up. The subscriber that named B's start id
+// (Subscribe.subscriber_start_id) still hears of the next connection; the
+// one that named another start of a node at B's address is dropped.
+func TestAStaleReportOfASubscribersNodeLeavesItSubscribed(t *testing.T) {
+	sysA, sysB := testkit.Remote(t, 0), testkit.Remote(t, 1)
+	local := &testServer{t: t, sys: sysA, pid: sysA.Root.Spawn(NewServer(ServerOptions{}))}
+	t.Cleanup(func() { _ = sysA.Root.StopFuture(local.pid).Wait() })
+	addr := local.listen()
+	fromB := &testServer{t: t, sys: sysB, pid: actor.NewPID(sysA.Address(), local.pid.Id)}
+	live, gone := newInbox(t, sysB), newInbox(t, sysB)
+	current, earlier := StartID(sysB), StartID(sysB)^0x5a5a
+	for _, s := range []struct {
+		sub   *inbox
+		start uint64
+	}{{live, current}, {gone, earlier}} {
+		if a := ask[*messages.Ack](fromB, &messages.Subscribe{Subscriber: s.sub.pid, SubscriberStartId: s.start}); a.Error.Failed() {
+			t.Fatalf("Subscribe: %v", a.Error)
+		}
+	}
+
+	// The reports as the remote's endpoint watcher hands them to a watcher.
+	srv, ok := sysA.ProcessRegistry.GetLocal(local.pid.Id)
+	if !ok {
+		t.Fatal("the server is not registered on node A")
+	}
+	for _, sub := range []*inbox{live, gone} {
+		srv.SendSystemMessage(local.pid, &actor.Terminated{Who: sub.pid, Why: actor.TerminatedReason_AddressTerminated})
+	}
+
+	// The subscribers are told of connections while the reports are being
+	// checked; once the check is done, the one of the earlier start hears
+	// of none. Each client leaves a connection pending (at most 10).
+	dropped := false
+	for i := 0; i < 10 && !dropped; i++ {
+		dial(t, addr)
+		expectNext[*messages.NewConnection](t, live)
+		_, heard := gone.Receive(300 * time.Millisecond)
+		dropped = !heard
+	}
+	if !dropped {
+		t.Fatal("the subscriber of the earlier start still hears of every connection")
+	}
+	dial(t, addr)
+	if nc := expectNext[*messages.NewConnection](t, live); nc.Connection == nil {
+		t.Fatalf("NewConnection %v without a connection", nc)
+	}
+	gone.nothingFor(t, 300*time.Millisecond)
 }

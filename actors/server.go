@@ -60,7 +60,9 @@ type ServerActor struct {
 	hookCancel  context.CancelFunc
 	hooked      *handover[net.Conn] // what the hooks return, until onHookDone takes it
 	subscribers map[string]*actor.PID
-	assignees   assignees // subscribers that take connections (server_assign.go)
+	subStarts   map[string]uint64       // a subscriber's node's start id, as its Subscribe named it (server_nodeloss.go)
+	lossChecks  map[string][]*actor.PID // subscribers reported lost, by address, while the report is checked
+	assignees   assignees               // subscribers that take connections (server_assign.go)
 	waiters     map[uint64]*waiter
 	waitersOf   map[string]int // waiters per remote node (authz.go)
 	limits      RemoteLimits
@@ -115,6 +117,8 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		inHook:      map[uint64]net.Conn{},
 		hooked:      &handover[net.Conn]{},
 		subscribers: map[string]*actor.PID{},
+		subStarts:   map[string]uint64{},
+		lossChecks:  map[string][]*actor.PID{},
 		waiters:     map[uint64]*waiter{},
 		waitersOf:   map[string]int{},
 		limits:      opts.RemoteLimits.withDefaults(),
@@ -172,7 +176,9 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 			ack = s.subscribe(ctx, m.Subscriber)
 		}
 		if !ack.Error.Failed() {
-			s.assignees.set(s.subscriberOf(ctx, m.Subscriber), m.Assign, m.Options)
+			sub := s.subscriberOf(ctx, m.Subscriber)
+			s.assignees.set(sub, m.Assign, m.Options)
+			s.setSubscriberStart(sub, m.SubscriberStartId)
 		}
 		ctx.Respond(ack)
 	case *messages.Unsubscribe:
@@ -190,7 +196,9 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 	case *waitExpired:
 		s.onWaitExpired(ctx, m.id)
 	case *actor.Terminated:
-		s.onTerminated(ctx, m.Who)
+		if !s.checkSubscriberLoss(ctx, m) {
+			s.onTerminated(ctx, m.Who)
+		}
 	case *actor.Started:
 		stopOnShutdown(ctx.ActorSystem(), ctx.Self())
 	case *actor.Stopped:
@@ -573,6 +581,7 @@ func (s *ServerActor) onAcceptFailed(ctx actor.Context, m *acceptFailed) {
 // ran (a lost node reports its actors as terminated too).
 func (s *ServerActor) onTerminated(ctx actor.Context, who *actor.PID) {
 	delete(s.subscribers, pidKey(who))
+	delete(s.subStarts, pidKey(who))
 	s.assignees.remove(who)
 	if !s.isLive(ctx, who) {
 		return
@@ -776,6 +785,7 @@ func (s *ServerActor) unsubscribe(ctx actor.Context, sub *actor.PID) *messages.A
 	}
 	if _, ok := s.subscribers[pidKey(sub)]; ok {
 		delete(s.subscribers, pidKey(sub))
+		delete(s.subStarts, pidKey(sub))
 		s.assignees.remove(sub)
 		if !s.isLive(ctx, sub) || !s.live[sub.Id].added() { // only added connections are watched for their end
 			ctx.Unwatch(sub)

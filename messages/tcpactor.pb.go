@@ -1391,10 +1391,18 @@ type Subscribe struct {
 	// Connections pending already stay pending (claim them). Subscribing again
 	// updates assign and options. A remote node may do it only for its own
 	// actors, as any subscription.
-	Assign        bool          `protobuf:"varint,2,opt,name=assign,proto3" json:"assign,omitempty"`
-	Options       *ClaimOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Assign  bool          `protobuf:"varint,2,opt,name=assign,proto3" json:"assign,omitempty"`
+	Options *ClaimOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	// The start id of the subscriber's node (actors.StartID; owner.New sets
+	// it): a report that the subscriber's node was lost
+	// (Terminated{AddressTerminated}) drops the subscriber only once the node
+	// at that address refuses connections, answers GetIncarnation with
+	// another start id, or does not answer — Proto.Actor's remote reports a
+	// node restarted on the same address lost after it is up. 0: every report
+	// drops it. Subscribing again updates it.
+	SubscriberStartId uint64 `protobuf:"varint,4,opt,name=subscriber_start_id,json=subscriberStartId,proto3" json:"subscriber_start_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Subscribe) Reset() {
@@ -1446,6 +1454,13 @@ func (x *Subscribe) GetOptions() *ClaimOptions {
 		return x.Options
 	}
 	return nil
+}
+
+func (x *Subscribe) GetSubscriberStartId() uint64 {
+	if x != nil {
+		return x.SubscriberStartId
+	}
+	return 0
 }
 
 // Unsubscribe disconnects a subscriber. Answered with Ack.
@@ -3145,14 +3160,15 @@ const file_tcpactor_v1_tcpactor_proto_rawDesc = "" +
 	"\bSetProxy\x12/\n" +
 	"\x05proxy\x18\x01 \x01(\v2\x19.tcpactor.v1.NetworkProxyR\x05proxy\"\x10\n" +
 	"\x0ePauseAccepting\"\x11\n" +
-	"\x0fResumeAccepting\"\x84\x01\n" +
+	"\x0fResumeAccepting\"\xb4\x01\n" +
 	"\tSubscribe\x12*\n" +
 	"\n" +
 	"subscriber\x18\x01 \x01(\v2\n" +
 	".actor.PIDR\n" +
 	"subscriber\x12\x16\n" +
 	"\x06assign\x18\x02 \x01(\bR\x06assign\x123\n" +
-	"\aoptions\x18\x03 \x01(\v2\x19.tcpactor.v1.ClaimOptionsR\aoptions\"9\n" +
+	"\aoptions\x18\x03 \x01(\v2\x19.tcpactor.v1.ClaimOptionsR\aoptions\x12.\n" +
+	"\x13subscriber_start_id\x18\x04 \x01(\x04R\x11subscriberStartId\"9\n" +
 	"\vUnsubscribe\x12*\n" +
 	"\n" +
 	"subscriber\x18\x01 \x01(\v2\n" +

@@ -95,3 +95,47 @@ func TestAnOwnerKeepsTheConnectionsOfTheStartThatAnswersALossReport(t *testing.T
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// TestAnOwnerReportedLostByAStaleReportStaysSubscribed: the server's node
+// gets a report that the owner's node was lost (Terminated{AddressTerminated}
+// for the owner, as Proto.Actor's remote reports a node restarted on the
+// same address, after it is up). owner.New named its node's start id in its
+// Subscribe, the node there answers with it: the server keeps the owner
+// subscribed, and the owner serves the next client without subscribing
+// again. The owner takes assigned connections, so no claim of its own in
+// flight could find the client instead.
+func TestAnOwnerReportedLostByAStaleReportStaysSubscribed(t *testing.T) {
+	srvSys, ownerSys := testkit.Remote(t, 0), testkit.Remote(t, 1)
+	srv, addr := listening(t, srvSys, server.Options{})
+	rec := &endRecorder{connected: make(chan *actor.PID, 2), ended: make(chan ending, 2)}
+	subscribed := make(chan error, 2)
+	view := viewFrom(ownerSys, srv)
+	o := ownerSys.Root.Spawn(owner.New(owner.Config{Server: view.PID(), Assign: true, Handler: func() owner.Handler { return rec },
+		OnServer: func(_ *actor.PID, err error) { subscribed <- err }}))
+	t.Cleanup(func() { _ = owner.Stop(ownerSys.Root, o, view.PID(), 5*time.Second) })
+	if err := waitFor(t, subscribed); err != nil {
+		t.Fatal(err)
+	}
+	serve := func() {
+		t.Helper()
+		c := dial(t, addr)
+		waitFor(t, rec.connected)
+		c.Close()
+		if e := waitFor(t, rec.ended); e.err.Failed() {
+			t.Fatalf("Disconnected(%v), want the orderly end", e.err)
+		}
+	}
+	serve()
+
+	p, ok := srvSys.ProcessRegistry.GetLocal(srv.PID().Id)
+	if !ok {
+		t.Fatal("the server is not registered on its node")
+	}
+	p.SendSystemMessage(srv.PID(), &actor.Terminated{Who: actor.NewPID(o.Address, o.Id), Why: actor.TerminatedReason_AddressTerminated})
+	serve()
+	select {
+	case err := <-subscribed:
+		t.Fatalf("the owner heard of its server again (%v): it should not have had to subscribe again", err)
+	default:
+	}
+}

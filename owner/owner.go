@@ -234,7 +234,10 @@ func (o *ownerActor) unwatchAll(ctx actor.Context) {
 // claims what was queued before (announced to nobody).
 func (o *ownerActor) subscribe(ctx actor.Context, srv *actor.PID) {
 	o.watchServer(ctx, srv)
-	f := ctx.RequestFuture(srv, &messages.Subscribe{Subscriber: ctx.Self(), Assign: o.cfg.Assign, Options: o.claimOpts}, server.DefaultTimeout)
+	// The start id lets the server check a report of this node's loss
+	// before it drops the owner (Subscribe.subscriber_start_id).
+	f := ctx.RequestFuture(srv, &messages.Subscribe{Subscriber: ctx.Self(), Assign: o.cfg.Assign, Options: o.claimOpts,
+		SubscriberStartId: o.claimOpts.OwnerStartId}, server.DefaultTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		ack, _ := res.(*messages.Ack)
 		switch {
