@@ -132,7 +132,7 @@ type Conn struct {
 // then on.
 func NewConn(ctx context.Context, sys *actor.ActorSystem, connection *actor.PID, opts ConnOptions) (*Conn, error) {
 	c := newConn(sys, opts)
-	c.attach(connection)
+	c.attach(connection, 0)
 	r, err := connRequest[*messages.Ack](ctx, sys, connection, &messages.SetOwner{Owner: c.owner, Options: c.claimOptions()})
 	if err == nil {
 		err = r.Error.Err()
@@ -141,6 +141,13 @@ func NewConn(ctx context.Context, sys *actor.ActorSystem, connection *actor.PID,
 		var info *messages.ConnectionInfo
 		info, err = connRequest[*messages.ConnectionInfo](ctx, sys, connection, &messages.GetInfo{})
 		c.setAddrs(info)
+	}
+	if err == nil && !actors.IsLocalAddress(sys, connection.Address) {
+		// GetInfo's answer names no start id: ask the connection's node,
+		// for the Conn to check a report of its loss (connOwner.checkLoss).
+		// No answer leaves it unknown: every report is then believed.
+		inc, _ := request[*messages.Incarnation](ctx, sys, actors.IncarnationOf(connection.Address), &messages.GetIncarnation{}, DefaultTimeout, false)
+		c.attach(connection, inc.GetStartId())
 	}
 	if err != nil {
 		c.release()
@@ -173,10 +180,12 @@ func newConn(sys *actor.ActorSystem, opts ConnOptions) *Conn {
 // themselves — a request wakes the goroutine in Read and nothing else, as
 // with a plain net.Conn, where Received wakes a reader, then the Conn's
 // goroutine; an answer is one writev, where Write and WriteAck are two
-// messages. A connection on another node ignores it.
+// messages. A connection on another node ignores it. The claim names the
+// start id of the Conn's node, so that a connection on another node checks
+// a report of that node's loss before it closes (owner_start_id).
 func (c *Conn) claimOptions() *messages.ClaimOptions {
 	return &messages.ClaimOptions{InitialCredit: int32(min(c.opts.ReadCredit, 1<<30)), KeepOpenOnPeerClose: true,
-		DirectIo: !c.opts.NoDirectIO}
+		DirectIo: !c.opts.NoDirectIO, OwnerStartId: actors.StartID(c.sys)}
 }
 
 // claimNext claims the server's oldest pending connection for this Conn. It
@@ -186,16 +195,19 @@ func (c *Conn) claimNext(ctx context.Context, s *Server) (bool, error) {
 	if err != nil || pid == nil {
 		return false, err
 	}
-	c.attach(pid)
+	c.attach(pid, info.GetNodeStartId())
 	c.setAddrs(info)
 	return true, nil
 }
 
 // attach records the connection and lets the owner actor watch it, so that
-// a connection lost with its node ends the Conn too.
-func (c *Conn) attach(pid *actor.PID) {
+// a connection lost with its node ends the Conn too. start is the start id
+// of the connection's node (ConnectionInfo.node_start_id; 0: not known, a
+// report of that node's loss is believed at once). Attaching the same
+// connection again only tells the start id.
+func (c *Conn) attach(pid *actor.PID, start uint64) {
 	c.conn = pid
-	c.sys.Root.Send(c.owner, &watchConnection{pid: pid})
+	c.sys.Root.Send(c.owner, &watchConnection{pid: pid, start: start})
 }
 
 func (c *Conn) setAddrs(info *messages.ConnectionInfo) {
@@ -620,13 +632,17 @@ func (c *Conn) ended(err error) {
 
 // connOwner is the Conn's owner actor.
 type connOwner struct {
-	c    *Conn
-	conn *actor.PID
+	c     *Conn
+	conn  *actor.PID
+	start uint64 // the start id of the connection's node (0: not known)
 }
 
-// watchConnection tells the owner actor which connection it owns. It never
-// crosses nodes.
-type watchConnection struct{ pid *actor.PID }
+// watchConnection tells the owner actor which connection it owns, and the
+// start id of its node. It never crosses nodes.
+type watchConnection struct {
+	pid   *actor.PID
+	start uint64
+}
 
 // Receive hands the connection's messages to the Conn.
 func (o *connOwner) Receive(ctx actor.Context) {
@@ -648,15 +664,24 @@ func (o *connOwner) Receive(ctx actor.Context) {
 	case *messages.Disconnected:
 		o.c.ended(m.Error.Err())
 	case *watchConnection:
-		o.conn = m.pid
-		ctx.Watch(m.pid)
-	case *actor.Terminated:
-		if o.conn != nil && m.Who.Equal(o.conn) {
-			// Terminated is a system message and overtakes the user
-			// messages in the mailbox, Disconnected among them: look at
-			// it behind them.
-			ctx.Send(ctx.Self(), &connectionGone{m})
+		if !m.pid.Equal(o.conn) {
+			o.conn = m.pid
+			ctx.Watch(m.pid)
 		}
+		if m.start != 0 {
+			o.start = m.start
+		}
+	case *actor.Terminated:
+		if o.conn == nil || !m.Who.Equal(o.conn) {
+			return
+		}
+		if m.Why == actor.TerminatedReason_AddressTerminated && o.start != 0 {
+			o.checkLoss(ctx, m)
+			return
+		}
+		// Terminated is a system message and overtakes the user messages
+		// in the mailbox, Disconnected among them: look at it behind them.
+		ctx.Send(ctx.Self(), &connectionGone{m})
 	case *connectionGone:
 		// A connection that ended in order sent Disconnected, handled by
 		// now; this one vanished (its node was lost).
@@ -668,6 +693,28 @@ func (o *connOwner) Receive(ctx actor.Context) {
 // connectionGone is the owner actor's note to itself that its connection
 // stopped. It never crosses nodes.
 type connectionGone struct{ *actor.Terminated }
+
+// checkLoss asks the node at the address of a connection reported lost
+// which start of it runs (actors.AskIncarnation) before the Conn believes
+// the report: Proto.Actor's remote reports a node restarted on the same
+// address lost after it is up. The start the connection's info named
+// answering means the connection lives on, and is watched again (the report
+// ended the remote's watch); any other answer, or none, ends the Conn.
+func (o *connOwner) checkLoss(ctx actor.Context, m *actor.Terminated) {
+	conn, start := o.conn, o.start
+	actors.AskIncarnation(ctx, m.Who.Address, func(current uint64) {
+		switch {
+		case !conn.Equal(o.conn): // another connection meanwhile: not ours to end
+		case current != 0 && current == start:
+			ctx.Logger().Info("tcpactor: a report that the node of a Conn's connection was lost was stale: the same start of it answers; the Conn goes on",
+				"connection", conn.Address+"/"+conn.Id)
+			ctx.Watch(conn)
+		default:
+			o.c.ended(&messages.SocketErr{Code: messages.SocketError_SOCKET_ERROR_NETWORK,
+				Text: fmt.Sprintf("connection %s is gone (%s)", m.Who, m.Why)})
+		}
+	})
+}
 
 // tcpAddr makes a *net.TCPAddr of a ConnectionInfo address.
 func tcpAddr(host string, port uint32) net.Addr {
