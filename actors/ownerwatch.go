@@ -51,7 +51,7 @@ type ownerWatch struct {
 	mu     sync.Mutex
 	sys    weak.Pointer[actor.ActorSystem]
 	pid    *actor.PID // nil: the watcher could not be spawned, connections watch for themselves
-	owners map[string]*watchedOwner
+	owners map[pidID]*watchedOwner
 	arming bool // a sweep is armed
 }
 
@@ -80,7 +80,7 @@ func ownerWatchOf(sys *actor.ActorSystem) *ownerWatch {
 	if w, ok := ownerWatches.Load(key); ok {
 		return w.(*ownerWatch).usable()
 	}
-	fresh := &ownerWatch{sys: key, owners: map[string]*watchedOwner{}}
+	fresh := &ownerWatch{sys: key, owners: map[pidID]*watchedOwner{}}
 	fresh.mu.Lock() // others wait in usable until it is spawned
 	defer fresh.mu.Unlock()
 	if w, loaded := ownerWatches.LoadOrStore(key, fresh); loaded {
@@ -167,7 +167,7 @@ func (a *ownerWatcher) Receive(ctx actor.Context) {
 		AskIncarnation(ctx, m.Who.Address, func(current uint64) {
 			if a.w.terminated(m, current) {
 				ctx.Logger().Info("tcpactor: a report that the node of an owner was lost was stale: the same start of it answers; its connections here stay open",
-					"owner", pidKey(m.Who))
+					"owner", m.Who.Address+"/"+m.Who.Id)
 				ctx.Watch(m.Who) // the report ended the remote's watch
 			}
 		})
@@ -248,9 +248,13 @@ func (w *ownerWatch) terminated(m *actor.Terminated, current uint64) (kept bool)
 	return kept
 }
 
-// pidKey is a PID as a map key (PID.String() is the generated protobuf
-// String, by reflection).
-func pidKey(pid *actor.PID) string { return pid.Address + "/" + pid.Id }
+// pidID is a PID as a map key: its address and id side by side. Joined
+// with a "/" two PIDs could share a key (an id may hold a "/"), and
+// PID.String() is the generated protobuf String, by reflection.
+type pidID struct{ address, id string }
+
+// pidKey is pid's map key.
+func pidKey(pid *actor.PID) pidID { return pidID{pid.Address, pid.Id} }
 
 // watchOwner watches a connection's new owner: one on another node through
 // the system's owner watcher, one here directly. startID is the owner's

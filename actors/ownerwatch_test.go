@@ -104,3 +104,13 @@ func TestConnectionsShareOneWatchOfTheirOwnerOnAnotherNode(t *testing.T) {
 		}
 	}
 }
+
+// TestPidKeysOfDifferentPIDsDiffer: the owner watcher's and the server's
+// maps are keyed by a PID's address and id; joined with a "/" these two
+// PIDs shared a key.
+func TestPidKeysOfDifferentPIDsDiffer(t *testing.T) {
+	a, b := actor.NewPID("127.0.0.1:1/x", "y"), actor.NewPID("127.0.0.1:1", "x/y")
+	if pidKey(a) == pidKey(b) {
+		t.Fatalf("%v and %v share the key %v", a, b, pidKey(a))
+	}
+}

@@ -59,8 +59,8 @@ type ServerActor struct {
 	hookCtx     context.Context
 	hookCancel  context.CancelFunc
 	hooked      *handover[net.Conn] // what the hooks return, until onHookDone takes it
-	subscribers map[string]*actor.PID
-	subStarts   map[string]uint64       // a subscriber's node's start id, as its Subscribe named it (server_nodeloss.go)
+	subscribers map[pidID]*actor.PID
+	subStarts   map[pidID]uint64        // a subscriber's node's start id, as its Subscribe named it (server_nodeloss.go)
 	lossChecks  map[string][]*actor.PID // subscribers reported lost, by address, while the report is checked
 	assignees   assignees               // subscribers that take connections (server_assign.go)
 	waiters     map[uint64]*waiter
@@ -116,8 +116,8 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		live:        map[string]liveConn{},
 		inHook:      map[uint64]net.Conn{},
 		hooked:      &handover[net.Conn]{},
-		subscribers: map[string]*actor.PID{},
-		subStarts:   map[string]uint64{},
+		subscribers: map[pidID]*actor.PID{},
+		subStarts:   map[pidID]uint64{},
 		lossChecks:  map[string][]*actor.PID{},
 		waiters:     map[uint64]*waiter{},
 		waitersOf:   map[string]int{},

@@ -40,7 +40,7 @@ func (s *ServerActor) checkSubscriberLoss(ctx actor.Context, m *actor.Terminated
 			case s.subscribers[pidKey(who)] == nil: // unsubscribed meanwhile
 			case current != 0 && s.subStarts[pidKey(who)] == current:
 				ctx.Logger().Info("tcpactor: a report that the node of a subscriber was lost was stale: the same start of it answers; it stays subscribed",
-					"subscriber", pidKey(who))
+					"subscriber", who.Address+"/"+who.Id)
 				ctx.Watch(who) // the report ended the remote's watch
 			default:
 				s.onTerminated(ctx, who)
