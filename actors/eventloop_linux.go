@@ -23,8 +23,11 @@ package actors
 // The loops wait in Go's runtime poller too: an epoll descriptor is itself
 // pollable, so a loop parks like any goroutine waiting for a socket instead
 // of holding a thread in epoll_wait, and stops when its descriptor is
-// closed. Loops start with the first connection that uses them and stop
-// with the last: nothing outlives the actors.
+// closed. Loops start when a loop-mode server listens, or with the first
+// connection that uses them, and stop when the last of those has gone:
+// nothing outlives the actors. A server makes them before it accepts (see
+// holdEventLoops): made by its first connection, they could meet a
+// process whose accepts had already taken every descriptor.
 
 import (
 	"os"
@@ -40,8 +43,9 @@ import (
 // loopEvents is the most events one epoll_wait returns.
 const loopEvents = 256
 
-// eventLoops is the process's loops, started with the first connection that
-// reads through one and stopped with the last.
+// eventLoops is the process's loops, started by the first user — a
+// loop-mode server that listens, or a connection that reads through one —
+// and stopped with the last.
 var eventLoops loopGroup
 
 type loopGroup struct {
@@ -64,11 +68,22 @@ type loopGroup struct {
 // medians of 5 runs each, under load), so bulk decides.
 const loopsPerProc = 2
 
-// acquire picks a loop for one more connection, starting loopsPerProc ×
-// GOMAXPROCS loops if none runs.
+// acquire picks a loop for one more connection, starting the loops if
+// none runs.
 func (g *loopGroup) acquire() (*eventLoop, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if err := g.hold(); err != nil {
+		return nil, err
+	}
+	g.next = (g.next + 1) % len(g.loops)
+	return g.loops[g.next], nil
+}
+
+// hold counts one more user, starting loopsPerProc × GOMAXPROCS loops if
+// none runs: all of them or, when one cannot be made (EMFILE for its epoll
+// descriptor), none, and the error. Under mu.
+func (g *loopGroup) hold() error {
 	if g.refs == 0 {
 		for range loopsPerProc * runtime.GOMAXPROCS(0) {
 			l, err := newEventLoop()
@@ -77,18 +92,30 @@ func (g *loopGroup) acquire() (*eventLoop, error) {
 					_ = l.file.Close()
 				}
 				g.loops = nil
-				return nil, err
+				return err
 			}
 			g.loops = append(g.loops, l)
 			go l.run()
 		}
 	}
 	g.refs++
-	g.next = (g.next + 1) % len(g.loops)
-	return g.loops[g.next], nil
+	return nil
 }
 
-// release gives a connection's share back; the last one stops the loops.
+// holdEventLoops keeps the process's loops running, starting them if none
+// runs, until releaseEventLoops: a loop-mode server holds them while it
+// listens, so that its connections join a loop without a new descriptor
+// (server_loops.go says why).
+func holdEventLoops() error {
+	eventLoops.mu.Lock()
+	defer eventLoops.mu.Unlock()
+	return eventLoops.hold()
+}
+
+// releaseEventLoops gives back what holdEventLoops took.
+func releaseEventLoops() { eventLoops.release() }
+
+// release gives a user's share back; the last one stops the loops.
 // It may run on a loop itself (a teardown on the loop): the loop ends when
 // it next waits.
 func (g *loopGroup) release() {

@@ -10,6 +10,12 @@ import (
 // loopReader: no event loops outside Linux; the goroutine reader serves.
 type loopReader struct{}
 
+// holdEventLoops has no loops to start: see the Linux version.
+func holdEventLoops() error { return nil }
+
+// releaseEventLoops: see holdEventLoops.
+func releaseEventLoops() {}
+
 func newLoopReader(syscall.RawConn, time.Duration, *connection) *loopReader { return nil }
 
 func (*loopReader) arm()                     {}

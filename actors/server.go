@@ -41,6 +41,7 @@ type ServerActor struct {
 	backlog  int
 	maxConns int
 	tls      *tlsListen // QSslServer: set while listening with TLS
+	loops    bool       // holds the process's event loops while listening (server_loops.go)
 
 	socksBinding bool       // a Listen through a SOCKS5 proxy waits for its first BIND
 	socksReplyTo *actor.PID // who sent that Listen
@@ -351,8 +352,8 @@ func (s *ServerActor) startListening(ctx actor.Context, ln listener, backlog, ma
 	acc := ln
 	if s.incoming() == nil && s.opts.Connection.readMode() == ReadLoop {
 		// Plain sockets read by the event loops: accepted raw, out of Go's
-		// poller (rawsock_linux.go).
-		acc = rawAccepting(ln, owned)
+		// poller (rawsock_linux.go), once the loops run (server_loops.go).
+		acc = s.loopAccepting(ctx, ln, owned)
 		s.ln = acc // its Close closes what it added
 	}
 	s.gate = newAcceptGate(acc)
@@ -423,6 +424,7 @@ func (s *ServerActor) close(ctx actor.Context) {
 		s.gate.close()
 		s.ln.Close()
 	}
+	s.releaseLoops()
 	s.ln, s.gate = nil, nil
 	s.address, s.port, s.fd = "", 0, -1
 	s.protocol = messages.NetworkLayerProtocol_NETWORK_LAYER_PROTOCOL_UNKNOWN
