@@ -201,13 +201,14 @@ func (l *lane) lost() {
 		l.state = laneIdle
 		l.fallback.Store(false)
 	}
-	check := out != nil && out.start != 0 && !out.checking
+	named := out != nil && out.start != 0
+	check := named && !out.checking
 	if check {
 		out.checking = true
 	}
 	l.mu.Unlock()
 	switch {
-	case out == nil || out.start != 0 && !check: // no stream, or its check runs
+	case out == nil || named && !check: // no stream, or its check runs
 	case check:
 		l.t.spawn(func() { l.checkLoss(out) }) // not when stopping: no watch fires then
 	default:
@@ -278,7 +279,7 @@ type outStream struct {
 	raw  net.Conn        // the TCP connection
 	rc   syscall.RawConn // for the senders' own writes; nil with TLS (the writer writes everything)
 
-	start    uint64 // the peer's start id, from its welcome (0: none); set before use
+	start    uint64 // the peer's start id, from its welcome (0: none); l.mu guards it
 	checking bool   // a report of the peer's loss is being checked; l.mu guards it
 
 	mu       sync.Mutex

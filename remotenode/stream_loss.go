@@ -38,8 +38,9 @@ func (l *lane) checkLoss(out *outStream) {
 	current := l.t.startAt(l.addr)
 	l.mu.Lock()
 	out.checking = false
+	named := out.start
 	l.mu.Unlock()
-	if current == out.start {
+	if current == named {
 		l.t.stale.Add(1)
 		l.t.log.Info("tcpactor: a report that a peer node was lost was stale: the same start of it answers; its stream stays",
 			"peer", l.addr)
