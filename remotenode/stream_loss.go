@@ -10,13 +10,9 @@ package remotenode
 // alive. A peer names its start id in its StreamWelcome; on a report of its
 // loss the stream stays while the node at the address is asked for its
 // start id, as actors.AskIncarnation asks it, and ends (its watches firing)
-// once the address refuses connections, another start answers, or none
-// does.
+// once another start answers, or none does.
 
 import (
-	"errors"
-	"net"
-	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -32,7 +28,7 @@ const (
 )
 
 // checkLoss runs in a goroutine of the transport (Stop waits for it: up to
-// one dial or ask time-out once Stop has begun): it ends out unless the
+// one ask's time-out once Stop has begun): it ends out unless the
 // node at the lane's address answers with the start id out's peer named.
 func (l *lane) checkLoss(out *outStream) {
 	current := l.t.startAt(l.addr)
@@ -51,18 +47,13 @@ func (l *lane) checkLoss(out *outStream) {
 }
 
 // startAt is the start id of the node at addr, asked through the remote
-// (the way the report came): 0 when the address refuses connections, no
-// node answers within lossCheckAttempts × lossCheckTimeout, or the
-// transport stops.
+// (the way the report came): 0 when no node answers within
+// lossCheckAttempts × lossCheckTimeout, or the transport stops. Unlike
+// actors.AskIncarnation it does not first try a TCP connection for a
+// refusal: the stream being up shows a process there (a peer whose process
+// died ends its stream at once), and a bare connection is noise to the
+// peer's gRPC server.
 func (t *StreamTransport) startAt(addr string) uint64 {
-	c, err := net.DialTimeout("tcp", addr, lossCheckTimeout)
-	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			return 0 // no process listens there: lost
-		}
-	} else {
-		c.Close()
-	}
 	target := actors.IncarnationOf(addr)
 	for range lossCheckAttempts {
 		if t.isStopped() {
