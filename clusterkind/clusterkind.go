@@ -177,7 +177,10 @@ func (g *clusterServer) init(ctx actor.Context, m *cluster.ClusterInit) {
 	}
 	if topic != "" && m.Cluster != nil {
 		g.pub = newTopicPublisher(m.Cluster, topic)
-		ctx.Request(g.server, &messages.Subscribe{Subscriber: ctx.Self()})
+		// A long-lived subscriber names its node's start id, so that the
+		// server checks a report of that node's loss before it drops it
+		// (Subscribe.subscriber_start_id).
+		ctx.Request(g.server, &messages.Subscribe{Subscriber: ctx.Self(), SubscriberStartId: actors.StartID(ctx.ActorSystem())})
 	}
 	listen := ListenFromIdentity
 	if g.cfg.Listen != nil {
@@ -431,11 +434,19 @@ func Get(c *cluster.Cluster, identity string) (*server.Server, error) {
 // KeepSubscribedToServer subscribes pid directly to the server identity (a
 // Subscribe sent by identity) now, every `every` (0: 1 s) and on every
 // topology change, so that the subscription follows the identity when it is
-// activated again on another member. stop ends it.
+// activated again on another member. stop ends it. A pid of c's own member
+// is subscribed with that member's start id, so that the server checks a
+// report of the member's loss before it drops pid (a member restarted on
+// the same address is reported lost after it is up); a pid elsewhere is
+// subscribed without one (every report of its node's loss believed).
 func KeepSubscribedToServer(c *cluster.Cluster, identity string, pid *actor.PID, every time.Duration) (stop func()) {
+	var start uint64
+	if pid.GetAddress() == c.ActorSystem.Address() {
+		start = actors.StartID(c.ActorSystem)
+	}
 	return keepDoing(c, every, func() {
 		forgetMisplaced(c, identity, Name)
-		_, _ = c.Request(identity, Name, &messages.Subscribe{Subscriber: pid},
+		_, _ = c.Request(identity, Name, &messages.Subscribe{Subscriber: pid, SubscriberStartId: start},
 			cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 	})
 }

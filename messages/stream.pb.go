@@ -70,11 +70,16 @@ func (*StreamHello) Descriptor() ([]byte, []int) {
 // StreamWelcome answers StreamHello: the address to dial (HOST:PORT) and a
 // single-use token, bound to the asking node, that the dialer writes first.
 // error is set (and nothing else) when the node gives no stream.
+// node_start_id is the welcoming node's start id (actors.StartID; 0 from a
+// node that names none): the dialer checks a report of that node's loss with
+// it before it ends the stream (Proto.Actor's remote reports a node
+// restarted on the same address lost after it is up).
 type StreamWelcome struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	Token         []byte                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	Error         *Error                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	NodeStartId   uint64                 `protobuf:"varint,4,opt,name=node_start_id,json=nodeStartId,proto3" json:"node_start_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -130,16 +135,24 @@ func (x *StreamWelcome) GetError() *Error {
 	return nil
 }
 
+func (x *StreamWelcome) GetNodeStartId() uint64 {
+	if x != nil {
+		return x.NodeStartId
+	}
+	return 0
+}
+
 var File_tcpactor_v1_stream_proto protoreflect.FileDescriptor
 
 const file_tcpactor_v1_stream_proto_rawDesc = "" +
 	"\n" +
 	"\x18tcpactor/v1/stream.proto\x12\vtcpactor.v1\x1a\x1atcpactor/v1/tcpactor.proto\"\r\n" +
-	"\vStreamHello\"i\n" +
+	"\vStreamHello\"\x8d\x01\n" +
 	"\rStreamWelcome\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\fR\x05token\x12(\n" +
-	"\x05error\x18\x03 \x01(\v2\x12.tcpactor.v1.ErrorR\x05errorB'Z%github.com/tcpactor/tcpactor/messagesb\x06proto3"
+	"\x05error\x18\x03 \x01(\v2\x12.tcpactor.v1.ErrorR\x05error\x12\"\n" +
+	"\rnode_start_id\x18\x04 \x01(\x04R\vnodeStartIdB'Z%github.com/tcpactor/tcpactor/messagesb\x06proto3"
 
 var (
 	file_tcpactor_v1_stream_proto_rawDescOnce sync.Once

@@ -52,7 +52,9 @@ import (
 // actors' rules for remote peers apply unchanged.
 //
 // The transport owns the watches it carries: when a stream to a peer breaks
-// (or the remote reports the peer's endpoint terminated), every local actor
+// (or the remote reports the peer's endpoint terminated, and the node at
+// that address does not answer with the start id the peer named: see
+// stream_loss.go), every local actor
 // that watched an actor there through the stream gets
 // Terminated{Why: AddressTerminated}, as from the remote's endpoint watcher.
 //
@@ -109,7 +111,8 @@ type StreamTransport struct {
 	unsendable atomic.Uint64
 	refused    atomic.Uint64
 	dropped    atomic.Uint64
-	unsentLog  sync.Map // type name → struct{}: each logged once
+	stale      atomic.Uint64 // StaleReports
+	unsentLog  sync.Map      // type name → struct{}: each logged once
 }
 
 // Install puts the transport in place on sys: call it before the remote

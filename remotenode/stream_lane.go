@@ -140,7 +140,7 @@ func (l *lane) direct(pid *actor.PID, msg any, system bool) {
 // connect sets a stream up (in its own goroutine) and then either starts
 // using it or falls back to the remote.
 func (l *lane) connect() {
-	conn, raw, err := l.t.dial(l.addr)
+	conn, raw, start, err := l.t.dial(l.addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err == nil && l.t.isStopped() {
@@ -159,6 +159,7 @@ func (l *lane) connect() {
 		return
 	}
 	l.out = newOutStream(l, conn, raw)
+	l.out.start = start
 	l.state = laneStream
 	for _, it := range l.queue {
 		l.commit(it.pid, it.msg, it.f)
@@ -186,7 +187,8 @@ func (l *lane) broken(out *outStream) {
 }
 
 // lost is the remote's report that the peer's endpoint terminated: the
-// node is gone, so the stream is too. A lane on the remote (fallback) sets
+// node is gone, so the stream is too — once the report is confirmed, when
+// the peer named its start id (checkLoss, stream_loss.go). A lane on the remote (fallback) sets
 // up again at its next message: nothing sent to the lost node through the
 // remote is in flight any more (the endpoint and its queue are gone), so a
 // stream to a node that comes back at that address cannot overtake it.
@@ -199,8 +201,17 @@ func (l *lane) lost() {
 		l.state = laneIdle
 		l.fallback.Store(false)
 	}
+	named := out != nil && out.start != 0
+	check := named && !out.checking
+	if check {
+		out.checking = true
+	}
 	l.mu.Unlock()
-	if out != nil {
+	switch {
+	case out == nil || named && !check: // no stream, or its check runs
+	case check:
+		l.t.spawn(func() { l.checkLoss(out) }) // not when stopping: no watch fires then
+	default:
 		out.close()
 		l.broken(out)
 	}
@@ -267,6 +278,9 @@ type outStream struct {
 	conn net.Conn        // TLS or raw
 	raw  net.Conn        // the TCP connection
 	rc   syscall.RawConn // for the senders' own writes; nil with TLS (the writer writes everything)
+
+	start    uint64 // the peer's start id, from its welcome (0: none); l.mu guards it
+	checking bool   // a report of the peer's loss is being checked; l.mu guards it
 
 	mu       sync.Mutex
 	pending  []*frame

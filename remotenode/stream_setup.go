@@ -116,7 +116,7 @@ func (a *helloActor) Receive(ctx actor.Context) {
 			Error: messages.NewError(messages.SocketError_SOCKET_ERROR_SOCKET_RESOURCE, "no stream listener: %v", err)})
 		return
 	}
-	w := &messages.StreamWelcome{Address: a.t.Address(), Token: a.t.tickets.issue(peer)}
+	w := &messages.StreamWelcome{Address: a.t.Address(), Token: a.t.tickets.issue(peer), NodeStartId: actors.StartID(a.t.sys)}
 	// Through the remote, not the lane to the asker: the asker may be
 	// setting its own stream up and this node its stream to the asker,
 	// each lane waiting for the other's answer.
@@ -135,43 +135,44 @@ func helloPeer(ctx actor.Context) string {
 }
 
 // dial sets up this node's stream to the node at addr: conn to use, raw
-// its TCP connection (the same without TLS), which the transport tracks.
-func (t *StreamTransport) dial(addr string) (conn, raw net.Conn, err error) {
+// its TCP connection (the same without TLS), which the transport tracks,
+// and the start id the node named in its welcome (0: none).
+func (t *StreamTransport) dial(addr string) (conn, raw net.Conn, start uint64, err error) {
 	fut := actor.NewFuture(t.sys, t.timeout)
 	target := actor.NewPID(addr, StreamActorName)
 	t.directProcess(target).SendUserMessage(target, &actor.MessageEnvelope{Message: &messages.StreamHello{}, Sender: fut.PID()})
 	res, err := fut.Result()
 	if err != nil {
-		return nil, nil, fmt.Errorf("StreamHello: %w", err)
+		return nil, nil, 0, fmt.Errorf("StreamHello: %w", err)
 	}
 	w, ok := res.(*messages.StreamWelcome)
 	switch {
 	case !ok:
-		return nil, nil, fmt.Errorf("StreamHello answered with %T", res)
+		return nil, nil, 0, fmt.Errorf("StreamHello answered with %T", res)
 	case w.Error != nil:
-		return nil, nil, fmt.Errorf("StreamHello refused: %s", w.Error.GetMessage())
+		return nil, nil, 0, fmt.Errorf("StreamHello refused: %s", w.Error.GetMessage())
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	if h, _, err := net.SplitHostPort(w.Address); err != nil || h != host {
-		return nil, nil, fmt.Errorf("the peer's stream address %q is not on its host %s", w.Address, host)
+		return nil, nil, 0, fmt.Errorf("the peer's stream address %q is not on its host %s", w.Address, host)
 	}
 	d := net.Dialer{Timeout: t.timeout}
 	raw, err = d.Dial("tcp", w.Address)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	if !t.track(raw) {
 		raw.Close()
-		return nil, nil, errStopped
+		return nil, nil, 0, errStopped
 	}
 	if conn, err = t.present(raw, host, w.Token); err != nil {
 		t.untrack(raw)
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	return conn, raw, nil
+	return conn, raw, w.NodeStartId, nil
 }
 
 // present does the dialler's side of a stream's set-up on raw.

@@ -311,12 +311,20 @@ func (s *Server) AddPendingConnection(ctx context.Context, connection *actor.PID
 // actor: subscriber receives *messages.NewConnection and
 // *messages.AcceptError events (and *messages.HandshakeFailed from a TLS or
 // PROXY-protocol server) until it unsubscribes or stops (the server
-// watches it, wherever it runs). Subscribing twice is harmless.
+// watches it, wherever it runs). Subscribing twice is harmless. A
+// subscriber of the Server's own actor system is subscribed with that
+// system's start id (actors.StartID), so that the server checks a report of
+// its node's loss before it drops it (a node restarted on the same address
+// is reported lost after it is up); one elsewhere, without.
 func (s *Server) Subscribe(ctx context.Context, subscriber *actor.PID) error {
 	if subscriber == nil {
 		subscriber = &actor.PID{} // refused by the server: the sender is a temporary reply actor
 	}
-	return ack(ctx, s, &messages.Subscribe{Subscriber: subscriber})
+	var start uint64
+	if subscriber.GetAddress() == s.sys.Address() {
+		start = actors.StartID(s.sys)
+	}
+	return ack(ctx, s, &messages.Subscribe{Subscriber: subscriber, SubscriberStartId: start})
 }
 
 // Unsubscribe disconnects a subscriber.

@@ -268,7 +268,7 @@ func startActorEcho(owners bool, mode actors.ReadMode, backlog int) (*actorEcho,
 	a := &actorEcho{sys: sys, srv: srv}
 	if owners {
 		claimer := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &claimer{server: srv.PID()} }))
-		r, err := sys.Root.RequestFuture(srv.PID(), &messages.Subscribe{Subscriber: claimer}, server.DefaultTimeout).Result()
+		r, err := sys.Root.RequestFuture(srv.PID(), &messages.Subscribe{Subscriber: claimer, SubscriberStartId: actors.StartID(sys)}, server.DefaultTimeout).Result()
 		if err != nil {
 			a.stop()
 			return nil, fmt.Errorf("subscribe: %w", err)
@@ -333,7 +333,10 @@ func (c *claimer) Receive(ctx actor.Context) {
 				actor.WithDispatcher(actors.OwnerDispatcher()), actor.WithMailbox(actors.OwnerMailbox()))
 		}
 		owner := ctx.Spawn(c.owners)
-		ctx.Request(c.server, &messages.NextPendingConnection{Owner: owner})
+		// The start id: a stale report of this node's loss leaves the
+		// connection open (ClaimOptions.owner_start_id).
+		ctx.Request(c.server, &messages.NextPendingConnection{Owner: owner,
+			Options: &messages.ClaimOptions{OwnerStartId: actors.StartID(ctx.ActorSystem())}})
 	case *messages.PendingConnection:
 		if m.Connection == nil { // claimed by someone else: not in this bench
 			return

@@ -380,7 +380,7 @@ func (n *runningNode) startWatcher() error {
 		n.out.printf("watching %s", identity)
 		return nil
 	}
-	res, err := n.sys.Root.RequestFuture(pid, &messages.Subscribe{Subscriber: w}, server.DefaultTimeout).Result()
+	res, err := n.sys.Root.RequestFuture(pid, &messages.Subscribe{Subscriber: w, SubscriberStartId: actors.StartID(n.sys)}, server.DefaultTimeout).Result()
 	if ack, ok := res.(*messages.Ack); err != nil || !ok || ack.Error.Failed() {
 		return fmt.Errorf("subscribe to %s: %v %v", pid, res, err)
 	}

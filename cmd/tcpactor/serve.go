@@ -86,7 +86,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	defer sys.Root.Stop(conns)
 	ctx, cancel := context.WithTimeout(context.Background(), server.DefaultTimeout)
 	defer cancel()
-	if _, err := sys.Root.RequestFuture(srv.PID(), &messages.Subscribe{Subscriber: conns}, server.DefaultTimeout).Result(); err != nil {
+	if _, err := sys.Root.RequestFuture(srv.PID(), &messages.Subscribe{Subscriber: conns, SubscriberStartId: actors.StartID(sys)}, server.DefaultTimeout).Result(); err != nil {
 		return fmt.Errorf("subscribe the connection tracker: %w", err)
 	}
 	var met *metricsServer

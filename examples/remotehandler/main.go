@@ -181,7 +181,7 @@ type dispatcher struct {
 func (d *dispatcher) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case *actor.Started:
-		f := ctx.RequestFuture(d.server, &messages.Subscribe{Subscriber: ctx.Self()}, 10*time.Second)
+		f := ctx.RequestFuture(d.server, &messages.Subscribe{Subscriber: ctx.Self(), SubscriberStartId: actors.StartID(ctx.ActorSystem())}, 10*time.Second)
 		ctx.ReenterAfter(f, func(res any, err error) {
 			if ack, ok := res.(*messages.Ack); err == nil && (!ok || ack.Error.Failed()) {
 				err = errors.New("subscribe refused")
@@ -201,7 +201,8 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 // Another node may have claimed it first: then the owner stops again.
 func (d *dispatcher) claim(ctx actor.Context) {
 	owner := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &upperOwner{} }))
-	f := ctx.RequestFuture(d.server, &messages.NextPendingConnection{Owner: owner}, 10*time.Second)
+	f := ctx.RequestFuture(d.server, &messages.NextPendingConnection{Owner: owner,
+		Options: &messages.ClaimOptions{OwnerStartId: actors.StartID(ctx.ActorSystem())}}, 10*time.Second)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		if p, ok := res.(*messages.PendingConnection); err != nil || !ok || p.Connection == nil {
 			ctx.Stop(owner)
