@@ -11,10 +11,14 @@ import (
 // connection mailbox and handled by an empty Receive: the hand-off a read
 // result pays between an event loop and the connection's handling of it.
 func BenchmarkConnectionMailboxPost(b *testing.B) {
+	benchmarkPost(b, actor.WithDispatcher(connectionDispatcher), actor.WithMailbox(connectionMailbox))
+}
+
+// benchmarkPost posts one user message at a time to an idle actor, spawned
+// with opts, whose Receive is empty.
+func benchmarkPost(b *testing.B, opts ...actor.PropsOption) {
 	sys := testkit.NewSystem(b)
-	props := actor.PropsFromFunc(func(actor.Context) {},
-		actor.WithDispatcher(connectionDispatcher), actor.WithMailbox(connectionMailbox))
-	pid := sys.Root.Spawn(props)
+	pid := sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}, opts...))
 	defer sys.Root.Stop(pid)
 	p, ok := sys.ProcessRegistry.GetLocal(pid.Id)
 	if !ok {
@@ -37,19 +41,7 @@ func BenchmarkOwnerMailboxPost(b *testing.B) {
 		mailbox actor.MailboxProducer
 	}{{"default", actor.Unbounded()}, {"OwnerMailbox", OwnerMailbox()}} {
 		b.Run(mb.name, func(b *testing.B) {
-			sys := testkit.NewSystem(b)
-			pid := sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {},
-				actor.WithDispatcher(OwnerDispatcher()), actor.WithMailbox(mb.mailbox)))
-			defer sys.Root.Stop(pid)
-			p, ok := sys.ProcessRegistry.GetLocal(pid.Id)
-			if !ok {
-				b.Fatal("no process")
-			}
-			msg := &readResult{}
-			b.ReportAllocs()
-			for b.Loop() {
-				p.SendUserMessage(pid, msg)
-			}
+			benchmarkPost(b, actor.WithDispatcher(OwnerDispatcher()), actor.WithMailbox(mb.mailbox))
 		})
 	}
 }
