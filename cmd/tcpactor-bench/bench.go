@@ -265,7 +265,9 @@ func measureOne(self string, cfg benchConfig, res *benchResult, round int, load,
 		res.record(metricPingPong, round, kind, p.roundTripsPerSec)
 		res.record(metricP50, round, kind, float64(p.p50)/float64(time.Microsecond))
 		res.record(metricP99, round, kind, float64(p.p99)/float64(time.Microsecond))
-		res.record(metricPingCPU, round, kind, float64(p.cpu)/float64(time.Microsecond))
+		res.record(metricPingCPU, round, kind, float64(p.cost.server)/float64(time.Microsecond))
+		res.record(metricPingClientCPU, round, kind, float64(p.cost.client)/float64(time.Microsecond))
+		res.record(metricPingIdle, round, kind, float64(p.cost.idle)/float64(time.Microsecond))
 	case loadBulk:
 		b, err := measureBulk(c, cfg.BulkConns, cfg.Duration)
 		if err != nil {

@@ -70,14 +70,14 @@ func dialAndClose(addr string, n, dialers int) error {
 type pingPongResult struct {
 	roundTripsPerSec float64
 	p50, p99         time.Duration
-	cpu              time.Duration // the server's CPU time per round trip
+	cost             opCost // per round trip
 }
 
 // measurePingPong runs conns connections that each send 64 bytes and wait
 // for them to come back, over and over, for d.
 func measurePingPong(c *child, conns int, d time.Duration) (pingPongResult, error) {
 	const size = 64
-	perSec, lat, cpu, err := closedLoop(c.addr, conns, d, "ping-pong", c.cpu, func(i int, conn net.Conn) func() error {
+	perSec, lat, cost, err := closedLoop(c.addr, conns, d, "ping-pong", c.cpu, func(i int, conn net.Conn) func() error {
 		out, in := make([]byte, size), make([]byte, size)
 		for k := range out {
 			out[k] = byte(i + k)
@@ -93,22 +93,20 @@ func measurePingPong(c *child, conns int, d time.Duration) (pingPongResult, erro
 	if err != nil {
 		return pingPongResult{}, err
 	}
-	return pingPongResult{roundTripsPerSec: perSec, p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), cpu: cpu}, nil
+	return pingPongResult{roundTripsPerSec: perSec, p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), cost: cost}, nil
 }
 
 // closedLoop is the driver of the request-reply loads: conns connections to
 // addr, each with one operation in flight (op, made per connection by
 // newOp), a few warm-up operations each, then as many as fit in d, all
 // starting together. It returns the operations per second, their
-// latencies, sorted, and, when cpu is given (the server's CPU time so far),
-// the server's CPU time per operation: a figure that a busy machine
-// disturbs far less than the rates. A stuck server fails the round, never
-// hangs it.
-func closedLoop(addr string, conns int, d time.Duration, name string, cpu func() (time.Duration, error), newOp func(i int, conn net.Conn) func() error) (float64, []time.Duration, time.Duration, error) {
+// latencies, sorted, and what an operation cost (opCost). A stuck server
+// fails the round, never hangs it.
+func closedLoop(addr string, conns int, d time.Duration, name string, cpu func() (time.Duration, error), newOp func(i int, conn net.Conn) func() error) (float64, []time.Duration, opCost, error) {
 	const warm, maxSamples = 20, 1 << 16
 	cs, err := dialMany(addr, conns, 4)
 	if err != nil {
-		return 0, nil, 0, err
+		return 0, nil, opCost{}, err
 	}
 	defer closeAll(cs)
 	hardStop := time.Now().Add(d + 10*time.Second)
@@ -161,6 +159,10 @@ func closedLoop(addr string, conns int, d time.Duration, name string, cpu func()
 	if cpu != nil {
 		cpu0, cpuErr = cpu()
 	}
+	// The client's CPU and the machine's idle time are best effort: a
+	// platform without them reports none.
+	client0, clientErr := selfCPU()
+	idle0, idleErr := machineIdle()
 	t0 = time.Now()
 	close(start)
 	wg.Wait()
@@ -168,8 +170,10 @@ func closedLoop(addr string, conns int, d time.Duration, name string, cpu func()
 	if cpu != nil && cpuErr == nil {
 		cpu1, cpuErr = cpu()
 	}
+	client1, clientErr1 := selfCPU()
+	idle1, idleErr1 := machineIdle()
 	if err := errors.Join(append(errs, cpuErr)...); err != nil {
-		return 0, nil, 0, fmt.Errorf("%s: %w", name, err)
+		return 0, nil, opCost{}, fmt.Errorf("%s: %w", name, err)
 	}
 	var total int64
 	var all []time.Duration
@@ -178,10 +182,28 @@ func closedLoop(addr string, conns int, d time.Duration, name string, cpu func()
 		all = append(all, samples[i]...)
 	}
 	if len(all) == 0 || total == 0 {
-		return 0, nil, 0, fmt.Errorf("%s: nothing completed", name)
+		return 0, nil, opCost{}, fmt.Errorf("%s: nothing completed", name)
 	}
 	slices.Sort(all)
-	return float64(total) / elapsed.Seconds(), all, (cpu1 - cpu0) / time.Duration(total), nil
+	n := time.Duration(total)
+	cost := opCost{server: (cpu1 - cpu0) / n}
+	if clientErr == nil && clientErr1 == nil {
+		cost.client = (client1 - client0) / n
+	}
+	if idleErr == nil && idleErr1 == nil {
+		cost.idle = (idle1 - idle0) / n
+	}
+	return float64(total) / elapsed.Seconds(), all, cost, nil
+}
+
+// opCost is what one operation of a closed loop cost: the server's CPU time
+// (user and system, all its processes; 0 without a cpu function), the
+// client's (this process, which runs nothing else meanwhile), and the time
+// the machine's CPUs spent idle. The first two are figures a busy machine
+// disturbs far less than the rates; the third says whether the rate was
+// bounded by CPU (next to nothing idle) or by waiting.
+type opCost struct {
+	server, client, idle time.Duration
 }
 
 func percentile(sorted []time.Duration, q float64) time.Duration {

@@ -32,10 +32,15 @@ const (
 	metricP50      = "pingpong_p50"
 	metricP99      = "pingpong_p99"
 	metricPingCPU  = "pingpong_cpu"
-	metricBulk     = "bulk_throughput"
-	metricBulkRSS  = "bulk_peak_rss"
-	metricIdle     = "idle_memory"
-	metricFloodRSS = "flood_peak_rss"
+	// metricPingClientCPU and metricPingIdle say where the rest of the
+	// machine went: the client's CPU, and the CPUs' idle time, per round
+	// trip.
+	metricPingClientCPU = "pingpong_client_cpu"
+	metricPingIdle      = "pingpong_idle"
+	metricBulk          = "bulk_throughput"
+	metricBulkRSS       = "bulk_peak_rss"
+	metricIdle          = "idle_memory"
+	metricFloodRSS      = "flood_peak_rss"
 )
 
 func metricDefs(cfg benchConfig) []metricDef {
@@ -45,6 +50,8 @@ func metricDefs(cfg benchConfig) []metricDef {
 		{metricP50, "ping-pong latency p50", "µs", 1.1, false, 1, 1.0},
 		{metricP99, "ping-pong latency p99", "µs", 0, false, 1, 0},
 		{metricPingCPU, "ping-pong, server CPU per round trip (all its processes)", "µs", 0, false, 2, 0},
+		{metricPingClientCPU, "ping-pong, client CPU per round trip (the bench)", "µs", 0, false, 2, 0},
+		{metricPingIdle, "ping-pong, machine idle per round trip (all CPUs)", "µs", 0, false, 2, 0},
 		{metricBulk, fmt.Sprintf("bulk echo, %d conns × 64 KiB writes", cfg.BulkConns), "MB/s", 0.90, true, 0, 1.0},
 		{metricBulkRSS, "bulk echo, server peak RSS (VmHWM)", "MiB", 3.0, false, 1, 0},
 		{metricIdle, fmt.Sprintf("idle memory, %d conns", cfg.IdleConns), "KiB/conn", 1.0, false, 2, 0.25},
@@ -59,7 +66,7 @@ func loadOf(metric string) string {
 	switch metric {
 	case metricAccept:
 		return loadAccept
-	case metricPingPong, metricP50, metricP99, metricPingCPU:
+	case metricPingPong, metricP50, metricP99, metricPingCPU, metricPingClientCPU, metricPingIdle:
 		return loadPingPong
 	case metricBulk, metricBulkRSS:
 		return loadBulk
