@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,6 +81,15 @@ func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
 			if m.Key == metricPingIdle {
 				continue // a saturated machine is idle 0 µs, rightly
 			}
+			if m.Key == metricIdle {
+				// 50 idle connections move RSS by less than what the GC
+				// returns between the two readings on a busy machine: the
+				// figure may come out below 0 here, but it must be measured.
+				if m.Median[kind] == 0 || math.IsNaN(m.Median[kind]) {
+					t.Errorf("%s: %s server figure %v, want a measurement", m.Key, kind, m.Median[kind])
+				}
+				continue
+			}
 			if !(m.Median[kind] > 0) {
 				t.Errorf("%s: %s server figure %v, want > 0", m.Key, kind, m.Median[kind])
 			}
@@ -140,10 +150,13 @@ func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
 		}
 	}
 	md := runTinyBench(t, &res, "--kinds", "actor,remote", "--metrics", "pingpong")
-	if len(res.Metrics) != 4 {
-		t.Fatalf("got %d metrics, want the 4 of ping-pong (rate, p50, p99, CPU per round trip)", len(res.Metrics))
+	if len(res.Metrics) != 6 {
+		t.Fatalf("got %d metrics, want the 6 of ping-pong (rate, p50, p99, server and client CPU and idle per round trip)", len(res.Metrics))
 	}
 	for _, m := range res.Metrics {
+		if m.Key == metricPingIdle {
+			continue // a saturated machine is idle 0 µs, rightly
+		}
 		if !(m.Median[kindRemote] > 0) || !(m.Ratio[kindRemote] > 0) || !(m.RatioToActor[kindRemote] > 0) {
 			t.Errorf("%s: remote figure %v, ratio %v, ratio to actor %v; want all > 0",
 				m.Key, m.Median[kindRemote], m.Ratio[kindRemote], m.RatioToActor[kindRemote])
@@ -168,6 +181,9 @@ func TestBenchMeasuresTheRemoteHandlerWithMutualTLS(t *testing.T) {
 	}
 	md := runTinyBench(t, &res, "--kinds", "remote,remote-tls", "--metrics", "pingpong")
 	for _, m := range res.Metrics {
+		if m.Key == metricPingIdle {
+			continue // a saturated machine is idle 0 µs, rightly
+		}
 		if !(m.Median[kindRemoteTLS] > 0) || !(m.RatioToPlaintext[kindRemoteTLS] > 0) {
 			t.Errorf("%s: remote-tls figure %v, ratio to plaintext %v; want both > 0",
 				m.Key, m.Median[kindRemoteTLS], m.RatioToPlaintext[kindRemoteTLS])
@@ -223,6 +239,9 @@ func TestBenchMeasuresTheRemoteHandlerOverStreams(t *testing.T) {
 	}
 	md := runTinyBench(t, &res, "--kinds", "remote-stream,remote-stream-tls,relay", "--metrics", "pingpong")
 	for _, m := range res.Metrics {
+		if m.Key == metricPingIdle {
+			continue // a saturated machine is idle 0 µs, rightly
+		}
 		for _, k := range []string{kindRemoteStream, kindRemoteStreamTLS} {
 			if !(m.Median[k] > 0) || !(m.RatioToRelay[k] > 0) {
 				t.Errorf("%s: %s figure %v, ratio to relay %v; want both > 0", m.Key, k, m.Median[k], m.RatioToRelay[k])
