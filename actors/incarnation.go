@@ -126,6 +126,32 @@ func AskIncarnation(ctx actor.Context, address string, then func(startID uint64)
 	askIncarnation(ctx, address, incarnationAttempts, once)
 }
 
+// LossChecks gathers reports that a node was lost by its address, so that
+// the reports of one address wait for one AskIncarnation: the first report
+// of an address asks, and then runs with the answer and every report of
+// that address that came meanwhile. Its zero value is ready; it belongs to
+// one actor, whose ctx every call passes.
+type LossChecks[T any] struct{ waiting map[string][]T }
+
+// Add queues report for address and, if no check of address is under way,
+// starts one that calls then in ctx's actor (see AskIncarnation for
+// current).
+func (c *LossChecks[T]) Add(ctx actor.Context, address string, report T, then func(current uint64, reports []T)) {
+	if c.waiting == nil {
+		c.waiting = map[string][]T{}
+	}
+	waiting, asked := c.waiting[address]
+	c.waiting[address] = append(waiting, report)
+	if asked {
+		return
+	}
+	AskIncarnation(ctx, address, func(current uint64) {
+		reports := c.waiting[address]
+		delete(c.waiting, address)
+		then(current, reports)
+	})
+}
+
 func askIncarnation(ctx actor.Context, address string, attempts int, then func(uint64)) {
 	f := ctx.RequestFuture(IncarnationOf(address), &messages.GetIncarnation{}, incarnationTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {

@@ -148,7 +148,10 @@ func (w *ownerWatch) remove(owner *actor.PID, c *connection) {
 }
 
 // ownerWatcher is the actor that holds the watches.
-type ownerWatcher struct{ w *ownerWatch }
+type ownerWatcher struct {
+	w      *ownerWatch
+	checks LossChecks[*actor.Terminated]
+}
 
 func (a *ownerWatcher) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -164,11 +167,13 @@ func (a *ownerWatcher) Receive(ctx actor.Context) {
 			return
 		}
 		// Perhaps a stale report (incarnation.go): the node there answers.
-		AskIncarnation(ctx, m.Who.Address, func(current uint64) {
-			if a.w.terminated(m, current) {
-				ctx.Logger().Info("tcpactor: a report that the node of an owner was lost was stale: the same start of it answers; its connections here stay open",
-					"owner", m.Who.Address+"/"+m.Who.Id)
-				ctx.Watch(m.Who) // the report ended the remote's watch
+		a.checks.Add(ctx, m.Who.Address, m, func(current uint64, reports []*actor.Terminated) {
+			for _, m := range reports {
+				if a.w.terminated(m, current) {
+					ctx.Logger().Info("tcpactor: a report that the node of an owner was lost was stale: the same start of it answers; its connections here stay open",
+						"owner", m.Who.Address+"/"+m.Who.Id)
+					ctx.Watch(m.Who) // the report ended the remote's watch
+				}
 			}
 		})
 	}

@@ -61,9 +61,9 @@ type ServerActor struct {
 	hookCancel  context.CancelFunc
 	hooked      *handover[net.Conn] // what the hooks return, until onHookDone takes it
 	subscribers map[pidID]*actor.PID
-	subStarts   map[pidID]uint64        // a subscriber's node's start id, as its Subscribe named it (server_nodeloss.go)
-	lossChecks  map[string][]*actor.PID // subscribers reported lost, by address, while the report is checked
-	assignees   assignees               // subscribers that take connections (server_assign.go)
+	subStarts   map[pidID]uint64       // a subscriber's node's start id, as its Subscribe named it (server_nodeloss.go)
+	lossChecks  LossChecks[*actor.PID] // subscribers reported lost, while the report is checked
+	assignees   assignees              // subscribers that take connections (server_assign.go)
 	waiters     map[uint64]*waiter
 	waitersOf   map[string]int // waiters per remote node (authz.go)
 	limits      RemoteLimits
@@ -119,7 +119,6 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		hooked:      &handover[net.Conn]{},
 		subscribers: map[pidID]*actor.PID{},
 		subStarts:   map[pidID]uint64{},
-		lossChecks:  map[string][]*actor.PID{},
 		waiters:     map[uint64]*waiter{},
 		waitersOf:   map[string]int{},
 		limits:      opts.RemoteLimits.withDefaults(),

@@ -26,15 +26,7 @@ func (s *ServerActor) checkSubscriberLoss(ctx actor.Context, m *actor.Terminated
 		s.subStarts[pidKey(who)] == 0 || s.isLive(ctx, who) {
 		return false
 	}
-	addr := who.Address
-	waiting, asked := s.lossChecks[addr]
-	s.lossChecks[addr] = append(waiting, who)
-	if asked {
-		return true
-	}
-	AskIncarnation(ctx, addr, func(current uint64) {
-		reported := s.lossChecks[addr]
-		delete(s.lossChecks, addr)
+	s.lossChecks.Add(ctx, who.Address, who, func(current uint64, reported []*actor.PID) {
 		for _, who := range reported {
 			switch {
 			case s.subscribers[pidKey(who)] == nil: // unsubscribed meanwhile

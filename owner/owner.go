@@ -149,7 +149,7 @@ func New(cfg Config) *actor.Props {
 	claim.PeerCloseWithoutError = true
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &ownerActor{cfg: cfg, claimOpts: claim, conns: map[key]*Owned{}, servers: map[key]*actor.PID{},
-			claiming: map[key]bool{}, again: map[key]bool{}, checking: map[string][]*actor.Terminated{}}
+			claiming: map[key]bool{}, again: map[key]bool{}}
 	}, actor.WithDispatcher(actors.OwnerDispatcher()), // on its senders' goroutines: see OwnerDispatcher
 		actor.WithMailbox(actors.OwnerMailbox()))
 }
@@ -158,10 +158,10 @@ type ownerActor struct {
 	cfg       Config
 	claimOpts *messages.ClaimOptions // cfg.Claim with peer_close_without_error
 	conns     map[key]*Owned
-	servers   map[key]*actor.PID             // watched servers
-	claiming  map[key]bool                   // servers with a claim in flight
-	again     map[key]bool                   // servers that announced more during it
-	checking  map[string][]*actor.Terminated // loss reports of an address being checked (checkLoss)
+	servers   map[key]*actor.PID                   // watched servers
+	claiming  map[key]bool                         // servers with a claim in flight
+	again     map[key]bool                         // servers that announced more during it
+	checking  actors.LossChecks[*actor.Terminated] // loss reports being checked (checkLoss)
 }
 
 func (o *ownerActor) Receive(ctx actor.Context) {
@@ -402,14 +402,7 @@ func (o *ownerActor) startsKnownAt(address string) bool {
 // Reports of one address wait for one check.
 func (o *ownerActor) checkLoss(ctx actor.Context, m *actor.Terminated) {
 	addr := m.Who.Address
-	waiting, asked := o.checking[addr]
-	o.checking[addr] = append(waiting, m)
-	if asked {
-		return
-	}
-	actors.AskIncarnation(ctx, addr, func(current uint64) {
-		reports := o.checking[addr]
-		delete(o.checking, addr)
+	o.checking.Add(ctx, addr, m, func(current uint64, reports []*actor.Terminated) {
 		if current == 0 {
 			for _, r := range reports {
 				o.terminatedNow(ctx, r)
