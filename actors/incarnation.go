@@ -40,14 +40,14 @@ const IncarnationName = "tcpactor-incarnation"
 // IncarnationOf is the PID of the incarnation actor of the node at address.
 func IncarnationOf(address string) *actor.PID { return actor.NewPID(address, IncarnationName) }
 
-// incarnationTimeout and incarnationAttempts bound a check of a loss
-// report: a live node answers in a round trip; a lost one never does (the
+// IncarnationTimeout and IncarnationAttempts bound a check of a loss
+// report (AskIncarnation, and the node stream's own, remotenode): a live node answers in a round trip; a lost one never does (the
 // remote dials its address for ~12 s before it gives up). A second try
 // covers an ask lost in the cascade of endpoint ends that a stale report
 // is (see the package comment above).
 const (
-	incarnationTimeout  = 1500 * time.Millisecond
-	incarnationAttempts = 2
+	IncarnationTimeout  = 1500 * time.Millisecond
+	IncarnationAttempts = 2
 )
 
 var startIDs sync.Map // weak.Pointer[actor.ActorSystem] → uint64
@@ -93,7 +93,7 @@ func newStartID() uint64 {
 
 // AskIncarnation asks the node at address for its start id and calls then
 // with it, once, in ctx's actor (ReenterAfter), or with 0 when no node
-// there answered within incarnationAttempts × incarnationTimeout, or the
+// there answered within IncarnationAttempts × IncarnationTimeout, or the
 // address refused a TCP connection meanwhile (no process listens there: a
 // node lost, as most are, is known so at once instead of after the
 // time-outs; tcpactor's health checks take a refusal so too). A report
@@ -107,10 +107,10 @@ func AskIncarnation(ctx actor.Context, address string, then func(startID uint64)
 			then(id)
 		}
 	}
-	refused := actor.NewFuture(ctx.ActorSystem(), incarnationAttempts*incarnationTimeout)
+	refused := actor.NewFuture(ctx.ActorSystem(), IncarnationAttempts*IncarnationTimeout)
 	root := ctx.ActorSystem().Root
 	go func() {
-		c, err := net.DialTimeout("tcp", address, incarnationTimeout)
+		c, err := net.DialTimeout("tcp", address, IncarnationTimeout)
 		switch {
 		case err == nil:
 			c.Close()
@@ -123,7 +123,7 @@ func AskIncarnation(ctx actor.Context, address string, then func(startID uint64)
 			once(0)
 		}
 	})
-	askIncarnation(ctx, address, incarnationAttempts, once)
+	askIncarnation(ctx, address, IncarnationAttempts, once)
 }
 
 // LossChecks gathers reports that a node was lost by its address, so that
@@ -153,7 +153,7 @@ func (c *LossChecks[T]) Add(ctx actor.Context, address string, report T, then fu
 }
 
 func askIncarnation(ctx actor.Context, address string, attempts int, then func(uint64)) {
-	f := ctx.RequestFuture(IncarnationOf(address), &messages.GetIncarnation{}, incarnationTimeout)
+	f := ctx.RequestFuture(IncarnationOf(address), &messages.GetIncarnation{}, IncarnationTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		if inc, ok := res.(*messages.Incarnation); ok && err == nil {
 			then(inc.StartId)

@@ -13,18 +13,9 @@ package remotenode
 // once another start answers, or none does.
 
 import (
-	"time"
-
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tcpactor/tcpactor/actors"
 	"github.com/tcpactor/tcpactor/messages"
-)
-
-// lossCheckTimeout and lossCheckAttempts bound a check, as
-// actors.AskIncarnation's: a live node answers in a round trip.
-const (
-	lossCheckTimeout  = 1500 * time.Millisecond
-	lossCheckAttempts = 2
 )
 
 // checkLoss runs in a goroutine of the transport (Stop waits for it: up to
@@ -47,19 +38,20 @@ func (l *lane) checkLoss(out *outStream) {
 }
 
 // startAt is the start id of the node at addr, asked through the remote
-// (the way the report came): 0 when no node answers within
-// lossCheckAttempts × lossCheckTimeout, or the transport stops. Unlike
+// (the way the report came), with actors.AskIncarnation's bounds: 0 when
+// no node answers within actors.IncarnationAttempts ×
+// actors.IncarnationTimeout, or the transport stops. Unlike
 // actors.AskIncarnation it does not first try a TCP connection for a
 // refusal: the stream being up shows a process there (a peer whose process
 // died ends its stream at once), and a bare connection is noise to the
 // peer's gRPC server.
 func (t *StreamTransport) startAt(addr string) uint64 {
 	target := actors.IncarnationOf(addr)
-	for range lossCheckAttempts {
+	for range actors.IncarnationAttempts {
 		if t.isStopped() {
 			return 0
 		}
-		fut := actor.NewFuture(t.sys, lossCheckTimeout)
+		fut := actor.NewFuture(t.sys, actors.IncarnationTimeout)
 		t.directProcess(target).SendUserMessage(target, &actor.MessageEnvelope{Message: &messages.GetIncarnation{}, Sender: fut.PID()})
 		if res, err := fut.Result(); err == nil {
 			if inc, ok := res.(*messages.Incarnation); ok {
