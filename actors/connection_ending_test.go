@@ -284,3 +284,50 @@ func TestServerCloseEndsAnUnclaimedConnectionThatSentDataWithEOFNotAReset(t *tes
 		})
 	}
 }
+
+// blockingHandler holds its connection's Receive in Received until release
+// is closed, so that messages pile up in the connection's mailbox.
+type blockingHandler struct {
+	BaseHandler
+	inside  chan struct{}
+	release chan struct{}
+}
+
+func (h *blockingHandler) Received(*Socket, []byte) {
+	close(h.inside)
+	<-h.release
+}
+
+// A Write that waits in the mailbox behind a Stop is not dropped: the
+// connection has stopped when its turn comes, and its sender still gets
+// WriteFailed, as it would had the Write come after the end. (Proto.Actor
+// drops the user messages a stopped actor's mailbox still holds; the fuzz
+// target found a Write with an ack_id that got no answer.)
+func TestAWriteQueuedBehindAStopIsAnsweredWriteFailed(t *testing.T) {
+	sys := testkit.NewSystem(t)
+	cc, sc := socketPair(t)
+	h := &blockingHandler{inside: make(chan struct{}), release: make(chan struct{})}
+	conn := startConn(t, sys, sc, 1, nil, ConnectionConfig{Handler: func() Handler { return h }})
+	end := watchEnd(t, sys, conn)
+	writer := newInbox(t, sys)
+	if _, err := cc.Write([]byte("hold")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.inside:
+	case <-time.After(connWait):
+		t.Fatal("the handler got nothing")
+	}
+	sys.Root.RequestWithCustomSender(conn, &messages.Write{Data: []byte("late"), AckId: 7}, writer.pid)
+	sys.Root.Stop(conn)
+	close(h.release)
+	waitClosed(t, end, "the connection's end")
+	m := writer.next(t)
+	if _, ok := m.(*actor.DeadLetterResponse); ok {
+		m = writer.next(t) // Proto.Actor's answer to any request that reached no actor
+	}
+	wf, ok := m.(*messages.WriteFailed)
+	if !ok || wf.AckId != 7 || !wf.Error.Failed() {
+		t.Fatalf("the writer got %s, want WriteFailed with ack_id 7 and an error", describe(m))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 )
 
 // connMailbox is a ConnectionActor's mailbox, and an owner actor's
@@ -42,7 +43,7 @@ type connMailbox struct {
 	scheduled    atomic.Int32 // idle or running, as the default's schedulerStatus
 	userMessages atomic.Int32
 	sysMessages  atomic.Int32
-	suspended    atomic.Int32
+	suspended    atomic.Int32 // notSuspended, suspended or stopped
 
 	invoker actor.MessageInvoker
 	// other is the dispatcher unless it is connectionDispatcher, on which a
@@ -60,6 +61,22 @@ func connectionMailbox() actor.Mailbox { return &connMailbox{} }
 const (
 	mailboxIdle int32 = iota
 	mailboxRunning
+)
+
+// The values of connMailbox.suspended.
+const (
+	notSuspended int32 = iota
+	isSuspended
+	// actorStopped: the actor has stopped. Proto.Actor's context drops
+	// every user message it is given from then on (InvokeUserMessage
+	// returns at stateStopped), and those that were queued behind the Stop
+	// — or posted by a sender that looked the actor up before it left the
+	// registry — would be lost without a word: a Write with no WriteFailed,
+	// a request with no reply. The mailbox gives them to the dead letters
+	// instead, as the registry does for a message sent after the end, so
+	// their senders are answered (answerDeadLetters, Proto.Actor's
+	// DeadLetterResponse).
+	actorStopped
 )
 
 // keptRing is the largest ring a drained user queue keeps for the next
@@ -99,7 +116,7 @@ func (m *connMailbox) PostUserMessage(message any) {
 		// after this one: posts that race have no order, and one poster's
 		// earlier message is counted before it posts again. The checks
 		// come after taking the mailbox: a run that suspended it has ended.
-		if m.userMessages.Load() == 0 && m.sysMessages.Load() == 0 && m.suspended.Load() == 0 {
+		if m.userMessages.Load() == 0 && m.sysMessages.Load() == 0 && m.suspended.Load() == notSuspended {
 			m.invokeNow(message)
 			if m.release() {
 				m.processMessages()
@@ -188,7 +205,7 @@ func (m *connMailbox) processMessages() {
 func (m *connMailbox) release() bool {
 	m.scheduled.Store(mailboxIdle)
 	sys, user := m.sysMessages.Load(), m.userMessages.Load()
-	if sys == 0 && (m.suspended.Load() != 0 || user == 0) {
+	if sys == 0 && (m.suspended.Load() == isSuspended || user == 0) {
 		return false
 	}
 	return m.scheduled.CompareAndSwap(mailboxIdle, mailboxRunning)
@@ -223,23 +240,63 @@ func (m *connMailbox) run() {
 			m.sysMessages.Add(-1)
 			switch msg.(type) {
 			case *actor.SuspendMailbox:
-				m.suspended.Store(1)
+				m.suspended.CompareAndSwap(notSuspended, isSuspended)
 			case *actor.ResumeMailbox:
-				m.suspended.Store(0)
+				m.suspended.CompareAndSwap(isSuspended, notSuspended)
+			case *actor.Stop, *actor.Terminated:
+				// The two that end an actor: a Stop, or the Terminated of
+				// the last child it waited for.
+				m.invoker.InvokeSystemMessage(msg)
+				m.noteStop()
 			default:
 				m.invoker.InvokeSystemMessage(msg)
 			}
 			continue
 		}
-		if m.suspended.Load() == 1 {
+		s := m.suspended.Load()
+		if s == isSuspended {
 			return
 		}
 		if msg = m.pop(&m.user, keptRing); msg == nil {
 			return
 		}
 		m.userMessages.Add(-1)
+		if s == actorStopped {
+			m.toDeadLetters(msg)
+			continue
+		}
 		m.invoker.InvokeUserMessage(msg)
 	}
+}
+
+// noteStop marks the mailbox of an actor that has stopped: one no longer in
+// its system's registry (finalizeStop removes it there before it sends
+// Terminated to its watchers).
+func (m *connMailbox) noteStop() {
+	ctx, ok := m.invoker.(actor.Context)
+	if !ok {
+		return
+	}
+	if _, alive := ctx.ActorSystem().ProcessRegistry.Get(ctx.Self()); !alive {
+		m.suspended.Store(actorStopped)
+	}
+}
+
+// toDeadLetters gives a user message the stopped actor will never handle
+// to its system's dead letters, as if it had been sent after the end: one
+// with a sender, or of the protocol (a proto message). An actor's own
+// timer ticks and read results, which nobody waits for, are dropped as
+// Proto.Actor would have, without a dead-letter line in the log.
+func (m *connMailbox) toDeadLetters(msg any) {
+	ctx, ok := m.invoker.(actor.Context)
+	if !ok {
+		return
+	}
+	_, body, sender := actor.UnwrapEnvelope(msg)
+	if _, isProto := body.(proto.Message); sender == nil && !isProto {
+		return
+	}
+	ctx.ActorSystem().DeadLetter.SendUserMessage(ctx.Self(), msg)
 }
 
 // pop takes the oldest message of r, nil when there is none; a ring
