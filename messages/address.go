@@ -28,8 +28,12 @@ type ListenAddr struct {
 // case-insensitive; "" means Any) into a network and host for net.Listen.
 // A malformed address returns a SocketAddressNotAvailable error, an
 // IPv4-mapped IPv6 one (::ffff:127.0.0.1) UnsupportedSocketOperation, as Qt.
+//
+// White space around the address is ignored, as QHostAddress does (it parses
+// the address simplified()): " 127.0.0.1 " is 127.0.0.1.
 func ParseListenAddress(address string) (ListenAddr, *Error) {
-	switch strings.ToLower(strings.TrimSpace(address)) {
+	trimmed := strings.TrimSpace(address)
+	switch strings.ToLower(trimmed) {
 	case "", "any":
 		return ListenAddr{Network: "tcp", Host: ""}, nil
 	case "anyipv4":
@@ -41,7 +45,7 @@ func ParseListenAddress(address string) (ListenAddr, *Error) {
 	case "localhostipv6":
 		return ListenAddr{Network: "tcp6", Host: "::1"}, nil
 	}
-	ip, err := netip.ParseAddr(address)
+	ip, err := netip.ParseAddr(trimmed)
 	if err != nil {
 		return ListenAddr{}, NewError(SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE,
 			"malformed address %q: want an IP literal or one of Any, AnyIPv4, AnyIPv6, LocalHost, LocalHostIPv6", address)
@@ -54,7 +58,7 @@ func ParseListenAddress(address string) (ListenAddr, *Error) {
 		// an IPv6 one.
 		return ListenAddr{}, NewError(SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION,
 			"Unsupported socket operation: %s is an IPv4-mapped IPv6 address; listen on %s (or Any, which takes both)",
-			address, ip.Unmap())
+			trimmed, ip.Unmap())
 	}
 	if ip.Is4() {
 		return ListenAddr{Network: "tcp4", Host: ip.String()}, nil

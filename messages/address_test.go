@@ -35,3 +35,29 @@ func TestParseListenSplitsHostAndPortAndRefusesWhatIsNotHostPort(t *testing.T) {
 		}
 	}
 }
+
+// QHostAddress parses an address simplified(): white space around an IP
+// literal is ignored (PyQt6 on Qt 6.4: QHostAddress("127.0.0.1 ") is
+// 127.0.0.1, QHostAddress("::ffff:0.0.0.0 ") the IPv4-mapped ::ffff:0.0.0.0),
+// as it already was around the special names.
+func TestParseListenAddressIgnoresWhiteSpaceAroundAnIPLiteralAsQHostAddress(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ListenAddr
+	}{
+		{"127.0.0.1 ", ListenAddr{"tcp4", "127.0.0.1"}},
+		{" ::1", ListenAddr{"tcp6", "::1"}},
+		{"1.2.3.4\t", ListenAddr{"tcp4", "1.2.3.4"}},
+		{" localhost ", ListenAddr{"tcp4", "127.0.0.1"}},
+	} {
+		if got, e := ParseListenAddress(tc.in); e != nil || got != tc.want {
+			t.Errorf("ParseListenAddress(%q) = %+v, %v; want %+v", tc.in, got, e, tc.want)
+		}
+	}
+	if _, e := ParseListenAddress("::ffff:0.0.0.0 "); e.GetCode() != SocketError_SOCKET_ERROR_UNSUPPORTED_SOCKET_OPERATION {
+		t.Errorf("ParseListenAddress(%q) error %v, want UnsupportedSocketOperation as for the address without the space", "::ffff:0.0.0.0 ", e)
+	}
+	if _, e := ParseListenAddress("127.0.0 .1"); e.GetCode() != SocketError_SOCKET_ERROR_SOCKET_ADDRESS_NOT_AVAILABLE {
+		t.Errorf("white space inside an address: error %v, want SocketAddressNotAvailable", e)
+	}
+}
