@@ -41,7 +41,7 @@ type ServerActor struct {
 	backlog  int
 	maxConns int
 	tls      *tlsListen // QSslServer: set while listening with TLS
-	loops    bool       // holds the process's event loops while listening (server_loops.go)
+	loops    loopAccept // a loop-mode server's hold on the event loops (server_loops.go)
 
 	socksBinding bool       // a Listen through a SOCKS5 proxy waits for its first BIND
 	socksReplyTo *actor.PID // who sent that Listen
@@ -363,7 +363,7 @@ func (s *ServerActor) startListening(ctx actor.Context, ln listener, backlog, ma
 	}
 	s.gate = newAcceptGate(acc)
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	go acceptLoop(acc, s.gate, s.gen, func(msg any) { root.Send(self, msg) })
+	go acceptLoop(s.gate, s.gen, func(msg any) { root.Send(self, msg) })
 	s.updateAllowance()
 	return &messages.ListenResult{Ok: true, Address: s.address, Port: s.port, Protocol: s.protocol}
 }
@@ -488,6 +488,7 @@ func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
 	if !ok {
 		return
 	}
+	s.retryLoops(ctx)
 	s.accepted++
 	s.nextID++
 	id := s.nextID
