@@ -79,6 +79,32 @@ func TestAStaleReportOfASubscribersNodeLeavesItSubscribedToTheIdentity(t *testin
 		runChild(t, "TestAStaleReportOfASubscribersNodeLeavesItSubscribedToTheIdentity")
 		return
 	}
+	staleReportLeavesSubscribed(t, func(cA, _ *cluster.Cluster, identity string, pid *actor.PID) func() {
+		return clusterkind.KeepSubscribedToServer(cA, identity, pid, time.Hour)
+	})
+}
+
+// TestAStaleReportOfTheNodeOfASubscriberOnAnotherMemberLeavesItSubscribed:
+// as TestAStaleReportOfASubscribersNodeLeavesItSubscribedToTheIdentity, but
+// member B keeps the handler on member A subscribed, naming A's start id
+// (WithSubscriberStartID): KeepSubscribedToServer used to subscribe a pid
+// of another member without one, and the stale report dropped it.
+func TestAStaleReportOfTheNodeOfASubscriberOnAnotherMemberLeavesItSubscribed(t *testing.T) {
+	if os.Getenv(staleChildEnv) == "" {
+		runChild(t, "TestAStaleReportOfTheNodeOfASubscriberOnAnotherMemberLeavesItSubscribed")
+		return
+	}
+	staleReportLeavesSubscribed(t, func(cA, cB *cluster.Cluster, identity string, pid *actor.PID) func() {
+		return clusterkind.KeepSubscribedToServer(cB, identity, pid, time.Hour,
+			clusterkind.WithSubscriberStartID(actors.StartID(cA.ActorSystem)))
+	})
+}
+
+// staleReportLeavesSubscribed runs the story of the two tests above in a
+// child process: keep subscribes the handler on member A to the identity,
+// which member B hosts, and keeps it subscribed (not again for the test's
+// length).
+func staleReportLeavesSubscribed(t *testing.T, keep func(cA, cB *cluster.Cluster, identity string, pid *actor.PID) (stop func())) {
 	agent := test.NewInMemAgent()
 	identity := net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.FreePort(t)))
 	cB := member(t, agent, clusterkind.Kind(clusterkind.Config{Topic: func(string) string { return "" }}))
@@ -86,8 +112,7 @@ func TestAStaleReportOfASubscribersNodeLeavesItSubscribedToTheIdentity(t *testin
 	sysA := cA.ActorSystem
 
 	live, gone := testkit.NewProbe(t, sysA), testkit.NewProbe(t, sysA)
-	stop := clusterkind.KeepSubscribedToServer(cA, identity, live.PID, time.Hour)
-	t.Cleanup(stop)
+	t.Cleanup(keep(cA, cB, identity, live.PID))
 	activation := cA.Get(identity, clusterkind.Name)
 	if activation == nil {
 		t.Fatalf("identity %s not activated", identity)
