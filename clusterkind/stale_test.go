@@ -137,12 +137,13 @@ func staleReportLeavesSubscribed(t *testing.T, keep func(cA, cB *cluster.Cluster
 	if !heard {
 		t.Fatal("the handler never heard of a connection")
 	}
-	dialed := func() {
+	dialed := func() uint32 {
 		c, err := net.Dial("tcp", identity)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
+		return uint32(c.LocalAddr().(*net.TCPAddr).Port)
 	}
 
 	srv := serverActorOf(t, cB.ActorSystem, activation)
@@ -154,21 +155,48 @@ func staleReportLeavesSubscribed(t *testing.T, keep func(cA, cB *cluster.Cluster
 		p.SendSystemMessage(srv, &actor.Terminated{Who: sub, Why: actor.TerminatedReason_AddressTerminated})
 	}
 
-	// Each client leaves a connection pending (at most 10).
-	dropped := false
-	for i := 0; i < 10 && !dropped; i++ {
-		dialed()
-		testkit.Next[*messages.NewConnection](t, live)
-		_, heardGone := gone.Receive(300 * time.Millisecond)
-		dropped = !heardGone
+	// The check is done once the server has taken its answer: the server
+	// asked A's incarnation actor when it took the reports (a request after
+	// them is answered after that), the test's own ask goes the same way
+	// after it and is answered after it, and the server takes the answer
+	// (a continuation, a system message) before a request that comes later.
+	// The clients' events may reach the two probes at different times, so
+	// each looks for its own client's.
+	status := func() {
+		if _, err := cB.ActorSystem.Root.RequestFuture(srv, &messages.GetStatus{}, 10*time.Second).Result(); err != nil {
+			t.Fatalf("GetStatus: %v", err)
+		}
 	}
-	if !dropped {
-		t.Fatal("the subscriber of the other start still hears of every connection")
+	status()
+	if _, err := cB.ActorSystem.Root.RequestFuture(actors.IncarnationOf(sysA.Address()), &messages.GetIncarnation{}, 10*time.Second).Result(); err != nil {
+		t.Fatalf("GetIncarnation of member A: %v", err)
 	}
-	dialed()
-	testkit.Next[*messages.NewConnection](t, live)
+	status()
+	port := dialed()
+	if !hearsOf(live, port, testkit.ProbeTimeout) {
+		t.Fatal("the handler heard nothing of the connection after the stale report")
+	}
+	if hearsOf(gone, port, 300*time.Millisecond) {
+		t.Fatal("the subscriber of the other start still hears of connections")
+	}
 	fmt.Println(childPassed)
 	os.Exit(0) // the members are not shut down: see above
+}
+
+// hearsOf reports whether p is told of the connection of the client at
+// port (NewConnection) within d, passing over what it was told before.
+func hearsOf(p *testkit.Probe, port uint32, d time.Duration) bool {
+	end := time.Now().Add(d)
+	for range 1000 {
+		m, ok := p.Receive(time.Until(end))
+		if !ok {
+			return false
+		}
+		if nc, ok := m.(*messages.NewConnection); ok && nc.Info.GetPeerPort() == port {
+			return true
+		}
+	}
+	return false
 }
 
 // staleChildEnv marks the child process that runs a test's members;
