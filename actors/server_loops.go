@@ -22,10 +22,10 @@ import (
 // whole process), not a goroutine per connection.
 //
 // A server that cannot make them at Listen (out of descriptors) listens
-// all the same, accepting net.TCPConns, and tries again at its accepts: an
-// accept took a descriptor, so some came free since. Once the loops are
-// made it accepts raw sockets into them from its next Accept on, not from
-// its next Listen.
+// all the same, accepting net.TCPConns, and tries again as it accepts
+// (retryLoops): an accept is when the loops would serve, and it needed a
+// descriptor itself. Once the loops are made the server accepts raw
+// sockets into them from its next Accept on, not from its next Listen.
 
 // loopAccept is a loop-mode server's hold on the event loops, and what it
 // needs to try again for them while it has none.
