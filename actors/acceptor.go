@@ -18,10 +18,10 @@ import (
 type acceptGate struct {
 	mu        sync.Mutex
 	cond      sync.Cond
-	ln        listener
-	allowance int  // connections the actor can still take
-	inflight  int  // accepted (or being accepted), not yet taken by the actor
-	accepting bool // the goroutine is inside Accept
+	ln        listener // accepted from; swap changes it
+	allowance int      // connections the actor can still take
+	inflight  int      // accepted (or being accepted), not yet taken by the actor
+	accepting bool     // the goroutine is inside Accept
 	closed    bool
 	reserved  bool          // the descriptor reserve is in use: no Accept (descriptor_reserve.go)
 	stop      chan struct{} // closed with the gate: ends a back-off sleep
@@ -124,21 +124,35 @@ func (g *acceptGate) take(m *acceptedConn) (net.Conn, bool) {
 	return g.accepted.take(m.id)
 }
 
-// enter blocks the accept goroutine until it may call Accept once; false
-// means the gate is closed.
-func (g *acceptGate) enter() bool {
+// enter blocks the accept goroutine until it may call Accept once, and
+// gives the listener to call it on; false means the gate is closed.
+func (g *acceptGate) enter() (listener, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for !g.closed && !g.quiet && (g.inflight >= g.allowance || g.reserved) {
 		g.cond.Wait()
 	}
 	if g.closed || g.quiet {
-		return false
+		return nil, false
 	}
 	g.inflight++
 	g.accepting = true
 	_ = g.ln.SetDeadline(time.Time{})
-	return true
+	return g.ln, true
+}
+
+// swap has the goroutine accept from ln from its next Accept on (a
+// loop-mode server's raw accepts, once it has its loops: server_loops.go).
+// An Accept in progress on the old listener is woken, so that the next
+// connection is not accepted the old way; one that returns a connection
+// all the same delivers it as usual.
+func (g *acceptGate) swap(ln listener) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.accepting {
+		_ = g.ln.SetDeadline(time.Unix(1, 0))
+	}
+	g.ln = ln
 }
 
 // leave records the end of an Accept; ok reports whether it produced a
@@ -198,10 +212,14 @@ type (
 // actor. Listener closed: return. Allowance withdrawn (deadline): wait again.
 // Anything else (EMFILE and friends): report, back off 5 ms doubling to 1 s,
 // go on.
-func acceptLoop(ln listener, gate *acceptGate, gen uint64, send func(any)) {
+func acceptLoop(gate *acceptGate, gen uint64, send func(any)) {
 	defer send(&acceptStopped{gen: gen})
 	var backoff time.Duration
-	for gate.enter() {
+	for {
+		ln, ok := gate.enter()
+		if !ok {
+			return
+		}
 		conn, err := ln.Accept()
 		if !gate.leave(err == nil) {
 			conn.Close() // held until the gate closed

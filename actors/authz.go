@@ -222,7 +222,7 @@ func (s *ServerActor) authorize(ctx actor.Context) bool {
 		if sub.GetId() == "" {
 			sub = ctx.Sender()
 		}
-		if sub != nil && s.subscribers[pidKey(sub)] == nil && s.subscribersOn(peer) >= s.limits.SubscribersPerNode {
+		if sub != nil && !s.isSubscriber(sub) && s.subscribersOn(peer) >= s.limits.SubscribersPerNode {
 			return refuse(RefusedLimit, accessDenied("a remote node (%s) may have at most %d subscribers", peer, s.limits.SubscribersPerNode))
 		}
 	case *messages.Unsubscribe:
@@ -258,7 +258,7 @@ func serverRefusal(m any, e *messages.Error) any {
 func (s *ServerActor) subscribersOn(node string) int {
 	n := 0
 	for _, sub := range s.subscribers {
-		if sub.Address == node {
+		if sub.pid.Address == node {
 			n++
 		}
 	}

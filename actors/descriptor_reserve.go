@@ -67,3 +67,16 @@ func unregisterGate(g *acceptGate) {
 	defer descriptorReserve.mu.Unlock()
 	delete(descriptorReserve.gates, g)
 }
+
+// outsideDescriptorReserve runs take, which opens descriptors, unless the
+// reserve is in use: take could have the descriptor a user has just freed
+// to accept into. It reports whether take ran. It never waits for a user
+// (an actor calls it); a user that comes meanwhile waits for take.
+func outsideDescriptorReserve(take func()) bool {
+	if !descriptorReserve.use.TryLock() {
+		return false
+	}
+	defer descriptorReserve.use.Unlock()
+	take()
+	return true
+}

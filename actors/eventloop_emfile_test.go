@@ -83,9 +83,10 @@ func TestALoopModeServerWhoseFirstAcceptsHitEMFILEServesThroughItsLoops(t *testi
 // descriptors at Listen but for the listening socket's, a loop-mode server
 // listens all the same and says at WARN that it has no event loops; it
 // accepts plain net.TCPConns (a goroutine can read one without a
-// duplicate descriptor). Once descriptors are free, its connection makes
-// the loops and is read by one, and its next Listen holds them and
-// accepts raw sockets again.
+// duplicate descriptor). Once descriptors are free, its next accept makes
+// the loops (TestALoopModeServerWithoutLoopsAtListenAcceptsRawSocketsOnce…)
+// and the connection it accepted is read by one; its next Listen holds
+// them and accepts raw sockets from the start.
 func TestALoopModeServerThatCannotMakeItsLoopsAtListenSaysSoAndServes(t *testing.T) {
 	if os.Getenv(aloneEnv) == "" {
 		runAlone(t)
@@ -134,6 +135,53 @@ func TestALoopModeServerThatCannotMakeItsLoopsAtListenSaysSoAndServes(t *testing
 	}
 	if n := strings.Count(log.String(), "no event loops"); n != 1 {
 		t.Errorf("%d warnings of no event loops, want the first Listen's alone", n)
+	}
+}
+
+// TestALoopModeServerWithoutLoopsAtListenAcceptsRawSocketsOnceItCanMakeThem:
+// a loop-mode server that could not make its event loops at Listen (out of
+// descriptors) tries again when it next accepts, and once they are made
+// accepts raw sockets into them without waiting for its next Listen. The
+// connection whose accept made the loops was accepted before they ran, a
+// net.TCPConn, and is read by a loop all the same; the next is raw, in one
+// loop. (The server used to accept net.TCPConns until its next Listen.)
+func TestALoopModeServerWithoutLoopsAtListenAcceptsRawSocketsOnceItCanMakeThem(t *testing.T) {
+	if os.Getenv(aloneEnv) == "" {
+		runAlone(t)
+		return
+	}
+	if n := loopsRunning(); n != 0 {
+		t.Fatalf("%d event loops run before any server: the test needs a process without", n)
+	}
+	// What the first listen of a process reads (somaxconn) is read now.
+	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		l.Close()
+	}
+	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
+	fill := takeEveryDescriptor(t)
+	defer fill.restore()
+	fill.free(t, 1) // the listening socket's
+	addr := s.listen()
+	fill.restore()
+	if n := loopsRunning(); n != 0 {
+		t.Fatalf("%d event loops run after a Listen without descriptors for them", n)
+	}
+
+	byPort := map[uint32]net.Conn{}
+	for i, want := range []struct {
+		what     string
+		rt, loop int
+	}{
+		{"the connection whose accept made the loops", 1, 1},
+		{"the next connection", 0, 1},
+	} {
+		c := dial(t, addr)
+		byPort[dialedPort(c)] = c
+		s.waitStatus("the client pending", pendingIs(1))
+		serveOneRound(t, s, byPort, want.what)
+		if rt, loops := epollSets(t, oneServerSide(t, c, want.what)); rt != want.rt || loops != want.loop {
+			t.Errorf("%s (%d) is in %d runtime epoll sets and %d loops, want %d and %d", want.what, i, rt, loops, want.rt, want.loop)
+		}
 	}
 }
 

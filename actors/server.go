@@ -41,7 +41,7 @@ type ServerActor struct {
 	backlog  int
 	maxConns int
 	tls      *tlsListen // QSslServer: set while listening with TLS
-	loops    bool       // holds the process's event loops while listening (server_loops.go)
+	loops    loopAccept // a loop-mode server's hold on the event loops (server_loops.go)
 
 	socksBinding bool       // a Listen through a SOCKS5 proxy waits for its first BIND
 	socksReplyTo *actor.PID // who sent that Listen
@@ -60,8 +60,7 @@ type ServerActor struct {
 	hookCtx     context.Context
 	hookCancel  context.CancelFunc
 	hooked      *handover[net.Conn] // what the hooks return, until onHookDone takes it
-	subscribers map[pidID]*actor.PID
-	subStarts   map[pidID]uint64       // a subscriber's node's start id, as its Subscribe named it (server_nodeloss.go)
+	subscribers map[pidID]subscriber
 	lossChecks  LossChecks[*actor.PID] // subscribers reported lost, while the report is checked
 	assignees   assignees              // subscribers that take connections (server_assign.go)
 	waiters     map[uint64]*waiter
@@ -78,6 +77,16 @@ type ServerActor struct {
 
 	handshakeFails uint64
 	proxyFails     uint64
+}
+
+// subscriber is a subscriber of the server's signals, as its last
+// Subscribe named it.
+type subscriber struct {
+	pid *actor.PID
+	// startID is the start id of its node (Subscribe.subscriber_start_id),
+	// against which a report of the node's loss is checked; 0: none, every
+	// report is believed (server_nodeloss.go).
+	startID uint64
 }
 
 type pendingConn struct {
@@ -117,8 +126,7 @@ func newServerActor(opts ServerOptions) *ServerActor {
 		live:        map[string]liveConn{},
 		inHook:      map[uint64]net.Conn{},
 		hooked:      &handover[net.Conn]{},
-		subscribers: map[pidID]*actor.PID{},
-		subStarts:   map[pidID]uint64{},
+		subscribers: map[pidID]subscriber{},
 		waiters:     map[uint64]*waiter{},
 		waitersOf:   map[string]int{},
 		limits:      opts.RemoteLimits.withDefaults(),
@@ -173,12 +181,10 @@ func (s *ServerActor) Receive(ctx actor.Context) {
 	case *messages.Subscribe:
 		ack := &messages.Ack{Error: invalid("initial_credit %d is negative", m.Options.GetInitialCredit())}
 		if m.Options.GetInitialCredit() >= 0 {
-			ack = s.subscribe(ctx, m.Subscriber)
+			ack = s.subscribe(ctx, m.Subscriber, m.SubscriberStartId)
 		}
 		if !ack.Error.Failed() {
-			sub := s.subscriberOf(ctx, m.Subscriber)
-			s.assignees.set(sub, m.Assign, m.Options)
-			s.setSubscriberStart(sub, m.SubscriberStartId)
+			s.assignees.set(s.subscriberOf(ctx, m.Subscriber), m.Assign, m.Options)
 		}
 		ctx.Respond(ack)
 	case *messages.Unsubscribe:
@@ -357,7 +363,7 @@ func (s *ServerActor) startListening(ctx actor.Context, ln listener, backlog, ma
 	}
 	s.gate = newAcceptGate(acc)
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	go acceptLoop(acc, s.gate, s.gen, func(msg any) { root.Send(self, msg) })
+	go acceptLoop(s.gate, s.gen, func(msg any) { root.Send(self, msg) })
 	s.updateAllowance()
 	return &messages.ListenResult{Ok: true, Address: s.address, Port: s.port, Protocol: s.protocol}
 }
@@ -482,6 +488,7 @@ func (s *ServerActor) onAccepted(ctx actor.Context, m *acceptedConn) {
 	if !ok {
 		return
 	}
+	s.retryLoops(ctx)
 	s.accepted++
 	s.nextID++
 	id := s.nextID
@@ -558,7 +565,7 @@ func (s *ServerActor) announce(ctx actor.Context, pid *actor.PID, info *messages
 	if len(s.subscribers) > 0 {
 		ev := &messages.NewConnection{Server: ctx.Self(), Connection: pid, Pending: int32(len(s.pending)), Info: info}
 		for _, sub := range s.subscribers {
-			ctx.Send(sub, ev)
+			ctx.Send(sub.pid, ev)
 		}
 	}
 	if len(s.pending) > 0 {
@@ -574,7 +581,7 @@ func (s *ServerActor) onAcceptFailed(ctx actor.Context, m *acceptFailed) {
 	s.lastErr = messages.FromError(m.err)
 	ev := &messages.AcceptError{Server: ctx.Self(), Error: s.lastErr}
 	for _, sub := range s.subscribers {
-		ctx.Send(sub, ev)
+		ctx.Send(sub.pid, ev)
 	}
 }
 
@@ -582,7 +589,6 @@ func (s *ServerActor) onAcceptFailed(ctx actor.Context, m *acceptFailed) {
 // ran (a lost node reports its actors as terminated too).
 func (s *ServerActor) onTerminated(ctx actor.Context, who *actor.PID) {
 	delete(s.subscribers, pidKey(who))
-	delete(s.subStarts, pidKey(who))
 	s.assignees.remove(who)
 	if !s.isLive(ctx, who) {
 		return
@@ -760,7 +766,10 @@ func (s *ServerActor) setProxy(m *messages.SetProxy) *messages.Ack {
 // SOCKS5, which listen hands to listenThroughSocks).
 func (s *ServerActor) proxyCanListen() *messages.Error { return nil }
 
-func (s *ServerActor) subscribe(ctx actor.Context, sub *actor.PID) *messages.Ack {
+// subscribe adds sub (nil: the sender) to the subscribers with the start
+// id of its node (0: none); one already there keeps its watch and takes the
+// start id of its latest Subscribe.
+func (s *ServerActor) subscribe(ctx actor.Context, sub *actor.PID, startID uint64) *messages.Ack {
 	if sub == nil {
 		sub = ctx.Sender()
 	}
@@ -771,9 +780,9 @@ func (s *ServerActor) subscribe(ctx actor.Context, sub *actor.PID) *messages.Ack
 		return &messages.Ack{Error: e}
 	}
 	if _, ok := s.subscribers[pidKey(sub)]; !ok {
-		s.subscribers[pidKey(sub)] = sub
 		ctx.Watch(sub)
 	}
+	s.subscribers[pidKey(sub)] = subscriber{pid: sub, startID: startID}
 	return &messages.Ack{}
 }
 
@@ -786,13 +795,18 @@ func (s *ServerActor) unsubscribe(ctx actor.Context, sub *actor.PID) *messages.A
 	}
 	if _, ok := s.subscribers[pidKey(sub)]; ok {
 		delete(s.subscribers, pidKey(sub))
-		delete(s.subStarts, pidKey(sub))
 		s.assignees.remove(sub)
 		if !s.isLive(ctx, sub) || !s.live[sub.Id].added() { // only added connections are watched for their end
 			ctx.Unwatch(sub)
 		}
 	}
 	return &messages.Ack{}
+}
+
+// isSubscriber says whether pid is subscribed.
+func (s *ServerActor) isSubscriber(pid *actor.PID) bool {
+	_, ok := s.subscribers[pidKey(pid)]
+	return ok
 }
 
 func (s *ServerActor) status() *messages.ServerStatus {

@@ -76,8 +76,8 @@ func (s *ServerActor) assign(ctx actor.Context, pid *actor.PID, info *messages.C
 	}
 	ev := &messages.NewConnection{Server: ctx.Self(), Connection: pid, Pending: int32(len(s.pending)), Info: info}
 	for _, sub := range s.subscribers {
-		if !sub.Equal(a.pid) {
-			ctx.Send(sub, ev)
+		if !sub.pid.Equal(a.pid) {
+			ctx.Send(sub.pid, ev)
 		}
 	}
 	// The connection tells the assignee (SetOwner.announce): the owner's

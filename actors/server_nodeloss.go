@@ -22,15 +22,16 @@ import (
 // one check.
 func (s *ServerActor) checkSubscriberLoss(ctx actor.Context, m *actor.Terminated) bool {
 	who := m.Who
-	if m.Why != actor.TerminatedReason_AddressTerminated || s.subscribers[pidKey(who)] == nil ||
-		s.subStarts[pidKey(who)] == 0 || s.isLive(ctx, who) {
+	if sub, ok := s.subscribers[pidKey(who)]; m.Why != actor.TerminatedReason_AddressTerminated || !ok ||
+		sub.startID == 0 || s.isLive(ctx, who) {
 		return false
 	}
 	s.lossChecks.Add(ctx, who.Address, who, func(current uint64, reported []*actor.PID) {
 		for _, who := range reported {
+			sub, ok := s.subscribers[pidKey(who)]
 			switch {
-			case s.subscribers[pidKey(who)] == nil: // unsubscribed meanwhile
-			case current != 0 && s.subStarts[pidKey(who)] == current:
+			case !ok: // unsubscribed meanwhile
+			case current != 0 && sub.startID == current:
 				ctx.Logger().Info("tcpactor: a report that the node of a subscriber was lost was stale: the same start of it answers; it stays subscribed",
 					"subscriber", who.Address+"/"+who.Id)
 				ctx.Watch(who) // the report ended the remote's watch
@@ -40,14 +41,4 @@ func (s *ServerActor) checkSubscriberLoss(ctx actor.Context, m *actor.Terminated
 		}
 	})
 	return true
-}
-
-// setSubscriberStart records the start id of sub's node as its Subscribe
-// named it (0: none, every report of its node's loss is believed).
-func (s *ServerActor) setSubscriberStart(sub *actor.PID, startID uint64) {
-	if startID == 0 {
-		delete(s.subStarts, pidKey(sub))
-		return
-	}
-	s.subStarts[pidKey(sub)] = startID
 }

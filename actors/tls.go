@@ -147,7 +147,7 @@ func (s *ServerActor) onHandshakeFailed(ctx actor.Context, err error) {
 	host, port := messages.HostPort(h.peer)
 	ev := &messages.HandshakeFailed{Server: ctx.Self(), Error: h.e, PeerAddress: host, PeerPort: port}
 	for _, sub := range s.subscribers {
-		ctx.Send(sub, ev)
+		ctx.Send(sub.pid, ev)
 	}
 }
 

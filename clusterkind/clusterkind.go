@@ -438,15 +438,38 @@ func Get(c *cluster.Cluster, identity string) (*server.Server, error) {
 // is subscribed with that member's start id, so that the server checks a
 // report of the member's loss before it drops pid (a member restarted on
 // the same address is reported lost after it is up); a pid elsewhere is
-// subscribed without one (every report of its node's loss believed).
-func KeepSubscribedToServer(c *cluster.Cluster, identity string, pid *actor.PID, every time.Duration) (stop func()) {
-	var start uint64
+// subscribed without one (every report of its node's loss believed) unless
+// WithSubscriberStartID names its node's.
+func KeepSubscribedToServer(c *cluster.Cluster, identity string, pid *actor.PID, every time.Duration, opts ...SubscribeOption) (stop func()) {
+	var o subscribeOptions
 	if pid.GetAddress() == c.ActorSystem.Address() {
-		start = actors.StartID(c.ActorSystem)
+		o.startID = actors.StartID(c.ActorSystem)
+	}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	return keepDoing(c, every, func() {
 		forgetMisplaced(c, identity, Name)
-		_, _ = c.Request(identity, Name, &messages.Subscribe{Subscriber: pid, SubscriberStartId: start},
+		_, _ = c.Request(identity, Name, &messages.Subscribe{Subscriber: pid, SubscriberStartId: o.startID},
 			cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 	})
+}
+
+// SubscribeOption is an option of KeepSubscribedToServer.
+type SubscribeOption func(*subscribeOptions)
+
+type subscribeOptions struct {
+	startID uint64 // Subscribe.subscriber_start_id
+}
+
+// WithSubscriberStartID names the start id of the subscriber's node
+// (actors.StartID of its actor system, on that node; 0: none), for a
+// subscriber on another member: the server then checks a report of that
+// node's loss before it drops the subscriber, as it does for a subscriber
+// of c's own member. KeepSubscribedToServer cannot ask the node itself: the
+// node that answers at the subscriber's address may be a later start, in
+// which the subscriber does not run, and the check would keep a subscriber
+// that is gone. Only whoever has the PID from that node knows its start.
+func WithSubscriberStartID(startID uint64) SubscribeOption {
+	return func(o *subscribeOptions) { o.startID = startID }
 }
