@@ -68,7 +68,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 0, "length of each ping-pong and bulk round (default 2s, --quick 500ms)")
 	idleConns := cliflag.Int(fs, "idle-conns", 0, 0, 100_000, "connections held open for idle memory, `N` up to 100000 (default 10000, --quick 2000)")
 	floodConns := cliflag.Int(fs, "flood-conns", 4, 1, 1000, "connections in the flood (clients that send without reading), `N` from 1 to 1000")
-	kinds := fs.String("kinds", "gnet,actor,loop,owner", "servers to compare with raw: gnet (gnet v2's echo, the event-loop reference), actor (tcpactor, local Handler), loop (actor with the event-loop reader), owner (owner actor per connection), remote (owner actor on a second node), remote-tls (remote with mutual TLS between the nodes, throwaway certificates), remote-stream and remote-stream-tls (remote and remote-tls with remotenode.Stream carrying the messages between the nodes), relay (the cross-process ceiling: a plain TCP relay to an echo server in a second process; the remote kinds get a \"vs relay\" column)")
+	kinds := fs.String("kinds", "gnet,actor,loop,owner", "servers to compare with raw: gnet (gnet v2's echo, the event-loop reference), actor (tcpactor, local Handler), loop (actor with the event-loop reader), owner (owner actor per connection), remote (owner actor on a second node), remote-tls (remote with mutual TLS between the nodes, throwaway certificates), remote-stream and remote-stream-tls (remote and remote-tls with remotenode.Stream carrying the messages between the nodes), relay (the cross-process ceiling: a plain TCP relay to an echo server in a second process; the remote kinds get a \"vs relay\" column), relay-tls (the relay with mutual TLS between it and the echo server, the encrypted ceiling; the TLS kinds get a \"vs TLS relay\" column)")
 	metrics := fs.String("metrics", strings.Join(allLoads, ","), "loads to run: "+strings.Join(allLoads, ", "))
 	out := fs.String("out", "", "also write the Markdown table to `FILE`")
 	svg := fs.String("svg", "", "also write a bar chart of the ratios to `FILE` (SVG)")
@@ -90,7 +90,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.DurationText = cfg.Duration.String()
 	var err error
-	if cfg.Kinds, err = splitList("--kinds", *kinds, []string{kindGnet, kindActor, kindLoop, kindOwner, kindRemote, kindRemoteTLS, kindRemoteStream, kindRemoteStreamTLS, kindRelay}); err != nil {
+	if cfg.Kinds, err = splitList("--kinds", *kinds, []string{kindGnet, kindActor, kindLoop, kindOwner, kindRemote, kindRemoteTLS, kindRemoteStream, kindRemoteStreamTLS, kindRelay, kindRelayTLS}); err != nil {
 		return err
 	}
 	if cfg.Metrics, err = splitList("--metrics", *metrics, allLoads); err != nil {

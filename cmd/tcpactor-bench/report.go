@@ -123,7 +123,11 @@ type metricResult struct {
 	// kind too, the median of the per-round ratios kind/relay: the owner on
 	// a second node against the cross-process ceiling (relay.go).
 	RatioToRelay map[string]float64 `json:"ratio_to_relay,omitempty"`
-	def          metricDef
+	// RatioToTLSRelay is, for the TLS kinds in a run that has the relay-tls
+	// kind too, the median of the per-round ratios kind/relay-tls: mutual
+	// TLS across nodes against the same crypto's cross-process ceiling.
+	RatioToTLSRelay map[string]float64 `json:"ratio_to_tls_relay,omitempty"`
+	def             metricDef
 }
 
 func newBenchResult(cfg benchConfig) *benchResult {
@@ -195,12 +199,23 @@ func (r *benchResult) finish() {
 			}
 		}
 		if contains(r.Config.Kinds, kindRelay) {
-			for _, k := range []string{kindRemote, kindRemoteTLS, kindRemoteStream, kindRemoteStreamTLS} {
+			// relay-tls too: what the crypto costs the relay.
+			for _, k := range []string{kindRemote, kindRemoteTLS, kindRemoteStream, kindRemoteStreamTLS, kindRelayTLS} {
 				if contains(r.Config.Kinds, k) {
 					if m.RatioToRelay == nil {
 						m.RatioToRelay = map[string]float64{}
 					}
 					m.RatioToRelay[k] = m.ratioTo(k, kindRelay)
+				}
+			}
+		}
+		if contains(r.Config.Kinds, kindRelayTLS) {
+			for _, k := range []string{kindRemoteTLS, kindRemoteStreamTLS} {
+				if contains(r.Config.Kinds, k) {
+					if m.RatioToTLSRelay == nil {
+						m.RatioToTLSRelay = map[string]float64{}
+					}
+					m.RatioToTLSRelay[k] = m.ratioTo(k, kindRelayTLS)
 				}
 			}
 		}
@@ -232,7 +247,10 @@ func (r *benchResult) finish() {
 		r.Notes = append(r.Notes, fmt.Sprintf("http: Go's net/http serving GET /hello to %d keep-alive connections, one request in flight each, %v per round. raw: http.Server on a net.Listener; owner: the same http.Server on a server.Listener (each connection a ConnectionActor owned by a server.Conn's owner actor, as examples/httpoveractors). Only these two kinds serve HTTP.", c.HTTPConns, c.Duration))
 	}
 	if contains(c.Kinds, kindRelay) {
-		r.Notes = append(r.Notes, "relay: the cross-process ceiling, no tcpactor in it. The child relays each connection to a raw echo server in a second process (client → relay → echo → relay → client), copying both ways with io.CopyBuffer through a 32 KiB buffer (no splice); RSS figures are the relay's only. \"vs relay\" (remote kinds) is the median of the per-round ratios kind/relay.")
+		r.Notes = append(r.Notes, "relay: the cross-process ceiling, no tcpactor in it. The child relays each connection to a raw echo server in a second process (client → relay → echo → relay → client), copying both ways with io.CopyBuffer through a 32 KiB buffer (no splice); RSS figures are the relay's only. \"vs relay\" (remote kinds, relay-tls) is the median of the per-round ratios kind/relay.")
+	}
+	if contains(c.Kinds, kindRelayTLS) {
+		r.Notes = append(r.Notes, "relay-tls: the relay with mutual TLS (TLS 1.3, the remote-tls kinds' throwaway CA and certificates) on the hop between the relay and its echo server; the client's leg stays plain TCP, as the load's is to the remote kinds' server node. Every echoed byte is encrypted and decrypted twice between the processes, as between the TLS kinds' nodes: the ceiling of an encrypted cross-process path. It pays a handshake per relayed connection (resumed after the first), which the remote kinds, one connection between the nodes, do not: its accept figure is no ceiling for theirs. \"vs TLS relay\" (remote-tls, remote-stream-tls) is the median of the per-round ratios kind/relay-tls; its own \"vs relay\" is what the crypto costs the relay.")
 	}
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("Each server runs in its own child process, started afresh for every measurement; the load runs in the parent, on loopback. %d interleaved rounds (raw first in odd rounds, last in even ones); ratio = median of the per-round ratios tcpactor/raw; the absolute columns are medians across rounds and only frame the ratios.", c.Rounds),
@@ -264,11 +282,11 @@ func (m *metricResult) ratioTo(k, base string) float64 {
 	return median(ratios)
 }
 
-// targetFor is kind k's target: none for the references (gnet, relay), the loop's
+// targetFor is kind k's target: none for the references (gnet, relay, relay-tls), the loop's
 // own for the loop kind.
 func (m *metricResult) targetFor(k string) float64 {
 	switch {
-	case k == kindGnet, k == kindRelay: // references, not contenders
+	case k == kindGnet, k == kindRelay, k == kindRelayTLS: // references, not contenders
 		return 0
 	case k == kindLoop && m.LoopTarget > 0:
 		return m.LoopTarget
@@ -310,17 +328,19 @@ func (r *benchResult) markdown() string {
 		first = false
 		title := map[string]string{kindGnet: "gnet", kindLoop: "tcpactor (event loop)", kindActor: "tcpactor", kindOwner: "tcpactor (owner actor)", kindRemote: "tcpactor (owner on a second node)",
 			kindRemoteTLS: "tcpactor (owner on a second node, mutual TLS)", kindRemoteStream: "tcpactor (owner on a second node, stream)",
-			kindRemoteStreamTLS: "tcpactor (owner on a second node, stream, mutual TLS)", kindRelay: "relay (no tcpactor)"}[k]
+			kindRemoteStreamTLS: "tcpactor (owner on a second node, stream, mutual TLS)", kindRelay: "relay (no tcpactor)", kindRelayTLS: "relay, mutual TLS to the echo server (no tcpactor)"}[k]
 		if len(r.Config.Kinds) > 1 {
 			fmt.Fprintf(&b, "**%s**\n\n", map[string]string{kindGnet: "gnet v2.9.7 (the event-loop reference; no targets)",
 				kindLoop: "Local handler, event-loop reader (ReadLoop; issue 14's targets)", kindActor: "Local handler (Ranch's model)", kindOwner: "Owner actor per connection (Akka's model)",
 				kindRemote: "Owner actor on a second node (remote)", kindRemoteTLS: "Owner actor on a second node, mutual TLS (remote-tls)",
 				kindRemoteStream:    "Owner actor on a second node, node-to-node stream (remote-stream)",
 				kindRemoteStreamTLS: "Owner actor on a second node, node-to-node stream with mutual TLS (remote-stream-tls)",
-				kindRelay:           "Reference: a plain TCP relay through a second process (relay)"}[k])
+				kindRelay:           "Reference: a plain TCP relay through a second process (relay)",
+				kindRelayTLS:        "Reference: the relay with mutual TLS to the second process (relay-tls)"}[k])
 		}
 		// The extra columns: the remote kind against the local handler and
-		// the relay, the TLS one against plaintext and the relay.
+		// the relay, the TLS one against plaintext, the relay and the TLS
+		// relay; the TLS relay against the relay.
 		type column struct {
 			name string
 			of   func(*metricResult) float64
@@ -332,8 +352,11 @@ func (r *benchResult) markdown() string {
 		case k == kindRemoteTLS && contains(r.Config.Kinds, kindRemote), k == kindRemoteStreamTLS && contains(r.Config.Kinds, kindRemoteStream):
 			cols = append(cols, column{"vs plaintext", func(m *metricResult) float64 { return m.RatioToPlaintext[k] }})
 		}
-		if isRemoteKind(k) && contains(r.Config.Kinds, kindRelay) {
+		if (isRemoteKind(k) || k == kindRelayTLS) && contains(r.Config.Kinds, kindRelay) {
 			cols = append(cols, column{"vs relay", func(m *metricResult) float64 { return m.RatioToRelay[k] }})
+		}
+		if (k == kindRemoteTLS || k == kindRemoteStreamTLS) && contains(r.Config.Kinds, kindRelayTLS) {
+			cols = append(cols, column{"vs TLS relay", func(m *metricResult) float64 { return m.RatioToTLSRelay[k] }})
 		}
 		fmt.Fprintf(&b, "| metric | raw | %s | ratio | target | met? |", title)
 		for _, c := range cols {
@@ -444,7 +467,7 @@ func (r *benchResult) svg() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x(v), top, x(v), height-30, map[bool]string{true: "#888", false: "#ddd"}[v == 1])
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s×</text>`+"\n", x(v), height-14, trimFloat(v, 1))
 	}
-	colors := map[string][2]string{kindGnet: {"#90a4ae", "#90a4ae"}, kindLoop: {"#1565c0", "#6a1b9a"}, kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}, kindRemoteStream: {"#66bb6a", "#e57373"}, kindRemoteStreamTLS: {"#43a047", "#ef5350"}, kindRelay: {"#b0bec5", "#b0bec5"}}
+	colors := map[string][2]string{kindGnet: {"#90a4ae", "#90a4ae"}, kindLoop: {"#1565c0", "#6a1b9a"}, kindActor: {"#2e7d32", "#c62828"}, kindOwner: {"#81c784", "#ef9a9a"}, kindRemote: {"#a5d6a7", "#ffcdd2"}, kindRemoteTLS: {"#c8e6c9", "#ffebee"}, kindRemoteStream: {"#66bb6a", "#e57373"}, kindRemoteStreamTLS: {"#43a047", "#ef5350"}, kindRelay: {"#b0bec5", "#b0bec5"}, kindRelayTLS: {"#78909c", "#78909c"}}
 	for i, m := range r.Metrics {
 		y := top + 5 + i*rowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH, html.EscapeString(m.Name))

@@ -4,7 +4,7 @@ package main
 // process, so that the memory it reads from /proc/PID/status is the server's
 // own and not the load generator's.
 //
-//	tcpactor-bench server --kind raw|actor|owner|remote|remote-tls|remote-stream|remote-stream-tls|relay [--cpuprofile FILE]
+//	tcpactor-bench server --kind raw|actor|owner|remote|remote-tls|remote-stream|remote-stream-tls|relay|relay-tls [--cpuprofile FILE]
 //
 // It listens on 127.0.0.1 (a port the kernel picks), prints "port N", then
 // answers one-line commands on stdin until stdin closes:
@@ -51,13 +51,13 @@ const (
 // benchServer is the child process of the bench.
 func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("tcpactor-bench "+childCommand, stderr)
-	kind := fs.String("kind", kindRaw, "server: raw, gnet, actor, loop, owner, remote, remote-tls, remote-stream, remote-stream-tls or relay")
+	kind := fs.String("kind", kindRaw, "server: raw, gnet, actor, loop, owner, remote, remote-tls, remote-stream, remote-stream-tls, relay or relay-tls")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `FILE`")
 	heapprofile := fs.String("heapprofile", "", "sample every allocation, and write the heap profile to `FILE` on the command heap")
 	backlog := cliflag.Int(fs, "backlog", 0, 0, math.MaxInt32, "listen backlog (`N`) of the tcpactor servers; 0 = tcpactor's default (50)")
 	ownerOf := fs.String("owner-of", "", "kind remote-owner: the server (`HOST:PORT/NAME`) to serve")
 	serve := fs.String("serve", "echo", "what to serve: echo, or http (GET /hello; kinds raw and owner, see http.go)")
-	tlsDir := fs.String("remote-tls-dir", "", "kind remote-owner: mutual TLS with the certificates in `DIR` (of kind remote-tls)")
+	tlsDir := fs.String("remote-tls-dir", "", "kinds remote-owner and relay-tls-echo: mutual TLS with the certificates in `DIR` (of kind remote-tls or relay-tls)")
 	stream := fs.Bool("remote-stream", false, "kind remote-owner: remotenode.Stream on the node (of kind remote-stream)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -95,10 +95,12 @@ func benchServer(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 			*kind == kindRemoteStream || *kind == kindRemoteStreamTLS, stderr)
 	case *kind == kindRemoteOwner:
 		s, err = startOwnerNode(*ownerOf, *tlsDir, *stream)
-	case *kind == kindRelay: // see relay.go
-		s, err = startRelay(stderr)
+	case *kind == kindRelay, *kind == kindRelayTLS: // see relay.go
+		s, err = startRelay(*kind == kindRelayTLS, stderr)
+	case *kind == kindRelayTLSEcho:
+		s, err = startTLSEcho(*tlsDir)
 	default:
-		return fmt.Errorf("--kind %q: want raw, gnet, actor, loop, owner, remote, remote-tls, remote-stream, remote-stream-tls or relay", *kind)
+		return fmt.Errorf("--kind %q: want raw, gnet, actor, loop, owner, remote, remote-tls, remote-stream, remote-stream-tls, relay or relay-tls", *kind)
 	}
 	if err != nil {
 		return err
