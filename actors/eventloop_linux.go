@@ -75,11 +75,15 @@ type loopGroup struct {
 // woke twice as often (2,600 → 5,000 wake-ups a second, 24 → 13 reads a
 // wake-up, the same bytes), for about 6 points less bulk. So connections
 // go to loopsSharedPerProc loops a P, loopConns each, and to more loops as
-// they grow. Measured (bench kind loop against raw, GOMAXPROCS 2, quiet
-// machine, medians of 5–8 interleaved runs of 5–7 rounds): ping-pong 0.958×
-// → 0.969×, p50 1.04× → 1.02×, machine idle per round trip 1.27× → 1.06×,
-// bulk 0.975× → 1.005×, server CPU per round trip unchanged (1.00–1.06×).
-// 8 loops a P measured the same as 4 (0.968×, p50 1.02×, bulk 1.00×).
+// they grow, the least loaded first. Measured (bench kind loop against raw,
+// GOMAXPROCS 2, quiet machine, medians of 7 interleaved runs a side of 5–7
+// rounds each): ping-pong 0.961× → 0.972×, machine idle per round trip
+// 1.18× → 1.07×, p99 0.94–1.15× against 1.10–1.37×, p50 not better
+// (0.97–1.09× against 0.87–1.04×), server CPU per round trip unchanged
+// (1.00–1.04×); a ping-pong wake-up found 5.5 ready sockets instead of 7–8.
+// Bulk's 8 connections are placed as before (2,900–3,000 wake-ups a
+// second, 22–25 reads each): 0.97–1.02× against 0.93–1.01×. Idle memory
+// 0.23× either way. 8 loops a P measured as 4 (0.968×, p50 1.02×).
 const (
 	loopsPerProc       = 4
 	loopsSharedPerProc = 2
@@ -214,6 +218,13 @@ func newEventLoop() (*eventLoop, error) {
 // first, so readiness that came while the last batch was handled is seen.
 // The callback is made once, and a batch's connections are looked up under
 // one lock: a wake-up allocates nothing and locks once.
+//
+// A batch is answered here, one connection after the other. Sharing a large
+// one (more than 4–10 ready) with a helper goroutine per loop, which takes
+// connections from it while the loop does, was measured under ping-pong
+// and dropped: the helper answered 2–3% of the batches' connections (woken
+// through a channel or through an eventfd in the runtime poller alike) —
+// the other P was busy when a batch came — and ping-pong did not move.
 func (l *eventLoop) run() {
 	raw, err := l.file.SyscallConn()
 	if err != nil {
