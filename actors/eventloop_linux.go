@@ -76,14 +76,15 @@ type loopGroup struct {
 // wake-up, the same bytes), for about 6 points less bulk. So connections
 // go to loopsSharedPerProc loops a P, loopConns each, and to more loops as
 // they grow, the least loaded first. Measured (bench kind loop against raw,
-// GOMAXPROCS 2, quiet machine, medians of 7 interleaved runs a side of 5–7
-// rounds each): ping-pong 0.961× → 0.972×, machine idle per round trip
-// 1.18× → 1.07×, p99 0.94–1.15× against 1.10–1.37×, p50 not better
-// (0.97–1.09× against 0.87–1.04×), server CPU per round trip unchanged
-// (1.00–1.04×); a ping-pong wake-up found 5.5 ready sockets instead of 7–8.
-// Bulk's 8 connections are placed as before (2,900–3,000 wake-ups a
-// second, 22–25 reads each): 0.97–1.02× against 0.93–1.01×. Idle memory
-// 0.23× either way. 8 loops a P measured as 4 (0.968×, p50 1.02×).
+// GOMAXPROCS 2, quiet machine, medians of 8 interleaved runs a side of 5–7
+// rounds each): ping-pong 0.960× → 0.973×, machine idle per round trip
+// 1.2× → 1.07×, p99 0.94–1.15× against 0.91–1.37×, p50 not better (median
+// 1.03× against 0.98×, 0.97–1.09× against 0.87–1.06×), server CPU per
+// round trip unchanged (1.00–1.04×); a ping-pong wake-up found 5.5 ready
+// sockets instead of 7–8. Bulk's 8 connections are placed as before
+// (2,900–3,000 wake-ups a second, 22–25 reads each): median 1.00× against
+// 0.97× (10 runs a side, 0.95–1.02× against 0.93–1.01×). Idle memory 0.23×
+// either way. 8 loops a P measured as 4 (0.968×, p50 1.02×).
 const (
 	loopsPerProc       = 4
 	loopsSharedPerProc = 2
