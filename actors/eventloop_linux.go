@@ -51,33 +51,82 @@ var eventLoops loopGroup
 type loopGroup struct {
 	mu    sync.Mutex
 	refs  int
+	conns int // the connections among refs (acquire, leave)
 	loops []*eventLoop
-	next  int
 }
 
-// loopsPerProc is how many loops run per GOMAXPROCS. A loop copies every
-// byte of its connections in its own read and write calls, one after the
-// other; with one loop per P, a loop in a long copy holds up the others of
-// its connections while the goroutine reader would run them on another
-// thread. Measured under the bulk echo (8 connections, GOMAXPROCS 2, one run
-// each, loop/actor per round): 2 loops 0.86–0.92, 4 loops 1.00–1.01, 8 loops
-// 0.97–1.03, and the 2 loops burned 19% more CPU for less throughput. An
-// idle loop is one goroutine parked in the runtime poller and one epoll
-// descriptor. Under ping-pong (100 connections × 64 B) one and two loops
-// per P cost the server the same CPU per round trip (4.7 and 4.6 µs,
-// medians of 5 runs each, under load), so bulk decides.
-const loopsPerProc = 2
+// loopsPerProc is how many loops run per GOMAXPROCS, and
+// loopsSharedPerProc how many of them a P take connections while these are
+// few (spread). A loop copies every byte of its connections in its own read
+// and write calls, one after the other; with one loop per P, a loop in a
+// long copy holds up the others of its connections while the goroutine
+// reader would run them on another thread. Measured under the bulk echo (8
+// connections, GOMAXPROCS 2, one run each, loop/actor per round): 2 loops
+// 0.86–0.92, 4 loops 1.00–1.01, 8 loops 0.97–1.03, and the 2 loops burned
+// 19% more CPU for less throughput. An idle loop is one goroutine parked in
+// the runtime poller and one epoll descriptor.
+//
+// Many connections want more loops: a loop answers the sockets one
+// wake-up finds one after the other, so under ping-pong (100 connections ×
+// 64 B) with 2 loops a P a wake-up found 6.5–11 ready sockets and replies
+// left in bursts, while the machine idled 1.12–1.39× as long as a
+// goroutine-per-connection server's. Few busy connections want fewer: with
+// 4 loops a P the bulk echo's 8 connections had a loop each, and each loop
+// woke twice as often (2,600 → 5,000 wake-ups a second, 24 → 13 reads a
+// wake-up, the same bytes), for about 6 points less bulk. So connections
+// go to loopsSharedPerProc loops a P, loopConns each, and to more loops as
+// they grow, the least loaded first. Measured (bench kind loop against raw,
+// GOMAXPROCS 2, quiet machine, medians of 8 interleaved runs a side of 5–7
+// rounds each): ping-pong 0.960× → 0.973×, machine idle per round trip
+// 1.2× → 1.07×, p99 0.94–1.15× against 0.91–1.37×, p50 not better (median
+// 1.03× against 0.98×, 0.97–1.09× against 0.87–1.06×), server CPU per
+// round trip unchanged (1.00–1.04×); a ping-pong wake-up found 5.5 ready
+// sockets instead of 7–8. Bulk's 8 connections are placed as before
+// (2,900–3,000 wake-ups a second, 22–25 reads each): median 1.00× against
+// 0.97× (10 runs a side, 0.95–1.02× against 0.93–1.01×). Idle memory 0.23×
+// either way. 8 loops a P measured as 4 (0.968×, p50 1.02×).
+const (
+	loopsPerProc       = 4
+	loopsSharedPerProc = 2
+	loopConns          = 2
+)
 
 // acquire picks a loop for one more connection, starting the loops if
-// none runs.
+// none runs: the one with the fewest connections among the first spread().
 func (g *loopGroup) acquire() (*eventLoop, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.hold(); err != nil {
 		return nil, err
 	}
-	g.next = (g.next + 1) % len(g.loops)
-	return g.loops[g.next], nil
+	g.conns++
+	// The loop with the fewest connections among those that take them:
+	// a few comparisons of a small slice, once per connection.
+	l := g.loops[0]
+	for _, o := range g.loops[1:g.spread()] {
+		if o.placed < l.placed {
+			l = o
+		}
+	}
+	l.placed++
+	return l, nil
+}
+
+// spread is how many of the loops take new connections (the first ones):
+// loopConns connections a loop, but never fewer than loopsSharedPerProc
+// loops a P nor more than there are. Under mu.
+func (g *loopGroup) spread() int {
+	shared := len(g.loops) / loopsPerProc * loopsSharedPerProc
+	return min(len(g.loops), max(shared, (g.conns+loopConns-1)/loopConns))
+}
+
+// leave gives the share back that acquire took for a connection of l.
+func (g *loopGroup) leave(l *eventLoop) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l.placed--
+	g.conns--
+	g.drop()
 }
 
 // hold counts one more user, starting loopsPerProc × GOMAXPROCS loops if
@@ -121,6 +170,11 @@ func releaseEventLoops() { eventLoops.release() }
 func (g *loopGroup) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.drop()
+}
+
+// drop is release under mu.
+func (g *loopGroup) drop() {
 	if g.refs--; g.refs > 0 {
 		return
 	}
@@ -132,9 +186,10 @@ func (g *loopGroup) release() {
 
 // eventLoop is one epoll instance and the goroutine that waits on it.
 type eventLoop struct {
-	epfd int
-	file *os.File // epfd, so that Go's poller waits for it and Close stops the loop
-	mu   sync.Mutex
+	epfd   int
+	file   *os.File // epfd, so that Go's poller waits for it and Close stops the loop
+	placed int      // the connections acquire gave it; under eventLoops.mu
+	mu     sync.Mutex
 	// conns are the loop's connections by slot, the low half of their
 	// token; free are the slots let go. A slice, not a map by token: 8
 	// bytes a connection where the map's slots and growth took about 29
@@ -164,6 +219,13 @@ func newEventLoop() (*eventLoop, error) {
 // first, so readiness that came while the last batch was handled is seen.
 // The callback is made once, and a batch's connections are looked up under
 // one lock: a wake-up allocates nothing and locks once.
+//
+// A batch is answered here, one connection after the other. Sharing a large
+// one (more than 4–10 ready) with a helper goroutine per loop, which takes
+// connections from it while the loop does, was measured under ping-pong
+// and dropped: the helper answered 2–3% of the batches' connections (woken
+// through a channel or through an eventfd in the runtime poller alike) —
+// the other P was busy when a batch came — and ping-pong did not move.
 func (l *eventLoop) run() {
 	raw, err := l.file.SyscallConn()
 	if err != nil {
@@ -596,5 +658,5 @@ func (r *loopReader) stop() {
 	r.loop.mu.Lock()
 	r.loop.remove(r)
 	r.loop.mu.Unlock()
-	eventLoops.release()
+	eventLoops.leave(r.loop)
 }

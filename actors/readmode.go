@@ -16,7 +16,8 @@ const (
 	// parked in Go's runtime poller while the peer is quiet. It serves every
 	// connection on every platform.
 	ReadGoroutine
-	// ReadLoop reads through a few shared epoll loops (two per GOMAXPROCS):
+	// ReadLoop reads through a few shared epoll loops (four per GOMAXPROCS,
+	// two of them while connections are few):
 	// an idle connection holds no goroutine, and a local Handler runs on the
 	// loop. A server in this mode (without an IncomingConnection hook, TLS
 	// or PROXY protocol) accepts its sockets raw, out of Go's runtime

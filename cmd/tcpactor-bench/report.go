@@ -229,7 +229,7 @@ func (r *benchResult) finish() {
 		r.Notes = append(r.Notes, "gnet: github.com/panjf2000/gnet/v2 v2.9.7, multicore, OnTraffic writes back c.Next(-1) with c.Write: event loops, no goroutine per connection; what a socket does not take at once is buffered without limit (see the flood).")
 	}
 	if contains(c.Kinds, kindLoop) {
-		r.Notes = append(r.Notes, "loop: the actor kind with ConnectionConfig.ReadMode = ReadLoop: a few epoll loops (two per GOMAXPROCS) read every connection, armed once per read credit; the echo Handler runs on the loop.")
+		r.Notes = append(r.Notes, "loop: the actor kind with ConnectionConfig.ReadMode = ReadLoop: a few epoll loops (four per GOMAXPROCS, two of them while connections are few) read every connection, armed once per read credit; the echo Handler runs on the loop.")
 	}
 	if contains(c.Kinds, kindOwner) {
 		r.Notes = append(r.Notes, "owner: server.Spawn without a Handler; one owner actor per connection claims it and writes back each Received with a Write whose demand grants the next Received once it is on the wire (Write.demand: no separate Demand per WriteAck; Akka's model, needed for owners on other nodes). \"vs actor\" is the median of the per-round ratios owner/actor.")
