@@ -17,7 +17,7 @@ import (
 // socket needs a duplicate descriptor too, and each was closed as soon as
 // accepted — the server cycled at the limit without serving anyone. With
 // the loops already running, a connection joins one with epoll_ctl, which
-// needs no descriptor. An idle server costs the loops (two per
+// needs no descriptor. An idle server costs the loops (four per
 // GOMAXPROCS, each a parked goroutine and an epoll descriptor, for the
 // whole process), not a goroutine per connection.
 //
@@ -42,7 +42,7 @@ type loopAccept struct {
 // loopRetryInterval bounds how often a server tries for its loops at its
 // accepts: the first accept after Listen tries, then one at most every
 // 100 ms. A try that fails still makes and closes epoll descriptors (up to
-// two per GOMAXPROCS) just when descriptors are short and each of its
+// four per GOMAXPROCS) just when descriptors are short and each of its
 // accepts needs one: tried at every accept of a burst, it would take
 // their descriptors and double their system calls. What waiting costs is
 // small: a connection accepted meanwhile is a net.TCPConn, read by a
