@@ -315,16 +315,41 @@ func (s *Server) AddPendingConnection(ctx context.Context, connection *actor.PID
 // subscriber of the Server's own actor system is subscribed with that
 // system's start id (actors.StartID), so that the server checks a report of
 // its node's loss before it drops it (a node restarted on the same address
-// is reported lost after it is up); one elsewhere, without.
-func (s *Server) Subscribe(ctx context.Context, subscriber *actor.PID) error {
+// is reported lost after it is up); one elsewhere is subscribed without one
+// (every report of its node's loss believed) unless WithSubscriberStartID
+// names its node's.
+func (s *Server) Subscribe(ctx context.Context, subscriber *actor.PID, opts ...SubscribeOption) error {
 	if subscriber == nil {
 		subscriber = &actor.PID{} // refused by the server: the sender is a temporary reply actor
 	}
-	var start uint64
-	if subscriber.GetAddress() == s.sys.Address() {
-		start = actors.StartID(s.sys)
+	var o subscribeOptions
+	if actors.IsLocalAddress(s.sys, subscriber.GetAddress()) {
+		o.startID = actors.StartID(s.sys)
 	}
-	return ack(ctx, s, &messages.Subscribe{Subscriber: subscriber, SubscriberStartId: start})
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return ack(ctx, s, &messages.Subscribe{Subscriber: subscriber, SubscriberStartId: o.startID})
+}
+
+// SubscribeOption is an option of Server.Subscribe.
+type SubscribeOption func(*subscribeOptions)
+
+type subscribeOptions struct {
+	startID uint64 // Subscribe.subscriber_start_id
+}
+
+// WithSubscriberStartID names the start id of the subscriber's node
+// (actors.StartID of its actor system, on that node; 0: none), for a
+// subscriber on another actor system than the Server's: the server then
+// checks a report of that node's loss before it drops the subscriber, as
+// it does for a subscriber of the Server's own system. Subscribe cannot ask
+// the node itself: the node that answers at the subscriber's address may be
+// a later start, in which the subscriber does not run, and the check would
+// keep a subscriber that is gone. Only whoever has the PID from that node
+// knows its start.
+func WithSubscriberStartID(startID uint64) SubscribeOption {
+	return func(o *subscribeOptions) { o.startID = startID }
 }
 
 // Unsubscribe disconnects a subscriber.
