@@ -52,18 +52,39 @@ func runTinyBench(t *testing.T, res any, extra ...string) string {
 	return string(md)
 }
 
+// benchJSON is the part of the bench's --json output the tests read: per
+// metric, the figures of each kind (by round and their median) and its
+// ratios to raw and to the other references.
+type benchJSON struct {
+	Metrics []struct {
+		Key              string
+		Rounds           []map[string]float64
+		Median           map[string]float64
+		Ratio            map[string]float64
+		RatioToActor     map[string]float64 `json:"ratio_to_actor"`
+		RatioToPlaintext map[string]float64 `json:"ratio_to_plaintext_remote"`
+		RatioToRelay     map[string]float64 `json:"ratio_to_relay"`
+		RatioToTLSRelay  map[string]float64 `json:"ratio_to_tls_relay"`
+	}
+}
+
+// wantInReport fails for each of wants (a table's header line, a note)
+// that the --out report md does not contain.
+func wantInReport(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(md, w) {
+			t.Errorf("--out file has no %q:\n%s", w, md)
+		}
+	}
+}
+
 // TestBenchMeasuresEveryMetricForEveryServer runs the whole harness end to
 // end — child servers, the five loads, the report — and checks that each
 // metric has a positive figure for raw and for both tcpactor models, and a
 // ratio. It says nothing about speed.
 func TestBenchMeasuresEveryMetricForEveryServer(t *testing.T) {
-	var res struct {
-		Metrics []struct {
-			Key    string
-			Median map[string]float64
-			Ratio  map[string]float64
-		}
-	}
+	var res benchJSON
 	svg := filepath.Join(t.TempDir(), "bench.svg")
 	md := runTinyBench(t, &res, "--svg", svg)
 	want := []string{metricAccept, metricPingPong, metricP50, metricP99, metricPingCPU, metricPingClientCPU, metricPingIdle, metricBulk, metricBulkRSS, metricIdle, metricFloodRSS, metricHTTP, metricHTTPP50}
@@ -141,14 +162,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 // and checks that it reports figures, ratios to raw and to the local
 // handler, and the extra column of its table. It says nothing about speed.
 func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
-	var res struct {
-		Metrics []struct {
-			Key          string
-			Median       map[string]float64
-			Ratio        map[string]float64
-			RatioToActor map[string]float64 `json:"ratio_to_actor"`
-		}
-	}
+	var res benchJSON
 	md := runTinyBench(t, &res, "--kinds", "actor,remote", "--metrics", "pingpong")
 	if len(res.Metrics) != 6 {
 		t.Fatalf("got %d metrics, want the 6 of ping-pong (rate, p50, p99, server and client CPU and idle per round trip)", len(res.Metrics))
@@ -172,13 +186,7 @@ func TestBenchMeasuresTheHandlerOnASecondNode(t *testing.T) {
 // checks that the TLS kind reports figures and its ratio to plaintext, and
 // the extra column of its table. It says nothing about speed.
 func TestBenchMeasuresTheRemoteHandlerWithMutualTLS(t *testing.T) {
-	var res struct {
-		Metrics []struct {
-			Key              string
-			Median           map[string]float64
-			RatioToPlaintext map[string]float64 `json:"ratio_to_plaintext_remote"`
-		}
-	}
+	var res benchJSON
 	md := runTinyBench(t, &res, "--kinds", "remote,remote-tls", "--metrics", "pingpong")
 	for _, m := range res.Metrics {
 		if m.Key == metricPingIdle {
@@ -229,14 +237,7 @@ func TestBenchProfileWritesHeapProfilesOfTheIdleServers(t *testing.T) {
 // ratio to the plaintext stream, both their ratio to the relay, and their
 // tables. It says nothing about speed.
 func TestBenchMeasuresTheRemoteHandlerOverStreams(t *testing.T) {
-	var res struct {
-		Metrics []struct {
-			Key              string
-			Median           map[string]float64
-			RatioToPlaintext map[string]float64 `json:"ratio_to_plaintext_remote"`
-			RatioToRelay     map[string]float64 `json:"ratio_to_relay"`
-		}
-	}
+	var res benchJSON
 	md := runTinyBench(t, &res, "--kinds", "remote-stream,remote-stream-tls,relay", "--metrics", "pingpong")
 	for _, m := range res.Metrics {
 		if m.Key == metricPingIdle {
@@ -251,14 +252,10 @@ func TestBenchMeasuresTheRemoteHandlerOverStreams(t *testing.T) {
 			t.Errorf("%s: remote-stream-tls ratio to plaintext %v, want > 0", m.Key, m.RatioToPlaintext[kindRemoteStreamTLS])
 		}
 	}
-	for _, head := range []string{
+	wantInReport(t, md,
 		"| metric | raw | tcpactor (owner on a second node, stream) | ratio | target | met? | vs relay |",
 		"| metric | raw | tcpactor (owner on a second node, stream, mutual TLS) | ratio | target | met? | vs plaintext | vs relay |",
-	} {
-		if !strings.Contains(md, head) {
-			t.Errorf("--out file has no table %q:\n%s", head, md)
-		}
-	}
+	)
 }
 
 // TestBenchProfileWritesCPUProfilesOfBothNodesUnderTheAcceptLoad checks

@@ -7,14 +7,7 @@ import "testing"
 // report figures and the owner kind its ratio, and that a kind without an
 // HTTP server is left out of the load. It says nothing about speed.
 func TestBenchMeasuresHTTPOverTheListener(t *testing.T) {
-	var res struct {
-		Metrics []struct {
-			Key    string
-			Median map[string]float64
-			Ratio  map[string]float64
-			Rounds []map[string]float64
-		}
-	}
+	var res benchJSON
 	runTinyBench(t, &res, "--kinds", "actor,owner", "--metrics", "http")
 	if len(res.Metrics) != 2 {
 		t.Fatalf("got %d metrics, want the 2 of http", len(res.Metrics))
