@@ -32,12 +32,8 @@ import (
 // it takes every descriptor the process may open, and it must start with
 // no loop running.
 func TestALoopModeServerWhoseFirstAcceptsHitEMFILEServesThroughItsLoops(t *testing.T) {
-	if os.Getenv(aloneEnv) == "" {
-		runAlone(t)
+	if !aloneWithoutLoops(t, false) {
 		return
-	}
-	if n := loopsRunning(); n != 0 {
-		t.Fatalf("%d event loops run before any server: the test needs a process without", n)
 	}
 	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
 	addr := s.listen()
@@ -88,16 +84,8 @@ func TestALoopModeServerWhoseFirstAcceptsHitEMFILEServesThroughItsLoops(t *testi
 // and the connection it accepted is read by one; its next Listen holds
 // them and accepts raw sockets from the start.
 func TestALoopModeServerThatCannotMakeItsLoopsAtListenSaysSoAndServes(t *testing.T) {
-	if os.Getenv(aloneEnv) == "" {
-		runAlone(t)
+	if !aloneWithoutLoops(t, true) {
 		return
-	}
-	if n := loopsRunning(); n != 0 {
-		t.Fatalf("%d event loops run before any server: the test needs a process without", n)
-	}
-	// What the first listen of a process reads (somaxconn) is read now.
-	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		l.Close()
 	}
 	log := &syncBuffer{}
 	sys := actor.NewActorSystem(
@@ -146,16 +134,8 @@ func TestALoopModeServerThatCannotMakeItsLoopsAtListenSaysSoAndServes(t *testing
 // net.TCPConn, and is read by a loop all the same; the next is raw, in one
 // loop. (The server used to accept net.TCPConns until its next Listen.)
 func TestALoopModeServerWithoutLoopsAtListenAcceptsRawSocketsOnceItCanMakeThem(t *testing.T) {
-	if os.Getenv(aloneEnv) == "" {
-		runAlone(t)
+	if !aloneWithoutLoops(t, true) {
 		return
-	}
-	if n := loopsRunning(); n != 0 {
-		t.Fatalf("%d event loops run before any server: the test needs a process without", n)
-	}
-	// What the first listen of a process reads (somaxconn) is read now.
-	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		l.Close()
 	}
 	s := startServer(t, ServerOptions{Connection: ConnectionConfig{ReadMode: ReadLoop}})
 	fill := takeEveryDescriptor(t)
@@ -289,4 +269,26 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// aloneWithoutLoops runs the calling test in a child process of its own
+// (runAlone) and reports false, the parent's part being done; in the child
+// it checks that no event loop runs yet and reports true. listenFirst
+// has the child open and close a listener, so that what the first listen
+// of a process reads (somaxconn) is read before the test takes descriptors.
+func aloneWithoutLoops(t *testing.T, listenFirst bool) bool {
+	t.Helper()
+	if os.Getenv(aloneEnv) == "" {
+		runAlone(t)
+		return false
+	}
+	if n := loopsRunning(); n != 0 {
+		t.Fatalf("%d event loops run before any server: the test needs a process without", n)
+	}
+	if listenFirst {
+		if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+			l.Close()
+		}
+	}
+	return true
 }
