@@ -65,12 +65,13 @@ soak:
 	ulimit -n $$(ulimit -Hn); $(BIN)/tcpactor-soak --duration $(SOAK_DURATION) $(SOAK_ARGS)
 
 ## fuzz: every fuzz target (func FuzzXxx in a *_fuzz_test.go) for $(FUZZTIME)
-## each, from its committed seed corpus (testdata/fuzz/FuzzXxx).
+## each, from its committed seed corpus (testdata/fuzz/FuzzXxx), through
+## scripts/fuzz-one (which excuses Go 1.26's fuzz-coordinator race alone).
 fuzz:
 	@set -e; for f in $$(git ls-files '*_fuzz_test.go'); do \
 		pkg=./$$(dirname $$f); \
 		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
 			echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
-			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			GO=$(GO) scripts/fuzz-one $$pkg $$fn $(FUZZTIME); \
 		done; \
 	done
