@@ -3,17 +3,16 @@
 package actors
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tcpactor/tcpactor/internal/testkit"
 	"github.com/tcpactor/tcpactor/messages"
 	"golang.org/x/sys/unix"
 )
@@ -87,7 +86,7 @@ func TestALoopModeServerThatCannotMakeItsLoopsAtListenSaysSoAndServes(t *testing
 	if !aloneWithoutLoops(t, true) {
 		return
 	}
-	log := &syncBuffer{}
+	log := &testkit.SyncBuffer{}
 	sys := actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.NewTextHandler(log, nil)) }),
 		actor.WithDeadLetterThrottleInterval(10*time.Millisecond))
@@ -251,24 +250,6 @@ func loopsRunning() int {
 	eventLoops.mu.Lock()
 	defer eventLoops.mu.Unlock()
 	return len(eventLoops.loops)
-}
-
-// syncBuffer is a bytes.Buffer that a logger and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // aloneWithoutLoops runs the calling test in a child process of its own

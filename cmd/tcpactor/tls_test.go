@@ -33,7 +33,7 @@ func opensslEcho(t *testing.T, openssl, addr string, certs *testkit.Certs, clien
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
