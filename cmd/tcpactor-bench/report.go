@@ -180,16 +180,7 @@ func (r *benchResult) finish() {
 				m.Met[k] = m.meets(k, m.Ratio[k])
 			}
 		}
-		if contains(r.Config.Kinds, kindActor) {
-			for _, k := range []string{kindOwner, kindRemote, kindRemoteStream} {
-				if contains(r.Config.Kinds, k) {
-					if m.RatioToActor == nil {
-						m.RatioToActor = map[string]float64{}
-					}
-					m.RatioToActor[k] = m.ratioTo(k, kindActor)
-				}
-			}
-		}
+		m.RatioToActor = r.ratiosTo(m, kindActor, kindOwner, kindRemote, kindRemoteStream)
 		for tlsKind, plain := range map[string]string{kindRemoteTLS: kindRemote, kindRemoteStreamTLS: kindRemoteStream} {
 			if contains(r.Config.Kinds, tlsKind) && contains(r.Config.Kinds, plain) {
 				if m.RatioToPlaintext == nil {
@@ -198,27 +189,9 @@ func (r *benchResult) finish() {
 				m.RatioToPlaintext[tlsKind] = m.ratioTo(tlsKind, plain)
 			}
 		}
-		if contains(r.Config.Kinds, kindRelay) {
-			// relay-tls too: what the crypto costs the relay.
-			for _, k := range []string{kindRemote, kindRemoteTLS, kindRemoteStream, kindRemoteStreamTLS, kindRelayTLS} {
-				if contains(r.Config.Kinds, k) {
-					if m.RatioToRelay == nil {
-						m.RatioToRelay = map[string]float64{}
-					}
-					m.RatioToRelay[k] = m.ratioTo(k, kindRelay)
-				}
-			}
-		}
-		if contains(r.Config.Kinds, kindRelayTLS) {
-			for _, k := range []string{kindRemoteTLS, kindRemoteStreamTLS} {
-				if contains(r.Config.Kinds, k) {
-					if m.RatioToTLSRelay == nil {
-						m.RatioToTLSRelay = map[string]float64{}
-					}
-					m.RatioToTLSRelay[k] = m.ratioTo(k, kindRelayTLS)
-				}
-			}
-		}
+		// relay-tls against the relay too: what the crypto costs the relay.
+		m.RatioToRelay = r.ratiosTo(m, kindRelay, kindRemote, kindRemoteTLS, kindRemoteStream, kindRemoteStreamTLS, kindRelayTLS)
+		m.RatioToTLSRelay = r.ratiosTo(m, kindRelayTLS, kindRemoteTLS, kindRemoteStreamTLS)
 	}
 	c := r.Config
 	r.Notes = []string{
@@ -280,6 +253,25 @@ func (m *metricResult) ratioTo(k, base string) float64 {
 		}
 	}
 	return median(ratios)
+}
+
+// ratiosTo is, for each of kinds that the run has, the median of m's
+// per-round ratios kind/base (ratioTo); nil when the run lacks base or all
+// of kinds, so that the JSON leaves the column out.
+func (r *benchResult) ratiosTo(m *metricResult, base string, kinds ...string) map[string]float64 {
+	if !contains(r.Config.Kinds, base) {
+		return nil
+	}
+	var out map[string]float64
+	for _, k := range kinds {
+		if contains(r.Config.Kinds, k) {
+			if out == nil {
+				out = map[string]float64{}
+			}
+			out[k] = m.ratioTo(k, base)
+		}
+	}
+	return out
 }
 
 // targetFor is kind k's target: none for the references (gnet, relay, relay-tls), the loop's
