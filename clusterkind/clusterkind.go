@@ -441,26 +441,16 @@ func Get(c *cluster.Cluster, identity string) (*server.Server, error) {
 // subscribed without one (every report of its node's loss believed) unless
 // WithSubscriberStartID names its node's.
 func KeepSubscribedToServer(c *cluster.Cluster, identity string, pid *actor.PID, every time.Duration, opts ...SubscribeOption) (stop func()) {
-	var o subscribeOptions
-	if pid.GetAddress() == c.ActorSystem.Address() {
-		o.startID = actors.StartID(c.ActorSystem)
-	}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	startID := server.SubscriberStartID(c.ActorSystem, pid, opts...)
 	return keepDoing(c, every, func() {
 		forgetMisplaced(c, identity, Name)
-		_, _ = c.Request(identity, Name, &messages.Subscribe{Subscriber: pid, SubscriberStartId: o.startID},
+		_, _ = c.Request(identity, Name, &messages.Subscribe{Subscriber: pid, SubscriberStartId: startID},
 			cluster.WithTimeout(2*time.Second), cluster.WithRetryCount(2))
 	})
 }
 
-// SubscribeOption is an option of KeepSubscribedToServer.
-type SubscribeOption func(*subscribeOptions)
-
-type subscribeOptions struct {
-	startID uint64 // Subscribe.subscriber_start_id
-}
+// SubscribeOption is an option of KeepSubscribedToServer: Server.Subscribe's.
+type SubscribeOption = server.SubscribeOption
 
 // WithSubscriberStartID names the start id of the subscriber's node
 // (actors.StartID of its actor system, on that node; 0: none), for a
@@ -470,6 +460,7 @@ type subscribeOptions struct {
 // node that answers at the subscriber's address may be a later start, in
 // which the subscriber does not run, and the check would keep a subscriber
 // that is gone. Only whoever has the PID from that node knows its start.
+// It is server.WithSubscriberStartID.
 func WithSubscriberStartID(startID uint64) SubscribeOption {
-	return func(o *subscribeOptions) { o.startID = startID }
+	return server.WithSubscriberStartID(startID)
 }

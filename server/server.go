@@ -322,17 +322,27 @@ func (s *Server) Subscribe(ctx context.Context, subscriber *actor.PID, opts ...S
 	if subscriber == nil {
 		subscriber = &actor.PID{} // refused by the server: the sender is a temporary reply actor
 	}
+	return ack(ctx, s, &messages.Subscribe{Subscriber: subscriber, SubscriberStartId: SubscriberStartID(s.sys, subscriber, opts...)})
+}
+
+// SubscriberStartID is the start id a Subscribe of subscriber sent from sys
+// names (Subscribe.subscriber_start_id): sys's own (actors.StartID) for a
+// subscriber of sys, none (0) for one elsewhere, unless opts name one
+// (WithSubscriberStartID). Server.Subscribe and
+// clusterkind.KeepSubscribedToServer send it.
+func SubscriberStartID(sys *actor.ActorSystem, subscriber *actor.PID, opts ...SubscribeOption) uint64 {
 	var o subscribeOptions
-	if actors.IsLocalAddress(s.sys, subscriber.GetAddress()) {
-		o.startID = actors.StartID(s.sys)
+	if actors.IsLocalAddress(sys, subscriber.GetAddress()) {
+		o.startID = actors.StartID(sys)
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return ack(ctx, s, &messages.Subscribe{Subscriber: subscriber, SubscriberStartId: o.startID})
+	return o.startID
 }
 
-// SubscribeOption is an option of Server.Subscribe.
+// SubscribeOption is an option of Server.Subscribe and
+// clusterkind.KeepSubscribedToServer.
 type SubscribeOption func(*subscribeOptions)
 
 type subscribeOptions struct {
