@@ -51,7 +51,6 @@ var eventLoops loopGroup
 type loopGroup struct {
 	mu    sync.Mutex
 	refs  int
-	conns int // the connections among refs (acquire, leave)
 	loops []*eventLoop
 }
 
@@ -99,11 +98,10 @@ func (g *loopGroup) acquire() (*eventLoop, error) {
 	if err := g.hold(); err != nil {
 		return nil, err
 	}
-	g.conns++
 	// The loop with the fewest connections among those that take them:
 	// a few comparisons of a small slice, once per connection.
 	l := g.loops[0]
-	for _, o := range g.loops[1:g.spread()] {
+	for _, o := range g.loops[1:g.spread(g.placed()+1)] {
 		if o.placed < l.placed {
 			l = o
 		}
@@ -112,12 +110,21 @@ func (g *loopGroup) acquire() (*eventLoop, error) {
 	return l, nil
 }
 
-// spread is how many of the loops take new connections (the first ones):
-// loopConns connections a loop, but never fewer than loopsSharedPerProc
-// loops a P nor more than there are. Under mu.
-func (g *loopGroup) spread() int {
+// spread is how many of the loops take new connections (the first ones)
+// when there are conns: loopConns connections a loop, but never fewer than
+// loopsSharedPerProc loops a P nor more than there are. Under mu.
+func (g *loopGroup) spread(conns int) int {
 	shared := len(g.loops) / loopsPerProc * loopsSharedPerProc
-	return min(len(g.loops), max(shared, (g.conns+loopConns-1)/loopConns))
+	return min(len(g.loops), max(shared, (conns+loopConns-1)/loopConns))
+}
+
+// placed is how many connections the loops have (acquire, leave). Under mu.
+func (g *loopGroup) placed() int {
+	n := 0
+	for _, l := range g.loops {
+		n += l.placed
+	}
+	return n
 }
 
 // leave gives the share back that acquire took for a connection of l.
@@ -125,7 +132,6 @@ func (g *loopGroup) leave(l *eventLoop) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	l.placed--
-	g.conns--
 	g.drop()
 }
 

@@ -26,7 +26,7 @@ func TestFewConnectionsShareLoopsAndManySpreadOverMore(t *testing.T) {
 	deadline := time.Now().Add(connWait)
 	for {
 		eventLoops.mu.Lock()
-		live := eventLoops.conns
+		live := eventLoops.placed()
 		eventLoops.mu.Unlock()
 		if live == 0 {
 			break
